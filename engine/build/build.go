@@ -1,0 +1,353 @@
+// Package build is Slipway's Builder: it runs the stages of a Dockerfile and
+// returns the target stage as a v1.Image. Publishing that image is another
+// package's job (engine/publish), as in ko's Builder/Publisher split.
+//
+// Each stage keeps a root filesystem under the work directory (or "/" in
+// in-place mode), extracted from its base image on the first instruction
+// that needs files. COPY and ADD write files into it and turn exactly the
+// paths they wrote into a layer; RUN executes there and a snapshot finds
+// what it changed. Metadata instructions only edit the image config.
+// Independent stages run concurrently in chroot mode, since each has a root
+// of its own; in in-place mode there is only one "/", so they run in turn.
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/slipway-build/slipway/engine/dockerfile"
+	"github.com/slipway-build/slipway/engine/rootfs"
+	"github.com/slipway-build/slipway/engine/run"
+)
+
+// ExecutorDir is where the executor image keeps its own files; in-place
+// mode never extracts over it or snapshots it.
+const ExecutorDir = "/slipway"
+
+// ImageSource pulls base images; engine/registry's Client is one.
+type ImageSource interface {
+	Pull(ctx context.Context, ref string, platform v1.Platform) (v1.Image, error)
+}
+
+// Secret is a value for RUN --mount=type=secret, from a file or the
+// environment; it is mounted for the one command and never written to a
+// layer or a log.
+type Secret struct {
+	File string
+	Env  string
+}
+
+// Options describe one build.
+type Options struct {
+	// ContextDir is the local build context, already fetched.
+	ContextDir string
+	// Dockerfile is the path of the Dockerfile; a relative path that does not
+	// exist is taken relative to ContextDir, as kaniko does.
+	Dockerfile string
+	BuildArgs  map[string]string
+	Target     string
+	// Platform is the target platform; the zero value means this machine's.
+	Platform v1.Platform
+	// Labels are added to the final image (kaniko's --label).
+	Labels map[string]string
+	// Epoch, when set, is the creation time of the image and its history, and
+	// clamps file times in new layers: --reproducible and SOURCE_DATE_EPOCH.
+	Epoch *time.Time
+	// Compression is "gzip" (default) or "zstd"; CompressionLevel 0 is the
+	// algorithm's default.
+	Compression      string
+	CompressionLevel int
+	// WorkDir holds stage root filesystems and layer files. The layers of
+	// the returned image are read from it, so the caller removes it only
+	// after publishing.
+	WorkDir string
+	// Images pulls base images and COPY --from images.
+	Images ImageSource
+	// Executor runs RUN commands; Mode says which kind it is.
+	Executor run.Executor
+	Mode     run.Mode
+	// IgnorePaths are never snapshotted (kaniko's --ignore-path).
+	IgnorePaths []string
+	// Secrets for RUN --mount=type=secret, by id.
+	Secrets map[string]Secret
+	// CacheDir persists RUN --mount=type=cache directories.
+	CacheDir string
+	// SkipUnusedStages is kaniko's flag; nil means true, BuildKit's default.
+	SkipUnusedStages *bool
+	// Log receives progress; nil means slog.Default().
+	Log *slog.Logger
+	// Output receives RUN commands' stdout and stderr; nil means os.Stderr.
+	Output io.Writer
+}
+
+// Build runs the Dockerfile and returns the image of the target stage.
+func Build(ctx context.Context, opts Options) (v1.Image, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	df, err := readDockerfile(opts)
+	if err != nil {
+		return nil, err
+	}
+	planOpts := dockerfile.PlanOptions{
+		BuildArgs:        opts.BuildArgs,
+		Target:           opts.Target,
+		TargetPlatform:   toOCIPlatform(opts.Platform),
+		BuildPlatform:    toOCIPlatform(hostPlatform()),
+		SkipUnusedStages: opts.SkipUnusedStages,
+	}
+	plan, err := df.Plan(planOpts)
+	if err != nil {
+		return nil, err
+	}
+	ignore, err := readIgnore(opts)
+	if err != nil {
+		return nil, err
+	}
+	ignoreList, err := newIgnoreList(opts)
+	if err != nil {
+		return nil, err
+	}
+	b := &builder{
+		opts:       opts,
+		ignoreList: ignoreList,
+		planOpts:   planOpts,
+		plan:       plan,
+		ignore:     ignore,
+		done:       map[int]*stageResult{},
+		ready:      map[int]chan struct{}{},
+	}
+	for _, s := range plan.Stages {
+		b.ready[s.Index] = make(chan struct{})
+	}
+	defer b.cleanup()
+	if err := b.runStages(ctx); err != nil {
+		return nil, err
+	}
+	return b.done[plan.Target].image, nil
+}
+
+func (o *Options) defaults() error {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Output == nil {
+		o.Output = os.Stderr
+	}
+	if o.Platform.OS == "" {
+		o.Platform = hostPlatform()
+	}
+	if o.Images == nil {
+		return errors.New("build: no image source configured")
+	}
+	if o.WorkDir == "" {
+		o.WorkDir = os.TempDir()
+	}
+	if o.Mode == "" {
+		o.Mode = run.Chroot
+	}
+	if o.Mode == run.InPlace && o.Executor == nil {
+		return errors.New("in-place mode needs an executor")
+	}
+	return nil
+}
+
+func hostPlatform() v1.Platform {
+	p := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	if runtime.GOARCH == "arm" {
+		p.Variant = "v7"
+	}
+	return p
+}
+
+func readDockerfile(opts Options) (*dockerfile.Dockerfile, error) {
+	path := opts.Dockerfile
+	if path == "" {
+		path = "Dockerfile"
+	}
+	if !filepath.IsAbs(path) {
+		if _, err := os.Stat(path); err != nil {
+			path = filepath.Join(opts.ContextDir, path)
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading Dockerfile: %w (check --dockerfile and --context)", err)
+	}
+	defer f.Close()
+	return dockerfile.Parse(f, path)
+}
+
+func readIgnore(opts Options) (*dockerfile.Ignore, error) {
+	name := opts.Dockerfile
+	if name == "" {
+		name = "Dockerfile"
+	}
+	return dockerfile.ReadIgnore(opts.ContextDir, name)
+}
+
+// builder runs the planned stages and keeps their results for later
+// stages' FROM and COPY --from.
+type builder struct {
+	opts     Options
+	planOpts dockerfile.PlanOptions
+	plan     *dockerfile.Plan
+	ignore   *dockerfile.Ignore
+	// ignoreList is what extraction and snapshots never touch.
+	ignoreList *rootfs.IgnoreList
+	trees      trees
+	// rootUsed records that a stage has unpacked into "/" (in-place mode).
+	rootUsed bool
+
+	mu       sync.Mutex
+	done     map[int]*stageResult
+	ready    map[int]chan struct{}
+	cleanups []func()
+}
+
+// stageResult is what later stages see of a finished stage.
+type stageResult struct {
+	image v1.Image
+	// scope is the stage's final ARG and ENV state, which stages built
+	// FROM it start from.
+	scope *dockerfile.Scope
+	// root is the stage's filesystem, kept for COPY --from; empty when the
+	// stage was never materialised (or in in-place mode, where "/" moved on).
+	root string
+}
+
+func (b *builder) runStages(ctx context.Context) error {
+	if b.opts.Mode == run.InPlace {
+		for i := range b.plan.Stages {
+			if err := b.runStage(ctx, &b.plan.Stages[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// Pulled images keep the context they were fetched with, and the
+	// publisher reads their layers after the build: so the stages' context
+	// is cancelled on the first failure only, never on success.
+	sctx, cancel := context.WithCancel(ctx)
+	var once sync.Once
+	fail := func(err error) error {
+		once.Do(cancel)
+		return err
+	}
+	var g errgroup.Group
+	for i := range b.plan.Stages {
+		s := &b.plan.Stages[i]
+		g.Go(func() error {
+			for _, dep := range s.DependsOn {
+				ch, ok := b.ready[dep]
+				if !ok {
+					continue
+				}
+				select {
+				case <-ch:
+				case <-sctx.Done():
+					return sctx.Err()
+				}
+			}
+			if err := b.runStage(sctx, s); err != nil {
+				return fail(err)
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	if err != nil {
+		cancel()
+	}
+	return err
+}
+
+func (b *builder) runStage(ctx context.Context, s *dockerfile.PlannedStage) error {
+	name := s.Name
+	if name == "" {
+		name = fmt.Sprint(s.Index)
+	}
+	b.opts.Log.Info(fmt.Sprintf("Building stage '%s' [idx: '%d', base-idx: '%d']", s.Base, s.Index, s.BaseStage), "stage", name)
+	st, err := newStage(ctx, b, s)
+	if err != nil {
+		return err
+	}
+	res, err := st.build(ctx)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.done[s.Index] = res
+	b.mu.Unlock()
+	close(b.ready[s.Index])
+	return nil
+}
+
+// result returns a finished stage by index.
+func (b *builder) result(index int) (*stageResult, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r, ok := b.done[index]
+	return r, ok
+}
+
+// stageIndex finds a stage by name or number, as COPY --from and
+// RUN --mount from= refer to it; ok is false for an image reference.
+func (b *builder) stageIndex(ref string) (int, bool) {
+	for _, s := range b.plan.Stages {
+		if s.Name != "" && strings.EqualFold(s.Name, ref) {
+			return s.Index, true
+		}
+	}
+	var n int
+	if _, err := fmt.Sscanf(ref, "%d", &n); err == nil && fmt.Sprint(n) == ref {
+		for _, s := range b.plan.Stages {
+			if s.Index == n {
+				return n, true
+			}
+		}
+	}
+	return 0, false
+}
+
+func (b *builder) addCleanup(f func()) {
+	b.mu.Lock()
+	b.cleanups = append(b.cleanups, f)
+	b.mu.Unlock()
+}
+
+func (b *builder) cleanup() {
+	for i := len(b.cleanups) - 1; i >= 0; i-- {
+		b.cleanups[i]()
+	}
+}
+
+// lineOf names a command's place in the Dockerfile for error messages.
+func lineOf(cmd instructions.Command) string {
+	if loc := cmd.Location(); len(loc) > 0 {
+		return fmt.Sprintf("line %d", loc[0].Start.Line)
+	}
+	return "unknown line"
+}
+
+// commandError wraps an instruction's failure with its line and text.
+func commandError(cmd instructions.Command, err error) error {
+	text := cmd.Name()
+	if s, ok := cmd.(fmt.Stringer); ok {
+		text = s.String()
+	}
+	return fmt.Errorf("Dockerfile %s: %s: %w", lineOf(cmd), text, err)
+}

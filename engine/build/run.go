@@ -1,0 +1,259 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
+	"github.com/slipway-build/slipway/engine/dockerfile"
+	"github.com/slipway-build/slipway/engine/run"
+	"github.com/slipway-build/slipway/engine/snapshot"
+	"github.com/slipway-build/slipway/engine/userdb"
+)
+
+// run executes a RUN instruction and commits what it changed.
+func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
+	if s.b.opts.Executor == nil {
+		return errors.New("RUN needs an executor: run slipway-build with --mode=chroot (as root) or in the executor image")
+	}
+	if err := s.materialize(ctx); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(s.b.opts.WorkDir, "slipway-run-")
+	if err != nil {
+		return err
+	}
+	defer removeAll(tmp)
+
+	spec := run.Spec{
+		Root:    s.root,
+		Env:     s.scope.RunEnv(),
+		Dir:     s.cfg.Config.WorkingDir,
+		Network: instructions.GetNetwork(c),
+		Stdout:  s.b.opts.Output,
+		Stderr:  s.b.opts.Output,
+	}
+	if spec.Dir == "" {
+		spec.Dir = "/"
+	}
+	if u := s.cfg.Config.User; u != "" {
+		usr, err := userdb.ResolveUser(s.root, u)
+		if err != nil {
+			return err
+		}
+		spec.UID, spec.GID, spec.Groups = usr.UID, usr.GID, usr.Groups
+	}
+	args, heredocMount, err := s.runArgs(c, tmp)
+	if err != nil {
+		return err
+	}
+	spec.Args = args
+	if heredocMount != nil {
+		spec.Mounts = append(spec.Mounts, *heredocMount)
+	}
+	mounts, env, err := s.runMounts(ctx, c, tmp)
+	if err != nil {
+		return err
+	}
+	spec.Mounts = append(spec.Mounts, mounts...)
+	spec.Env = append(spec.Env, env...)
+
+	if err := s.b.opts.Executor.Run(ctx, spec); err != nil {
+		var exit *run.ExitError
+		if errors.As(err, &exit) {
+			return fmt.Errorf("the command %q returned a non-zero code: %d", strings.Join(args, " "), exit.Code)
+		}
+		return fmt.Errorf("running %q: %w", strings.Join(args, " "), err)
+	}
+	s.b.opts.Log.Info("Taking snapshot of files...")
+	changes, err := snapshot.NewWalker(s.root, s.idx, s.b.ignoreList).Snapshot(ctx)
+	if err != nil {
+		return fmt.Errorf("snapshotting the changes: %w", err)
+	}
+	createdBy := "RUN " + strings.Join(args, " ") + " # buildkit"
+	if buildArgs := s.scope.BuildArgs(); len(buildArgs) > 0 {
+		createdBy = fmt.Sprintf("RUN |%d %s %s # buildkit", len(buildArgs), strings.Join(buildArgs, " "), strings.Join(args, " "))
+	}
+	if len(changes) == 0 {
+		s.emptyHistory(createdBy)
+		return nil
+	}
+	return s.commit(changes, createdBy)
+}
+
+// runArgs turns a RUN's command line and heredocs into argv with
+// BuildKit's rules; a heredoc script with a shebang is mounted read-only at
+// /dev/pipes for the one command.
+func (s *stage) runArgs(c *instructions.RunCommand, tmp string) ([]string, *run.Mount, error) {
+	args, script, err := dockerfile.RunArgv(c, s.shell())
+	if err != nil || script == nil {
+		return args, nil, err
+	}
+	dir := filepath.Join(tmp, "pipes")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, path.Base(script.Path)), []byte(script.Data), 0o755); err != nil {
+		return nil, nil, err
+	}
+	return args, &run.Mount{Type: run.MountBind, Source: dir, Target: path.Dir(script.Path), ReadOnly: true}, nil
+}
+
+var cacheIDChars = regexp.MustCompile(`[^A-Za-z0-9._-]`)
+
+// runMounts resolves RUN --mount flags to host paths for the executor,
+// and the environment variables secrets with env= add.
+func (s *stage) runMounts(ctx context.Context, c *instructions.RunCommand, tmp string) ([]run.Mount, []string, error) {
+	var mounts []run.Mount
+	var env []string
+	for i, m := range instructions.GetMounts(c) {
+		target := m.Target
+		if target != "" && !path.IsAbs(target) {
+			wd := s.cfg.Config.WorkingDir
+			if wd == "" {
+				wd = "/"
+			}
+			target = path.Join(wd, target)
+		}
+		switch m.Type {
+		case instructions.MountTypeCache:
+			id := m.CacheID
+			if id == "" {
+				id = target
+			}
+			dir := filepath.Join(s.b.cacheDir(), "mounts", cacheIDChars.ReplaceAllString(strings.Trim(id, "/"), "_"))
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return nil, nil, fmt.Errorf("--mount=type=cache,id=%s: %w", id, err)
+			}
+			if m.UID != nil || m.GID != nil || m.Mode != nil {
+				if err := applyOwnerMode(dir, m.UID, m.GID, m.Mode); err != nil {
+					return nil, nil, err
+				}
+			}
+			mounts = append(mounts, run.Mount{Type: run.MountCache, Source: dir, Target: target, ReadOnly: m.ReadOnly})
+		case instructions.MountTypeTmpfs:
+			mounts = append(mounts, run.Mount{Type: run.MountTmpfs, Target: target})
+		case instructions.MountTypeBind:
+			tree := s.b.opts.ContextDir
+			if m.From != "" {
+				root, err := s.b.fromTree(ctx, m.From, s)
+				if err != nil {
+					return nil, nil, err
+				}
+				tree = root
+			} else if cleaned := path.Clean(m.Source); cleaned == ".." || strings.HasPrefix(cleaned, "../") {
+				return nil, nil, fmt.Errorf("--mount=type=bind,source=%s: forbidden path outside the build context", m.Source)
+			}
+			host := filepath.Join(tree, filepath.FromSlash(path.Clean("/"+m.Source)))
+			if _, err := os.Stat(host); err != nil {
+				return nil, nil, fmt.Errorf("--mount=type=bind,source=%s: %w", m.Source, err)
+			}
+			mounts = append(mounts, run.Mount{Type: run.MountBind, Source: host, Target: target, ReadOnly: m.ReadOnly})
+		case instructions.MountTypeSecret:
+			mount, envVar, err := s.secretMount(m, target, filepath.Join(tmp, fmt.Sprintf("secret-%d", i)))
+			if err != nil {
+				return nil, nil, err
+			}
+			if mount != nil {
+				mounts = append(mounts, *mount)
+			}
+			if envVar != "" {
+				env = append(env, envVar)
+			}
+		default:
+			return nil, nil, fmt.Errorf("--mount=type=%s is not supported", m.Type)
+		}
+	}
+	return mounts, env, nil
+}
+
+// secretMount writes a secret to a private file for one command. It is
+// never logged and never lands in a layer: the executor mounts it outside
+// the snapshot and removes the mount point afterwards.
+func (s *stage) secretMount(m *instructions.Mount, target, file string) (*run.Mount, string, error) {
+	id := m.CacheID
+	if id == "" && target != "" {
+		id = path.Base(target)
+	}
+	secret, ok := s.b.opts.Secrets[id]
+	if !ok {
+		if m.Required {
+			return nil, "", fmt.Errorf("secret %s is required but was not given: pass --secret id=%s,src=FILE or env=VAR", id, id)
+		}
+		return nil, "", nil
+	}
+	var value []byte
+	if secret.File != "" {
+		b, err := os.ReadFile(secret.File)
+		if err != nil {
+			return nil, "", fmt.Errorf("secret %s: reading its file: %w", id, err)
+		}
+		value = b
+	} else {
+		v, ok := os.LookupEnv(secret.Env)
+		if !ok {
+			return nil, "", fmt.Errorf("secret %s: environment variable %s is not set", id, secret.Env)
+		}
+		value = []byte(v)
+	}
+	envVar := ""
+	if m.Env != nil {
+		name := *m.Env
+		if name == "" {
+			name = id
+		}
+		envVar = name + "=" + string(value)
+		if m.Target == "" {
+			return nil, envVar, nil
+		}
+	}
+	if target == "" {
+		target = "/run/secrets/" + id
+	}
+	if err := os.WriteFile(file, value, 0o400); err != nil {
+		return nil, "", fmt.Errorf("secret %s: %w", id, err)
+	}
+	mount := &run.Mount{Type: run.MountSecret, Source: file, Target: target, ReadOnly: true}
+	if m.Mode != nil {
+		mount.Mode = os.FileMode(*m.Mode)
+	}
+	if m.UID != nil {
+		mount.UID = int(*m.UID)
+	}
+	if m.GID != nil {
+		mount.GID = int(*m.GID)
+	}
+	return mount, envVar, nil
+}
+
+func applyOwnerMode(dir string, uid, gid, mode *uint64) error {
+	u, g := -1, -1
+	if uid != nil {
+		u = int(*uid)
+	}
+	if gid != nil {
+		g = int(*gid)
+	}
+	if err := os.Chown(dir, u, g); err != nil {
+		return err
+	}
+	if mode != nil {
+		return os.Chmod(dir, os.FileMode(*mode))
+	}
+	return nil
+}
+
+// cacheDir is where RUN cache mounts persist between builds.
+func (b *builder) cacheDir() string {
+	if b.opts.CacheDir != "" {
+		return b.opts.CacheDir
+	}
+	return filepath.Join(b.opts.WorkDir, "cache")
+}

@@ -1,0 +1,466 @@
+package build
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/slipway-build/slipway/engine/dockerfile"
+	"github.com/slipway-build/slipway/engine/layer"
+	"github.com/slipway-build/slipway/engine/rootfs"
+	"github.com/slipway-build/slipway/engine/run"
+	"github.com/slipway-build/slipway/engine/userdb"
+)
+
+// stage is one Dockerfile stage being built.
+type stage struct {
+	b     *builder
+	ps    *dockerfile.PlannedStage
+	scope *dockerfile.Scope
+
+	base    v1.Image
+	cfg     *v1.ConfigFile // the base's config, edited as instructions run
+	layers  []v1.Layer     // new layers, in order
+	history []v1.History   // new history entries, in order
+	created time.Time
+
+	root         string
+	idx          *rootfs.Index
+	materialized bool
+	// cmdSet records a CMD in this stage, so that ENTRYPOINT only clears an
+	// inherited CMD, as docker does.
+	cmdSet bool
+}
+
+func newStage(ctx context.Context, b *builder, ps *dockerfile.PlannedStage) (*stage, error) {
+	s := &stage{b: b, ps: ps, created: time.Now().UTC()}
+	var parentScope *dockerfile.Scope
+	if b.opts.Epoch != nil {
+		s.created = b.opts.Epoch.UTC()
+	}
+	platform := b.opts.Platform
+	if ps.Platform != nil {
+		platform = fromOCIPlatform(*ps.Platform)
+	}
+	switch {
+	case ps.BaseStage >= 0:
+		parent, ok := b.result(ps.BaseStage)
+		if !ok {
+			return nil, fmt.Errorf("stage %q: base stage %d has not been built", ps.Name, ps.BaseStage)
+		}
+		s.base = parent.image
+		parentScope = parent.scope
+	case ps.Base == "scratch":
+		s.base = empty.Image
+	default:
+		img, err := b.opts.Images.Pull(ctx, ps.Base, platform)
+		if err != nil {
+			return nil, fmt.Errorf("FROM %s: %w", ps.Base, err)
+		}
+		s.base = img
+	}
+	cf, err := s.base.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading the config of %s: %w", ps.Base, err)
+	}
+	s.cfg = cf.DeepCopy()
+	if ps.Base == "scratch" && ps.BaseStage < 0 {
+		s.cfg.OS, s.cfg.Architecture, s.cfg.Variant = platform.OS, platform.Architecture, platform.Variant
+		s.cfg.Config.Env = []string{"PATH=" + dockerfile.DefaultPath}
+	}
+	if parentScope != nil {
+		// BuildKit carries a stage's ARG values into stages built FROM it.
+		s.scope = parentScope.Derive()
+	} else {
+		s.scope = dockerfile.NewScope(b.plan, ps, s.cfg.Config.Env, b.planOpts)
+	}
+	return s, nil
+}
+
+// build runs the stage's ONBUILD triggers and instructions and assembles
+// its image.
+func (s *stage) build(ctx context.Context) (*stageResult, error) {
+	triggers := s.cfg.Config.OnBuild
+	s.cfg.Config.OnBuild = nil
+	if len(triggers) > 0 {
+		cmds, err := dockerfile.ParseTriggers(triggers)
+		if err != nil {
+			return nil, fmt.Errorf("ONBUILD triggers of %s: %w", s.ps.Base, err)
+		}
+		for _, cmd := range cmds {
+			s.b.opts.Log.Info("Executing ONBUILD trigger: " + cmd.Name())
+			if err := s.dispatch(ctx, cmd); err != nil {
+				return nil, fmt.Errorf("ONBUILD trigger of %s: %w", s.ps.Base, err)
+			}
+		}
+	}
+	for _, cmd := range s.ps.Commands {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := s.dispatch(ctx, cmd); err != nil {
+			return nil, err
+		}
+	}
+	if s.ps.Index == s.b.plan.Target && len(s.b.opts.Labels) > 0 {
+		if s.cfg.Config.Labels == nil {
+			s.cfg.Config.Labels = map[string]string{}
+		}
+		for k, v := range s.b.opts.Labels {
+			s.cfg.Config.Labels[k] = v
+		}
+	}
+	img, err := s.image()
+	if err != nil {
+		return nil, err
+	}
+	res := &stageResult{image: img, scope: s.scope}
+	if s.materialized && s.b.opts.Mode != run.InPlace {
+		res.root = s.root
+	}
+	return res, nil
+}
+
+func (s *stage) dispatch(ctx context.Context, cmd instructions.Command) error {
+	if err := s.scope.Expand(cmd); err != nil {
+		return commandError(cmd, err)
+	}
+	s.b.opts.Log.Info(commandText(cmd))
+	var err error
+	switch c := cmd.(type) {
+	case *instructions.ArgCommand:
+		s.scope.Apply(c)
+		s.emptyHistory(historyText(cmd))
+	case *instructions.EnvCommand:
+		s.scope.Apply(c)
+		s.cfg.Config.Env = s.scope.ConfigEnv()
+		s.emptyHistory(historyText(cmd))
+	case *instructions.LabelCommand:
+		if s.cfg.Config.Labels == nil {
+			s.cfg.Config.Labels = map[string]string{}
+		}
+		for _, kv := range c.Labels {
+			s.cfg.Config.Labels[kv.Key] = kv.Value
+		}
+		s.emptyHistory(historyText(cmd))
+	case *instructions.MaintainerCommand:
+		s.cfg.Author = c.Maintainer
+		s.emptyHistory(historyText(cmd))
+	case *instructions.ExposeCommand:
+		err = s.expose(c)
+	case *instructions.VolumeCommand:
+		if s.cfg.Config.Volumes == nil {
+			s.cfg.Config.Volumes = map[string]struct{}{}
+		}
+		for _, v := range c.Volumes {
+			if strings.TrimSpace(v) == "" {
+				return commandError(cmd, fmt.Errorf("VOLUME specified can not be an empty string"))
+			}
+			s.cfg.Config.Volumes[v] = struct{}{}
+		}
+		s.emptyHistory(historyText(cmd))
+	case *instructions.UserCommand:
+		s.cfg.Config.User = c.User
+		s.emptyHistory(historyText(cmd))
+	case *instructions.StopSignalCommand:
+		s.cfg.Config.StopSignal = c.Signal
+		s.emptyHistory(historyText(cmd))
+	case *instructions.ShellCommand:
+		s.cfg.Config.Shell = append([]string(nil), c.Shell...)
+		s.emptyHistory(historyText(cmd))
+	case *instructions.OnbuildCommand:
+		s.cfg.Config.OnBuild = append(s.cfg.Config.OnBuild, c.Expression)
+		s.emptyHistory(historyText(cmd))
+	case *instructions.HealthCheckCommand:
+		s.healthcheck(c)
+		s.emptyHistory(historyText(cmd))
+	case *instructions.CmdCommand:
+		s.cfg.Config.Cmd = s.withShell(c.ShellDependantCmdLine)
+		s.cmdSet = true
+		s.emptyHistory(fmt.Sprintf("CMD %s", quoteArgs(s.cfg.Config.Cmd)))
+	case *instructions.EntrypointCommand:
+		s.cfg.Config.Entrypoint = s.withShell(c.ShellDependantCmdLine)
+		if !s.cmdSet {
+			s.cfg.Config.Cmd = nil
+		}
+		s.emptyHistory(fmt.Sprintf("ENTRYPOINT %s", quoteArgs(s.cfg.Config.Entrypoint)))
+	case *instructions.WorkdirCommand:
+		err = s.workdir(ctx, c)
+	case *instructions.CopyCommand:
+		err = s.copy(ctx, copyFromCopy(c))
+	case *instructions.AddCommand:
+		err = s.copy(ctx, copyFromAdd(c))
+	case *instructions.RunCommand:
+		err = s.run(ctx, c)
+	default:
+		err = fmt.Errorf("instruction %s is not supported", cmd.Name())
+	}
+	if err != nil {
+		return commandError(cmd, err)
+	}
+	return nil
+}
+
+func (s *stage) withShell(c instructions.ShellDependantCmdLine) []string {
+	return dockerfile.WithShell(c, s.shell())
+}
+
+func (s *stage) shell() []string {
+	if len(s.cfg.Config.Shell) > 0 {
+		return append([]string(nil), s.cfg.Config.Shell...)
+	}
+	return dockerfile.DefaultShell(s.cfg.OS)
+}
+
+func (s *stage) expose(c *instructions.ExposeCommand) error {
+	if s.cfg.Config.ExposedPorts == nil {
+		s.cfg.Config.ExposedPorts = map[string]struct{}{}
+	}
+	for _, p := range c.Ports {
+		ports, err := parsePorts(p)
+		if err != nil {
+			return err
+		}
+		for _, port := range ports {
+			s.cfg.Config.ExposedPorts[port] = struct{}{}
+		}
+	}
+	s.emptyHistory(historyText(c))
+	return nil
+}
+
+func (s *stage) healthcheck(c *instructions.HealthCheckCommand) {
+	h := c.Health
+	s.cfg.Config.Healthcheck = &v1.HealthConfig{
+		Test:        append([]string(nil), h.Test...),
+		Interval:    h.Interval,
+		Timeout:     h.Timeout,
+		StartPeriod: h.StartPeriod,
+		Retries:     h.Retries,
+	}
+}
+
+// workdir sets the working directory and, as BuildKit does, creates it
+// owned by the current USER, in a layer of its own.
+func (s *stage) workdir(ctx context.Context, c *instructions.WorkdirCommand) error {
+	wd := c.Path
+	if !path.IsAbs(wd) {
+		base := s.cfg.Config.WorkingDir
+		if base == "" {
+			base = "/"
+		}
+		wd = path.Join(base, wd)
+	}
+	wd = path.Clean(wd)
+	s.cfg.Config.WorkingDir = wd
+	if wd == "/" {
+		s.emptyHistory(historyText(c))
+		return nil
+	}
+	if err := s.materialize(ctx); err != nil {
+		return err
+	}
+	uid, gid := 0, 0
+	if u := s.cfg.Config.User; u != "" {
+		usr, err := userdb.ResolveUser(s.root, u)
+		if err != nil {
+			return err
+		}
+		uid, gid = int(usr.UID), int(usr.GID)
+	}
+	created, err := mkdirAll(s.root, wd, 0o755, uid, gid, s.b.opts.Epoch)
+	if err != nil {
+		return err
+	}
+	if len(created) == 0 {
+		s.emptyHistory(historyText(c))
+		return nil
+	}
+	changes := make([]layer.Change, 0, len(created))
+	for _, p := range created {
+		changes = append(changes, layer.Change{Path: p})
+	}
+	return s.commit(changes, historyText(c)+" # buildkit")
+}
+
+// materialize extracts the base image into the stage's root on the first
+// instruction that needs files.
+func (s *stage) materialize(ctx context.Context) error {
+	if s.materialized {
+		return nil
+	}
+	s.idx = rootfs.NewIndex()
+	if s.b.opts.Mode == run.InPlace {
+		s.root = "/"
+		if s.b.rootUsed {
+			// An earlier stage's files are still in /; what later stages
+			// need of them is in that stage's image.
+			if err := wipe(s.root, s.b.ignoreList); err != nil {
+				return err
+			}
+		}
+		s.b.rootUsed = true
+	} else {
+		dir, err := os.MkdirTemp(s.b.opts.WorkDir, fmt.Sprintf("slipway-stage-%d-", s.ps.Index))
+		if err != nil {
+			return fmt.Errorf("creating the stage's root filesystem: %w", err)
+		}
+		if err := os.Chmod(dir, 0o755); err != nil {
+			return err
+		}
+		s.root = dir
+		s.b.addCleanup(func() { removeAll(dir) })
+	}
+	img, err := s.currentImage()
+	if err != nil {
+		return err
+	}
+	s.b.opts.Log.Info("Unpacking rootfs as cmd requires it.", "image", s.ps.Base)
+	if err := rootfs.ExtractImage(ctx, s.root, img, s.idx, s.extractOptions()...); err != nil {
+		return fmt.Errorf("unpacking %s: %w", s.ps.Base, err)
+	}
+	s.materialized = true
+	return nil
+}
+
+// currentImage is the base plus the layers this stage has made so far.
+func (s *stage) currentImage() (v1.Image, error) {
+	if len(s.layers) == 0 {
+		return s.base, nil
+	}
+	return mutate.AppendLayers(s.base, s.layers...)
+}
+
+// commit turns changes under the root into a new layer with its history.
+func (s *stage) commit(changes []layer.Change, createdBy string) error {
+	l, err := layer.Write(s.root, changes, layer.Options{
+		Compression: s.b.opts.Compression,
+		Level:       s.b.opts.CompressionLevel,
+		Epoch:       s.b.opts.Epoch,
+		TempDir:     s.b.opts.WorkDir,
+	})
+	if err != nil {
+		return err
+	}
+	// The layer file lives in WorkDir until the caller, having published
+	// the image, removes that directory.
+	s.layers = append(s.layers, l)
+	s.history = append(s.history, v1.History{Created: v1.Time{Time: s.created}, CreatedBy: createdBy, Comment: "slipway"})
+	return nil
+}
+
+func (s *stage) emptyHistory(createdBy string) {
+	s.history = append(s.history, v1.History{Created: v1.Time{Time: s.created}, CreatedBy: createdBy, Comment: "slipway", EmptyLayer: true})
+}
+
+// image assembles the stage's image: base layers, new layers, and a config
+// with the edited container config and the full history.
+func (s *stage) image() (v1.Image, error) {
+	img := s.base
+	if s.b.opts.Compression == "zstd" {
+		// zstd layers are only valid in OCI manifests.
+		img = mutate.MediaType(img, types.OCIManifestSchema1)
+		img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	} else if mt, err := img.MediaType(); err == nil && mt == "" {
+		img = mutate.MediaType(img, types.DockerManifestSchema2)
+	}
+	if len(s.layers) > 0 {
+		var err error
+		if img, err = mutate.AppendLayers(img, s.layers...); err != nil {
+			return nil, fmt.Errorf("assembling the image: %w", err)
+		}
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.Config = s.cfg.Config
+	cf.Author = s.cfg.Author
+	cf.OS, cf.Architecture, cf.Variant = s.cfg.OS, s.cfg.Architecture, s.cfg.Variant
+	cf.Created = v1.Time{Time: s.created}
+	cf.History = append(append([]v1.History(nil), s.cfg.History...), s.history...)
+	if cf.Config.Labels != nil && len(cf.Config.Labels) == 0 {
+		cf.Config.Labels = nil
+	}
+	return mutate.ConfigFile(img, cf)
+}
+
+func (s *stage) extractOptions() []rootfs.Option {
+	return []rootfs.Option{rootfs.WithIgnoreList(s.b.ignoreList)}
+}
+
+func commandText(cmd instructions.Command) string {
+	if st, ok := cmd.(fmt.Stringer); ok {
+		return st.String()
+	}
+	return strings.ToUpper(cmd.Name())
+}
+
+// historyText is the history's created_by for metadata instructions, in
+// BuildKit's form ("ENV A=b", "LABEL k=v").
+func historyText(cmd instructions.Command) string {
+	switch c := cmd.(type) {
+	case *instructions.EnvCommand:
+		return "ENV " + kvText(c.Env)
+	case *instructions.LabelCommand:
+		return "LABEL " + kvText(c.Labels)
+	case *instructions.WorkdirCommand:
+		return "WORKDIR " + c.Path
+	case *instructions.UserCommand:
+		return "USER " + c.User
+	case *instructions.ExposeCommand:
+		ports := append([]string(nil), c.Ports...)
+		sort.Strings(ports)
+		return "EXPOSE map[" + strings.Join(ports, ":{} ") + ":{}]"
+	case *instructions.VolumeCommand:
+		return fmt.Sprintf("VOLUME %v", c.Volumes)
+	case *instructions.ArgCommand:
+		parts := make([]string, 0, len(c.Args))
+		for _, a := range c.Args {
+			p := a.Key
+			if a.Value != nil {
+				p += "=" + *a.Value
+			}
+			parts = append(parts, p)
+		}
+		return "ARG " + strings.Join(parts, " ")
+	}
+	return commandText(cmd)
+}
+
+func kvText(kvs instructions.KeyValuePairs) string {
+	parts := make([]string, 0, len(kvs))
+	for _, kv := range kvs {
+		parts = append(parts, kv.Key+"="+kv.Value)
+	}
+	return strings.Join(parts, " ")
+}
+
+func quoteArgs(args []string) string {
+	return fmt.Sprintf("%q", args)
+}
+
+func toOCIPlatform(p v1.Platform) ocispec.Platform {
+	return ocispec.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant, OSVersion: p.OSVersion}
+}
+
+func fromOCIPlatform(p ocispec.Platform) v1.Platform {
+	return v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant, OSVersion: p.OSVersion}
+}
+
+func removeAll(dir string) {
+	_ = os.RemoveAll(filepath.Clean(dir))
+}

@@ -1,0 +1,28 @@
+// Package engine is Slipway's build engine. It holds no code itself; the
+// work lives in small packages, each named for what it does, joined at
+// narrow interfaces so that each can be tested alone:
+//
+//	dockerfile   parse a Dockerfile with BuildKit's parser into typed
+//	             instructions; ARG/ENV scope and variable expansion with
+//	             BuildKit's precedence; the stage graph (--target, unused
+//	             stages skipped); .dockerignore matching.
+//	buildcontext fetch a build context (dir, tar, http(s), git, s3, gs,
+//	             azure) into a local directory: the context Source seam.
+//	registry     pull and push with go-containerregistry: credentials
+//	             (docker config.json), TLS, insecure registries, mirrors,
+//	             retries.
+//	layer        write an OCI layer from a set of changed paths under a
+//	             root directory, streamed through a temp file.
+//	rootfs       extract image layers into a root directory, confined to
+//	             it, applying whiteouts; the index snapshots start from.
+//	snapshot     find what a RUN changed under a root: the Snapshotter seam.
+//	run          execute a RUN command in chroot or in-place mode: the
+//	             Executor seam.
+//	userdb       resolve user and group names in a root's /etc/passwd and
+//	             /etc/group.
+//	build        the Builder: runs a Dockerfile's stages and returns the
+//	             image; it joins all of the above.
+//	publish      the Publisher: push to destinations, write tarballs, OCI
+//	             layouts and digest files, only after every push succeeded.
+//	logging      the log format and verbosity shared by every step.
+package engine

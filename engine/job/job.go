@@ -1,0 +1,285 @@
+// Package job is the whole slipway-build job, as one call: fetch the build
+// context, build the Dockerfile, publish the image. The step binary only
+// turns kaniko's flags into a Config.
+package job
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/slipway-build/slipway/engine/build"
+	"github.com/slipway-build/slipway/engine/buildcontext"
+	"github.com/slipway-build/slipway/engine/publish"
+	"github.com/slipway-build/slipway/engine/registry"
+	"github.com/slipway-build/slipway/engine/run"
+)
+
+// Config is everything a slipway-build run is told.
+type Config struct {
+	Context        string
+	ContextSubPath string
+	Git            string
+	Dockerfile     string
+	// BuildArgs are "NAME=value", or "NAME" to take the value from the
+	// environment, as kaniko's --build-arg.
+	BuildArgs        []string
+	Target           string
+	Labels           []string
+	CustomPlatform   string
+	SkipUnusedStages bool
+	// Secrets are "id=NAME,src=FILE" or "id=NAME,env=VAR".
+	Secrets []string
+
+	Publish publish.Options
+	// ImageURLFile receives the first destination without its digest, and
+	// ImagesFile every destination as repo@digest, comma-separated: the
+	// Tekton Chains results IMAGE_URL and IMAGES. Neither ends in a newline.
+	ImageURLFile, ImagesFile string
+	Registry                 registry.Options
+
+	Reproducible     bool
+	Compression      string
+	CompressionLevel int
+
+	// Mode is "chroot" or "in-place"; the executor image presets it.
+	Mode        string
+	WorkDir     string
+	CacheDir    string
+	IgnorePaths []string
+	Stdin       io.Reader
+	Log         *slog.Logger
+	// Output receives RUN commands' output.
+	Output io.Writer
+}
+
+// Run builds and publishes, returning the image digest. On any error no
+// digest file is written and nothing is pushed that was not complete.
+func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if err := cfg.Registry.Validate(); err != nil {
+		return v1.Hash{}, err
+	}
+	buildArgs, err := ParseBuildArgs(cfg.BuildArgs, os.LookupEnv)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	labels, err := parseKeyValues("--label", cfg.Labels)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	secrets, err := ParseSecrets(cfg.Secrets)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	platform, err := ParsePlatform(cfg.CustomPlatform)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	epoch, err := buildEpoch(cfg.Reproducible)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	mode := run.Mode(cfg.Mode)
+	if mode == "" {
+		mode = run.Chroot
+	}
+	if mode != run.Chroot && mode != run.InPlace {
+		return v1.Hash{}, fmt.Errorf("unknown --mode %q: use chroot or in-place", cfg.Mode)
+	}
+	if len(cfg.Publish.Destinations) == 0 && !cfg.Publish.NoPush {
+		return v1.Hash{}, errors.New("no --destination given: name where to push the image, or pass --no-push")
+	}
+	workDir, err := makeWorkDir(cfg.WorkDir)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	defer os.RemoveAll(workDir)
+
+	client := registry.New(cfg.Registry)
+	if !cfg.Publish.NoPush && !cfg.Publish.SkipPushPermissionCheck {
+		// Fail before a long build when the credentials cannot push.
+		tags, err := tagsOf(cfg.Publish.Destinations)
+		if err != nil {
+			return v1.Hash{}, err
+		}
+		if err := publish.CheckPushPermissions(ctx, client, tags); err != nil {
+			return v1.Hash{}, err
+		}
+	}
+
+	contextURL := cfg.Context
+	if contextURL == "" {
+		contextURL = "/workspace/"
+	}
+	gitOpts, err := buildcontext.ParseGitOptions(cfg.Git)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	contextDir, cleanup, err := buildcontext.Prepare(ctx, contextURL, workDir, buildcontext.Options{
+		SubPath: cfg.ContextSubPath,
+		Git:     gitOpts,
+		Stdin:   cfg.Stdin,
+	})
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	defer cleanup()
+
+	executor, err := run.New(mode, run.WithLogger(cfg.Log))
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	started := time.Now()
+	img, err := build.Build(ctx, build.Options{
+		ContextDir:       contextDir,
+		Dockerfile:       dockerfilePath(cfg.Dockerfile, contextDir),
+		BuildArgs:        buildArgs,
+		Target:           cfg.Target,
+		Platform:         platform,
+		Labels:           labels,
+		Epoch:            epoch,
+		Compression:      cfg.Compression,
+		CompressionLevel: cfg.CompressionLevel,
+		WorkDir:          workDir,
+		Images:           client,
+		Executor:         executor,
+		Mode:             mode,
+		IgnorePaths:      cfg.IgnorePaths,
+		Secrets:          secrets,
+		CacheDir:         cfg.CacheDir,
+		SkipUnusedStages: &cfg.SkipUnusedStages,
+		Log:              cfg.Log,
+		Output:           cfg.Output,
+	})
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	cfg.Log.Info(fmt.Sprintf("Built image in %s", time.Since(started).Round(time.Millisecond)))
+	digest, err := publish.Publish(ctx, img, client, cfg.Publish)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	if err := writeResultFiles(cfg, digest); err != nil {
+		return v1.Hash{}, err
+	}
+	return digest, nil
+}
+
+// dockerfilePath resolves --dockerfile as kaniko does: as given when it
+// exists, else relative to the context.
+func dockerfilePath(p, contextDir string) string {
+	if p == "" {
+		return filepath.Join(contextDir, "Dockerfile")
+	}
+	if filepath.IsAbs(p) {
+		return p
+	}
+	if _, err := os.Stat(p); err == nil {
+		abs, _ := filepath.Abs(p)
+		return abs
+	}
+	return filepath.Join(contextDir, p)
+}
+
+func makeWorkDir(dir string) (string, error) {
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("--work-dir %s: %w", dir, err)
+	}
+	w, err := os.MkdirTemp(dir, "slipway-")
+	if err != nil {
+		return "", fmt.Errorf("--work-dir %s: %w", dir, err)
+	}
+	return w, nil
+}
+
+func tagsOf(dests []string) ([]name.Tag, error) {
+	var tags []name.Tag
+	for _, d := range dests {
+		t, err := name.NewTag(d, name.WeakValidation)
+		if err != nil {
+			return nil, fmt.Errorf("--destination %s: %w", d, err)
+		}
+		tags = append(tags, t)
+	}
+	return tags, nil
+}
+
+// buildEpoch is the time a reproducible build stamps everywhere:
+// SOURCE_DATE_EPOCH when set, else the Unix epoch with --reproducible.
+func buildEpoch(reproducible bool) (*time.Time, error) {
+	if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
+		sec, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("SOURCE_DATE_EPOCH=%q: want seconds since 1970", v)
+		}
+		t := time.Unix(sec, 0).UTC()
+		return &t, nil
+	}
+	if reproducible {
+		t := time.Unix(0, 0).UTC()
+		return &t, nil
+	}
+	return nil, nil
+}
+
+// writeResultFiles writes the Tekton result files after a publish.
+func writeResultFiles(cfg Config, digest v1.Hash) error {
+	if cfg.ImageURLFile == "" && cfg.ImagesFile == "" {
+		return nil
+	}
+	tags, err := tagsOf(cfg.Publish.Destinations)
+	if err != nil {
+		return err
+	}
+	if cfg.ImageURLFile != "" && len(tags) > 0 {
+		if err := writeFileAtomic(cfg.ImageURLFile, tags[0].Name()); err != nil {
+			return err
+		}
+	}
+	if cfg.ImagesFile != "" {
+		refs := make([]string, 0, len(tags))
+		for _, t := range tags {
+			refs = append(refs, t.Context().Name()+"@"+digest.String())
+		}
+		if err := writeFileAtomic(cfg.ImagesFile, strings.Join(refs, ",")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeFileAtomic(path, content string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".slipway-*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if _, err := tmp.WriteString(content); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

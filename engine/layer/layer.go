@@ -1,0 +1,379 @@
+// Package layer writes OCI layers from a set of changed paths under a root
+// directory.
+//
+// COPY knows the paths it wrote and a snapshot knows the paths a RUN changed,
+// so neither needs a walk of the filesystem: both hand their changes here.
+// The tar is compressed while it is written, into a temporary file, and the
+// digest and diff ID are computed on the way, so a layer of any size costs
+// one pass over its content and a bounded amount of memory.
+package layer
+
+import (
+	"archive/tar"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
+)
+
+// Kind says how a change is written into the layer.
+type Kind int
+
+const (
+	// Add writes the path as it now is under the root.
+	Add Kind = iota
+	// Delete writes a whiteout for a path that no longer exists.
+	Delete
+	// Opaque marks a directory whose earlier contents are all gone; the
+	// directory itself must also be an Add change.
+	Opaque
+)
+
+// Change is one path that a step added, modified or removed.
+type Change struct {
+	// Path is absolute in the image and clean, e.g. "/etc/passwd".
+	Path string
+	Kind Kind
+}
+
+// Options control how a layer is written.
+type Options struct {
+	// Compression is "gzip" (the default) or "zstd".
+	Compression string
+	// Level is the compression level; zero means the algorithm's default.
+	Level int
+	// Epoch, when set, clamps every modification time to it, as BuildKit
+	// does with SOURCE_DATE_EPOCH, so that two builds give the same bytes.
+	Epoch *time.Time
+	// TempDir holds the compressed layer files; the default is os.TempDir.
+	TempDir string
+}
+
+// Write streams a tar of changes under root into a compressed temporary
+// file and returns it as a layer. Entries are sorted, the parent directories
+// of every change are included, and files sharing an inode are written as
+// hardlinks to the first of them.
+func Write(root string, changes []Change, opts Options) (v1.Layer, error) {
+	f, err := os.CreateTemp(opts.TempDir, "slipway-layer-*")
+	if err != nil {
+		return nil, fmt.Errorf("creating layer file: %w", err)
+	}
+	l, err := write(f, root, changes, opts)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return nil, err
+	}
+	return l, nil
+}
+
+func write(f *os.File, root string, changes []Change, opts Options) (v1.Layer, error) {
+	digester := sha256.New()
+	counter := &countingWriter{w: io.MultiWriter(f, digester)}
+	comp, mediaType, err := compressor(counter, opts)
+	if err != nil {
+		return nil, err
+	}
+	diffIDer := sha256.New()
+	tw := tar.NewWriter(io.MultiWriter(comp, diffIDer))
+	if err := writeEntries(tw, root, changes, opts.Epoch); err != nil {
+		return nil, err
+	}
+	if err := tw.Close(); err != nil {
+		return nil, fmt.Errorf("finishing layer tar: %w", err)
+	}
+	if err := comp.Close(); err != nil {
+		return nil, fmt.Errorf("finishing layer compression: %w", err)
+	}
+	return &fileLayer{
+		path:      f.Name(),
+		digest:    hashOf(digester),
+		diffID:    hashOf(diffIDer),
+		size:      counter.n,
+		mediaType: mediaType,
+		zstd:      mediaType == types.OCILayerZStd,
+	}, nil
+}
+
+func compressor(w io.Writer, opts Options) (io.WriteCloser, types.MediaType, error) {
+	switch opts.Compression {
+	case "", "gzip":
+		level := opts.Level
+		if level == 0 {
+			level = gzip.DefaultCompression
+		}
+		zw, err := gzip.NewWriterLevel(w, level)
+		if err != nil {
+			return nil, "", fmt.Errorf("gzip level %d: %w", opts.Level, err)
+		}
+		return zw, types.DockerLayer, nil
+	case "zstd":
+		zopts := []zstd.EOption{zstd.WithEncoderConcurrency(1)}
+		if opts.Level != 0 {
+			zopts = append(zopts, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(opts.Level)))
+		}
+		zw, err := zstd.NewWriter(w, zopts...)
+		if err != nil {
+			return nil, "", fmt.Errorf("zstd: %w", err)
+		}
+		return zw, types.OCILayerZStd, nil
+	default:
+		return nil, "", fmt.Errorf("unknown compression %q: use gzip or zstd", opts.Compression)
+	}
+}
+
+// entry is one tar record to write, before sorting.
+type entry struct {
+	name string // tar name, relative, no leading slash
+	kind Kind
+}
+
+func writeEntries(tw *tar.Writer, root string, changes []Change, epoch *time.Time) error {
+	byName := map[string]entry{}
+	for _, c := range changes {
+		p := path.Clean("/" + c.Path)
+		if p == "/" {
+			continue // the root itself is never a tar entry
+		}
+		rel := strings.TrimPrefix(p, "/")
+		switch c.Kind {
+		case Add:
+			byName[rel] = entry{name: rel, kind: Add}
+		case Delete:
+			wh := path.Join(path.Dir(rel), ".wh."+path.Base(rel))
+			byName[wh] = entry{name: rel, kind: Delete}
+		case Opaque:
+			byName[rel] = entry{name: rel, kind: Add}
+			byName[path.Join(rel, ".wh..wh..opq")] = entry{name: rel, kind: Opaque}
+		}
+		for dir := path.Dir(rel); dir != "." && dir != "/"; dir = path.Dir(dir) {
+			if _, ok := byName[dir]; ok {
+				break
+			}
+			byName[dir] = entry{name: dir, kind: Add}
+		}
+	}
+	names := make([]string, 0, len(byName))
+	for n := range byName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+
+	w := entryWriter{tw: tw, root: root, epoch: epoch, links: map[inode]string{}}
+	for _, n := range names {
+		e := byName[n]
+		var err error
+		if e.kind == Add {
+			err = w.add(e.name)
+		} else {
+			err = w.marker(n, e.name)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type inode struct{ dev, ino uint64 }
+
+type entryWriter struct {
+	tw    *tar.Writer
+	root  string
+	epoch *time.Time
+	links map[inode]string
+}
+
+// marker writes a whiteout or opaque marker, owned by root like BuildKit's.
+func (w *entryWriter) marker(name, of string) error {
+	parent, err := os.Lstat(filepath.Join(w.root, filepath.FromSlash(path.Dir(name))))
+	mtime := time.Unix(0, 0)
+	if err == nil {
+		mtime = parent.ModTime()
+	}
+	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, ModTime: w.clamp(mtime), Format: tar.FormatPAX}
+	if err := w.tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("writing whiteout for /%s: %w", of, err)
+	}
+	return nil
+}
+
+func (w *entryWriter) clamp(t time.Time) time.Time {
+	if w.epoch != nil && t.After(*w.epoch) {
+		return *w.epoch
+	}
+	return t.Truncate(time.Second)
+}
+
+func (w *entryWriter) add(rel string) error {
+	full := filepath.Join(w.root, filepath.FromSlash(rel))
+	fi, err := os.Lstat(full)
+	if err != nil {
+		return fmt.Errorf("adding /%s to layer: %w", rel, err)
+	}
+	link := ""
+	if fi.Mode()&os.ModeSymlink != 0 {
+		if link, err = os.Readlink(full); err != nil {
+			return fmt.Errorf("adding /%s to layer: %w", rel, err)
+		}
+	}
+	hdr, err := tar.FileInfoHeader(fi, link)
+	if err != nil {
+		return fmt.Errorf("adding /%s to layer: %w", rel, err)
+	}
+	hdr.Name = rel
+	if fi.IsDir() {
+		hdr.Name += "/"
+	}
+	hdr.Uname, hdr.Gname = "", ""
+	hdr.AccessTime, hdr.ChangeTime = time.Time{}, time.Time{}
+	hdr.ModTime = w.clamp(fi.ModTime())
+	hdr.Format = tar.FormatPAX
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if ok {
+		hdr.Uid, hdr.Gid = int(st.Uid), int(st.Gid)
+		if fi.Mode().IsRegular() && st.Nlink > 1 {
+			key := inode{dev: uint64(st.Dev), ino: st.Ino}
+			if first, seen := w.links[key]; seen {
+				hdr.Typeflag = tar.TypeLink
+				hdr.Linkname = first
+				hdr.Size = 0
+			} else {
+				w.links[key] = rel
+			}
+		}
+	}
+	if err := xattrs(full, hdr); err != nil {
+		return fmt.Errorf("reading xattrs of /%s: %w", rel, err)
+	}
+	if err := w.tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("writing /%s to layer: %w", rel, err)
+	}
+	if hdr.Typeflag != tar.TypeReg || hdr.Size == 0 {
+		return nil
+	}
+	f, err := os.Open(full)
+	if err != nil {
+		return fmt.Errorf("adding /%s to layer: %w", rel, err)
+	}
+	defer f.Close()
+	if _, err := io.CopyN(w.tw, f, hdr.Size); err != nil {
+		return fmt.Errorf("copying /%s into layer (did it change while being written?): %w", rel, err)
+	}
+	return nil
+}
+
+// xattrs copies extended attributes into PAX records, the form docker and
+// BuildKit read back; security.capability is how file capabilities travel.
+func xattrs(full string, hdr *tar.Header) error {
+	size, err := unix.Llistxattr(full, nil)
+	if err != nil || size == 0 {
+		if errors.Is(err, unix.ENOTSUP) {
+			return nil
+		}
+		return err
+	}
+	buf := make([]byte, size)
+	size, err = unix.Llistxattr(full, buf)
+	if err != nil {
+		return err
+	}
+	names := strings.Split(strings.TrimRight(string(buf[:size]), "\x00"), "\x00")
+	sort.Strings(names)
+	for _, name := range names {
+		if name == "" || strings.HasPrefix(name, "trusted.") || name == "security.selinux" {
+			continue
+		}
+		vsize, err := unix.Lgetxattr(full, name, nil)
+		if err != nil {
+			return err
+		}
+		val := make([]byte, vsize)
+		if vsize > 0 {
+			if vsize, err = unix.Lgetxattr(full, name, val); err != nil {
+				return err
+			}
+		}
+		if hdr.PAXRecords == nil {
+			hdr.PAXRecords = map[string]string{}
+		}
+		hdr.PAXRecords["SCHILY.xattr."+name] = string(val[:vsize])
+	}
+	return nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func hashOf(h hash.Hash) v1.Hash {
+	return v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", h.Sum(nil))}
+}
+
+// fileLayer is a compressed layer on disk whose digests are already known,
+// so pushing it reads the file once and never recompresses it.
+type fileLayer struct {
+	path      string
+	digest    v1.Hash
+	diffID    v1.Hash
+	size      int64
+	mediaType types.MediaType
+	zstd      bool
+}
+
+func (l *fileLayer) Digest() (v1.Hash, error)            { return l.digest, nil }
+func (l *fileLayer) DiffID() (v1.Hash, error)            { return l.diffID, nil }
+func (l *fileLayer) Size() (int64, error)                { return l.size, nil }
+func (l *fileLayer) MediaType() (types.MediaType, error) { return l.mediaType, nil }
+func (l *fileLayer) Compressed() (io.ReadCloser, error)  { return os.Open(l.path) }
+
+func (l *fileLayer) Uncompressed() (io.ReadCloser, error) {
+	f, err := os.Open(l.path)
+	if err != nil {
+		return nil, err
+	}
+	if l.zstd {
+		zr, err := zstd.NewReader(f, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		return &closers{Reader: zr, close: func() error { zr.Close(); return f.Close() }}, nil
+	}
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &closers{Reader: zr, close: func() error { zr.Close(); return f.Close() }}, nil
+}
+
+type closers struct {
+	io.Reader
+	close func() error
+}
+
+func (c *closers) Close() error { return c.close() }

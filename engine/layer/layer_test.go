@@ -1,0 +1,157 @@
+package layer
+
+import (
+	"archive/tar"
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+type tarEntry struct {
+	typ      byte
+	mode     int64
+	linkname string
+	content  string
+	xattrs   map[string]string
+}
+
+func readLayer(t *testing.T, root string, changes []Change, opts Options) map[string]tarEntry {
+	t.Helper()
+	opts.TempDir = t.TempDir()
+	l, err := Write(root, changes, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := l.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	out := map[string]tarEntry{}
+	tr := tar.NewReader(rc)
+	var order []string
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(tr)
+		xa := map[string]string{}
+		for k, v := range h.PAXRecords {
+			if strings.HasPrefix(k, "SCHILY.xattr.") {
+				xa[strings.TrimPrefix(k, "SCHILY.xattr.")] = v
+			}
+		}
+		out[h.Name] = tarEntry{typ: h.Typeflag, mode: h.Mode & 0o7777, linkname: h.Linkname, content: string(b), xattrs: xa}
+		order = append(order, h.Name)
+	}
+	for i := 1; i < len(order); i++ {
+		if order[i-1] >= order[i] {
+			t.Errorf("entries not sorted: %q before %q", order[i-1], order[i])
+		}
+	}
+	return out
+}
+
+func TestWriteEntries(t *testing.T) {
+	root := t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(root, "app/sub"), 0o755))
+	must(os.WriteFile(filepath.Join(root, "app/sub/a.txt"), []byte("hello"), 0o755))
+	must(os.Chmod(filepath.Join(root, "app/sub/a.txt"), 0o755|os.ModeSetuid))
+	must(os.Link(filepath.Join(root, "app/sub/a.txt"), filepath.Join(root, "app/sub/b.txt")))
+	must(os.Symlink("../missing", filepath.Join(root, "app/link")))
+	must(os.MkdirAll(filepath.Join(root, "opq"), 0o700))
+	long := strings.Repeat("x", 150)
+	must(os.WriteFile(filepath.Join(root, "app", long), []byte("long"), 0o600))
+
+	got := readLayer(t, root, []Change{
+		{Path: "/app/sub/a.txt"}, {Path: "/app/sub/b.txt"}, {Path: "/app/link"},
+		{Path: "/app/" + long}, {Path: "/gone", Kind: Delete}, {Path: "/opq", Kind: Opaque},
+	}, Options{})
+
+	want := map[string]tarEntry{
+		"app/":             {typ: tar.TypeDir, mode: 0o755},
+		"app/sub/":         {typ: tar.TypeDir, mode: 0o755},
+		"app/sub/a.txt":    {typ: tar.TypeReg, mode: 0o4755, content: "hello"},
+		"app/sub/b.txt":    {typ: tar.TypeLink, mode: 0o4755, linkname: "app/sub/a.txt"},
+		"app/link":         {typ: tar.TypeSymlink, mode: 0o777, linkname: "../missing"},
+		"app/" + long:      {typ: tar.TypeReg, mode: 0o600, content: "long"},
+		".wh.gone":         {typ: tar.TypeReg, mode: 0o644},
+		"opq/":             {typ: tar.TypeDir, mode: 0o700},
+		"opq/.wh..wh..opq": {typ: tar.TypeReg, mode: 0o644},
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %d entries, want %d: %v", len(got), len(want), got)
+	}
+	for name, w := range want {
+		g, ok := got[name]
+		if !ok {
+			t.Errorf("missing entry %q", name)
+			continue
+		}
+		if g.typ != w.typ || g.mode != w.mode || g.linkname != w.linkname || g.content != w.content {
+			t.Errorf("%s: got %+v, want %+v", name, g, w)
+		}
+	}
+}
+
+func TestWriteKeepsXattrs(t *testing.T) {
+	root := t.TempDir()
+	p := filepath.Join(root, "ping")
+	if err := os.WriteFile(p, []byte("x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := setxattr(p, "user.slipway", []byte("yes")); err != nil {
+		t.Fatalf("this filesystem refuses user xattrs: %v", err)
+	}
+	got := readLayer(t, root, []Change{{Path: "/ping"}}, Options{})
+	if got["ping"].xattrs["user.slipway"] != "yes" {
+		t.Errorf("xattr lost: %+v", got["ping"])
+	}
+}
+
+func TestWriteReproducible(t *testing.T) {
+	epoch := time.Unix(1700000000, 0)
+	digest := func(comp string) string {
+		root := t.TempDir()
+		if err := os.WriteFile(filepath.Join(root, "f"), bytes.Repeat([]byte("data"), 1000), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		l, err := Write(root, []Change{{Path: "/f"}}, Options{Compression: comp, Epoch: &epoch, TempDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, _ := l.Digest()
+		return d.String()
+	}
+	for _, comp := range []string{"gzip", "zstd"} {
+		a, b := digest(comp), digest(comp)
+		if a != b {
+			t.Errorf("%s: two writes of the same tree differ: %s vs %s", comp, a, b)
+		}
+	}
+}
+
+func TestWriteRejectsUnknownCompression(t *testing.T) {
+	_, err := Write(t.TempDir(), nil, Options{Compression: "lz4", TempDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "gzip or zstd") {
+		t.Fatalf("want an error naming the choices, got %v", err)
+	}
+}
+
+func setxattr(p, name string, val []byte) error { return unix.Lsetxattr(p, name, val, 0) }

@@ -1,0 +1,115 @@
+package userdb
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func testRoot(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:app:/home/app:/bin/sh\n# comment\nnobody:x:65534:65534::/nonexistent:/bin/false\n",
+		"etc/group":  "root:x:0:\nstaff:x:50:app,other\napps:x:1001:\nwheel:x:10:app\n",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+func TestResolveUser(t *testing.T) {
+	root := testRoot(t)
+	tests := []struct {
+		spec    string
+		want    User
+		wantErr string
+	}{
+		{spec: "root", want: User{UID: 0, GID: 0, Home: "/root"}},
+		{spec: "app", want: User{UID: 1000, GID: 1001, Groups: []uint32{50, 10}, Home: "/home/app"}},
+		{spec: "1000", want: User{UID: 1000, GID: 1001, Groups: []uint32{50, 10}, Home: "/home/app"}},
+		{spec: "4242", want: User{UID: 4242, GID: 0}},
+		{spec: "app:staff", want: User{UID: 1000, GID: 50, Home: "/home/app"}},
+		{spec: "app:7", want: User{UID: 1000, GID: 7, Home: "/home/app"}},
+		{spec: "ghost", wantErr: "unable to find user ghost"},
+		{spec: "app:ghosts", wantErr: "unable to find group ghosts"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.spec, func(t *testing.T) {
+			got, err := ResolveUser(root, tt.spec)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("want error %q, got %v", tt.wantErr, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestResolveChown(t *testing.T) {
+	root := testRoot(t)
+	tests := []struct {
+		spec     string
+		uid, gid uint32
+		wantErr  string
+	}{
+		{spec: "app", uid: 1000, gid: 1000}, // Docker: no group means gid = uid
+		{spec: "55", uid: 55, gid: 55},
+		{spec: "app:apps", uid: 1000, gid: 1001},
+		{spec: "1:2", uid: 1, gid: 2},
+		{spec: "ghost", wantErr: "unable to find user ghost"},
+		{spec: "app:nogroup", wantErr: "unable to find group nogroup"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.spec, func(t *testing.T) {
+			uid, gid, err := ResolveChown(root, tt.spec)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("want error %q, got %v", tt.wantErr, err)
+				}
+				return
+			}
+			if err != nil || uid != tt.uid || gid != tt.gid {
+				t.Errorf("got %d:%d %v, want %d:%d", uid, gid, err, tt.uid, tt.gid)
+			}
+		})
+	}
+}
+
+func TestScratchRootHasNumericIDsOnly(t *testing.T) {
+	root := t.TempDir()
+	if _, err := ResolveUser(root, "1234:5"); err != nil {
+		t.Errorf("numeric user in a scratch image: %v", err)
+	}
+	if _, err := ResolveUser(root, "app"); err == nil {
+		t.Error("a named user in a scratch image must fail")
+	}
+}
+
+func TestEtcSymlinkStaysInRoot(t *testing.T) {
+	root := testRoot(t)
+	outside := t.TempDir()
+	os.WriteFile(filepath.Join(outside, "passwd"), []byte("evil:x:0:0::/:/bin/sh\n"), 0o644)
+	os.RemoveAll(filepath.Join(root, "etc"))
+	if err := os.Symlink(outside, filepath.Join(root, "etc")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ResolveUser(root, "evil"); err == nil {
+		t.Error("an absolute /etc symlink was followed outside the root")
+	}
+}

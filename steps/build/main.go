@@ -1,0 +1,238 @@
+// Command slipway-build builds a Dockerfile into an image and pushes it,
+// taking kaniko's executor flags.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/slipway-build/slipway/engine/job"
+	"github.com/slipway-build/slipway/engine/logging"
+	"github.com/slipway-build/slipway/engine/publish"
+	"github.com/slipway-build/slipway/engine/registry"
+	"github.com/slipway-build/slipway/engine/run"
+)
+
+// unsupported are kaniko flags Slipway accepts by name but does not do
+// yet: setting one is an error, never silently ignored.
+var unsupported = map[string]string{
+	"cache":              "the registry layer cache",
+	"cache-repo":         "the registry layer cache",
+	"cache-ttl":          "the registry layer cache",
+	"cache-copy-layers":  "the registry layer cache",
+	"cache-run-layers":   "the registry layer cache",
+	"compressed-caching": "the registry layer cache",
+	"no-push-cache":      "the registry layer cache",
+	"single-snapshot":    "a single snapshot at the end of the build",
+}
+
+func main() {
+	run.MaybeReexec()
+	app := &cli.App{
+		Name:                      "slipway-build",
+		Usage:                     "build a Dockerfile into an OCI image without a daemon, and push it",
+		DisableSliceFlagSeparator: true,
+		Flags:                     flags(),
+		Before:                    refuseUnsupported,
+		Action:                    action,
+	}
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+func flags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "context", Aliases: []string{"c"}, Value: "/workspace/", Usage: "build context: a path, dir://, tar://, git://, https://, s3://, gs:// or Azure Blob URL"},
+		&cli.StringFlag{Name: "context-sub-path", Usage: "sub-directory of the context to build from"},
+		&cli.StringFlag{Name: "git", Usage: "git options: branch=,single-branch=,recurse-submodules=,insecure-skip-tls=,depth="},
+		&cli.StringFlag{Name: "dockerfile", Aliases: []string{"f"}, Value: "Dockerfile", Usage: "path to the Dockerfile"},
+		&cli.StringSliceFlag{Name: "build-arg", Usage: "NAME=value, or NAME to take it from the environment (repeatable)"},
+		&cli.StringFlag{Name: "target", Usage: "stage to build"},
+		&cli.StringSliceFlag{Name: "label", Usage: "key=value label for the image (repeatable)"},
+		&cli.StringFlag{Name: "custom-platform", Usage: "target platform, e.g. linux/arm64"},
+		&cli.BoolFlag{Name: "skip-unused-stages", Value: true, Usage: "build only the stages the target needs"},
+		&cli.StringSliceFlag{Name: "secret", Usage: "id=NAME,src=FILE or id=NAME,env=VAR for RUN --mount=type=secret (repeatable)"},
+
+		&cli.StringSliceFlag{Name: "destination", Aliases: []string{"d"}, Usage: "image reference to push to (repeatable)"},
+		&cli.BoolFlag{Name: "no-push", Usage: "build without pushing"},
+		&cli.StringFlag{Name: "tar-path", Usage: "also write a docker-loadable tarball here"},
+		&cli.StringFlag{Name: "oci-layout-path", Usage: "also write an OCI image layout here"},
+		&cli.StringFlag{Name: "digest-file", Usage: "write the image digest here"},
+		&cli.StringFlag{Name: "image-name-with-digest-file", Usage: "write repo@digest lines here"},
+		&cli.StringFlag{Name: "image-name-tag-with-digest-file", Usage: "write repo:tag@digest lines here"},
+		&cli.StringFlag{Name: "image-url-file", Usage: "write the first destination, without digest or newline, here (Tekton IMAGE_URL)"},
+		&cli.StringFlag{Name: "images-file", Usage: "write every destination as repo@digest, comma-separated, here (Tekton IMAGES)"},
+		&cli.IntFlag{Name: "push-retry", Usage: "retries of a failed push, with backoff"},
+		&cli.BoolFlag{Name: "skip-push-permission-check", Usage: "do not check push access before building"},
+		&cli.StringFlag{Name: "compression", Value: "gzip", Usage: "layer compression: gzip or zstd"},
+		&cli.IntFlag{Name: "compression-level", Value: -1, Usage: "compression level; -1 is the default"},
+		&cli.BoolFlag{Name: "reproducible", Usage: "strip timestamps so that identical inputs give identical digests"},
+
+		&cli.BoolFlag{Name: "cache", Usage: "not yet supported"},
+		&cli.StringFlag{Name: "cache-repo", Usage: "not yet supported"},
+		&cli.StringFlag{Name: "cache-dir", Value: "/cache", Usage: "directory for RUN --mount=type=cache"},
+		&cli.StringFlag{Name: "cache-ttl", Usage: "not yet supported"},
+		&cli.BoolFlag{Name: "cache-copy-layers", Usage: "not yet supported"},
+		&cli.BoolFlag{Name: "cache-run-layers", Usage: "not yet supported"},
+		&cli.BoolFlag{Name: "compressed-caching", Usage: "not yet supported"},
+		&cli.BoolFlag{Name: "no-push-cache", Usage: "not yet supported"},
+
+		&cli.StringFlag{Name: "snapshot-mode", Value: "full", Usage: "full, redo or time: accepted for kaniko compatibility; Slipway always compares metadata including ctime"},
+		&cli.BoolFlag{Name: "single-snapshot", Usage: "not yet supported"},
+		&cli.BoolFlag{Name: "use-new-run", Usage: "accepted for kaniko compatibility; Slipway always snapshots only what changed"},
+		&cli.StringSliceFlag{Name: "ignore-path", Usage: "path never snapshotted (repeatable)"},
+		&cli.BoolFlag{Name: "ignore-var-run", Value: true, Usage: "in in-place mode, never snapshot /var/run"},
+		&cli.BoolFlag{Name: "cleanup", Usage: "accepted for kaniko compatibility; Slipway always cleans its work directory"},
+		&cli.StringFlag{Name: "mode", EnvVars: []string{"SLIPWAY_MODE"}, Value: "chroot", Usage: "how RUN executes: chroot (a root under --work-dir) or in-place (the container's own /; executor image only)"},
+		&cli.StringFlag{Name: "work-dir", EnvVars: []string{"SLIPWAY_WORK_DIR"}, Usage: "where stage filesystems and layers are kept during the build"},
+
+		&cli.BoolFlag{Name: "insecure", Usage: "push over plain HTTP"},
+		&cli.BoolFlag{Name: "insecure-pull", Usage: "pull over plain HTTP"},
+		&cli.StringSliceFlag{Name: "insecure-registry", Usage: "registry to use over plain HTTP (repeatable)"},
+		&cli.BoolFlag{Name: "skip-tls-verify", Usage: "do not verify TLS certificates when pushing"},
+		&cli.BoolFlag{Name: "skip-tls-verify-pull", Usage: "do not verify TLS certificates when pulling"},
+		&cli.StringSliceFlag{Name: "skip-tls-verify-registry", Usage: "registry whose certificate is not verified (repeatable)"},
+		&cli.StringSliceFlag{Name: "registry-certificate", Usage: "host=path/to/ca.pem (repeatable)"},
+		&cli.StringSliceFlag{Name: "registry-client-cert", Usage: "host=cert.pem,key.pem (repeatable)"},
+		&cli.StringSliceFlag{Name: "registry-mirror", Usage: "mirror for Docker Hub pulls (repeatable)"},
+		&cli.StringSliceFlag{Name: "registry-map", Usage: "original=remapped registry for pulls (repeatable)"},
+		&cli.BoolFlag{Name: "skip-default-registry-fallback", Usage: "fail instead of falling back to the original registry when mirrors fail"},
+		&cli.IntFlag{Name: "image-download-retry", Usage: "retries of a failed base image download"},
+
+		&cli.StringFlag{Name: "verbosity", Aliases: []string{"v"}, Value: "info", Usage: "panic, fatal, error, warn, info, debug or trace"},
+		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text, color or json"},
+		&cli.BoolFlag{Name: "log-timestamp", Usage: "timestamp each log line"},
+	}
+}
+
+func refuseUnsupported(c *cli.Context) error {
+	for flag, what := range unsupported {
+		if what != "" && c.IsSet(flag) {
+			return fmt.Errorf("--%s is a kaniko flag that Slipway does not support yet (%s); remove it", flag, what)
+		}
+	}
+	if m := c.String("snapshot-mode"); m != "full" && m != "redo" && m != "time" {
+		return fmt.Errorf("--snapshot-mode %q: use full, redo or time", m)
+	}
+	return nil
+}
+
+func action(c *cli.Context) error {
+	log, err := logging.New(os.Stderr, logging.Options{
+		Verbosity: c.String("verbosity"), Format: c.String("log-format"), Timestamp: c.Bool("log-timestamp"),
+	})
+	if err != nil {
+		return err
+	}
+	certs, err := pairs("--registry-certificate", c.StringSlice("registry-certificate"))
+	if err != nil {
+		return err
+	}
+	clientCerts, err := pairs("--registry-client-cert", c.StringSlice("registry-client-cert"))
+	if err != nil {
+		return err
+	}
+	maps, err := registryMaps(c.StringSlice("registry-map"))
+	if err != nil {
+		return err
+	}
+	ignore := c.StringSlice("ignore-path")
+	if c.Bool("ignore-var-run") && c.String("mode") == string(run.InPlace) {
+		ignore = append(ignore, "/var/run")
+	}
+	level := c.Int("compression-level")
+	if level < 0 {
+		level = 0
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	_, err = job.Run(ctx, job.Config{
+		Context:          c.String("context"),
+		ContextSubPath:   c.String("context-sub-path"),
+		Git:              c.String("git"),
+		Dockerfile:       c.String("dockerfile"),
+		BuildArgs:        c.StringSlice("build-arg"),
+		Target:           c.String("target"),
+		Labels:           c.StringSlice("label"),
+		CustomPlatform:   c.String("custom-platform"),
+		SkipUnusedStages: c.Bool("skip-unused-stages"),
+		Secrets:          c.StringSlice("secret"),
+		Publish: publish.Options{
+			Destinations:               c.StringSlice("destination"),
+			NoPush:                     c.Bool("no-push"),
+			TarPath:                    c.String("tar-path"),
+			OCILayoutPath:              c.String("oci-layout-path"),
+			DigestFile:                 c.String("digest-file"),
+			ImageNameWithDigestFile:    c.String("image-name-with-digest-file"),
+			ImageNameTagWithDigestFile: c.String("image-name-tag-with-digest-file"),
+			SkipPushPermissionCheck:    c.Bool("skip-push-permission-check"),
+		},
+		ImageURLFile: c.String("image-url-file"),
+		ImagesFile:   c.String("images-file"),
+		Registry: registry.Options{
+			Insecure:                    c.Bool("insecure"),
+			InsecurePull:                c.Bool("insecure-pull"),
+			InsecureRegistries:          c.StringSlice("insecure-registry"),
+			SkipTLSVerify:               c.Bool("skip-tls-verify"),
+			SkipTLSVerifyPull:           c.Bool("skip-tls-verify-pull"),
+			SkipTLSVerifyRegistries:     c.StringSlice("skip-tls-verify-registry"),
+			RegistryCertificates:        certs,
+			RegistryClientCerts:         clientCerts,
+			Mirrors:                     c.StringSlice("registry-mirror"),
+			SkipDefaultRegistryFallback: c.Bool("skip-default-registry-fallback"),
+			RegistryMaps:                maps,
+			PushRetry:                   c.Int("push-retry"),
+			ImageDownloadRetry:          c.Int("image-download-retry"),
+			UserAgent:                   "slipway-build",
+		},
+		Reproducible:     c.Bool("reproducible"),
+		Compression:      c.String("compression"),
+		CompressionLevel: level,
+		Mode:             c.String("mode"),
+		WorkDir:          c.String("work-dir"),
+		CacheDir:         c.String("cache-dir"),
+		IgnorePaths:      ignore,
+		Stdin:            os.Stdin,
+		Log:              log,
+		Output:           os.Stderr,
+	})
+	return err
+}
+
+func pairs(flag string, values []string) (map[string]string, error) {
+	if len(values) == 0 {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, v := range values {
+		k, val, ok := strings.Cut(v, "=")
+		if !ok || k == "" || val == "" {
+			return nil, fmt.Errorf("%s %q: want host=value", flag, v)
+		}
+		out[k] = val
+	}
+	return out, nil
+}
+
+func registryMaps(values []string) (map[string][]string, error) {
+	if len(values) == 0 {
+		return nil, nil
+	}
+	out := map[string][]string{}
+	for _, v := range values {
+		k, val, ok := strings.Cut(v, "=")
+		if !ok || k == "" || val == "" {
+			return nil, fmt.Errorf("--registry-map %q: want original=remapped", v)
+		}
+		out[k] = append(out[k], strings.Split(val, ";")...)
+	}
+	return out, nil
+}
