@@ -65,7 +65,11 @@ func newFixture(t *testing.T) fixture {
 // build writes files into a new context and builds it.
 func (f fixture) build(t *testing.T, files map[string]string, mutateOpts ...func(*Options)) (v1.Image, error) {
 	t.Helper()
-	dir := t.TempDir()
+	return f.buildIn(t, t.TempDir(), files, mutateOpts...)
+}
+
+func (f fixture) buildIn(t *testing.T, dir string, files map[string]string, mutateOpts ...func(*Options)) (v1.Image, error) {
+	t.Helper()
 	for name, content := range files {
 		p := filepath.Join(dir, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -87,7 +91,9 @@ func (f fixture) build(t *testing.T, files map[string]string, mutateOpts ...func
 		Output:     io.Discard,
 	}
 	for _, m := range mutateOpts {
-		m(&opts)
+		if m != nil {
+			m(&opts)
+		}
 	}
 	return Build(context.Background(), opts)
 }

@@ -230,7 +230,7 @@ func (c *copier) copyLocal(spec copySpec, src, dest string, destIsDir bool) erro
 			if fi.IsDir() {
 				target += "/"
 			}
-		} else if !fi.IsDir() && destIsDir {
+		} else if !fi.IsDir() && (destIsDir || c.isDir(dest)) {
 			target = path.Join(dest, path.Base(m))
 		}
 		if fi.IsDir() {
@@ -410,6 +410,17 @@ func (c *copier) destPath(imagePath string) (host, resolved string, err error) {
 	}
 	resolved = path.Join("/", filepath.ToSlash(relDir), base)
 	return filepath.Join(hostDir, base), resolved, nil
+}
+
+// isDir reports whether an image path is an existing directory, which a
+// lone file source is copied into rather than over.
+func (c *copier) isDir(imagePath string) bool {
+	host, err := securejoin.SecureJoin(c.s.root, imagePath)
+	if err != nil {
+		return false
+	}
+	fi, err := os.Stat(host)
+	return err == nil && fi.IsDir()
 }
 
 func (c *copier) owner(fi os.FileInfo) (int, int) {

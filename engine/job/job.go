@@ -138,7 +138,9 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 	}
 	defer cleanup()
 
-	executor, err := run.New(mode, run.WithLogger(cfg.Log))
+	// The executor's scratch files live in the work directory, which
+	// snapshots never see.
+	executor, err := run.New(mode, run.WithLogger(cfg.Log), run.WithStateDir(workDir))
 	if err != nil {
 		return v1.Hash{}, err
 	}

@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
 	"github.com/slipway-build/slipway/engine/build"
 )
 
@@ -58,7 +56,7 @@ func TestParseSecrets(t *testing.T) {
 
 func TestParsePlatform(t *testing.T) {
 	p, err := ParsePlatform("linux/arm64/v8")
-	if err != nil || p != (v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}) {
+	if err != nil || p.OS != "linux" || p.Architecture != "arm64" || p.Variant != "v8" {
 		t.Errorf("got %+v %v", p, err)
 	}
 	if _, err := ParsePlatform("arm64"); err == nil {

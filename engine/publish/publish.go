@@ -1,0 +1,308 @@
+// Package publish is the Publisher: it sends a built image to every output
+// the user asked for (registry destinations, a docker-loadable tarball, an
+// OCI layout) and then writes the digest files CI systems read.
+//
+// Digest files are the signal that a build succeeded, so they are written
+// last, only after every other output succeeded, each atomically. Local
+// outputs are staged beside their final path and moved into place only
+// after every push succeeded, so a failed publish leaves none of them.
+package publish
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/slipway-build/slipway/engine/registry"
+)
+
+// Options are kaniko's output flags.
+type Options struct {
+	Destinations []string // --destination, repeatable; every one is pushed
+	NoPush       bool     // --no-push
+	TarPath      string   // --tar-path: docker-loadable tarball tagged with the destinations
+	// OCILayoutPath (--oci-layout-path) receives an OCI image layout whose
+	// index holds this image.
+	OCILayoutPath string
+	// DigestFile holds the digest ("sha256:…") with no newline;
+	// ImageNameWithDigestFile one "repo@digest" line per destination;
+	// ImageNameTagWithDigestFile one "repo:tag@digest" line per destination.
+	DigestFile, ImageNameWithDigestFile, ImageNameTagWithDigestFile string
+	SkipPushPermissionCheck                                         bool
+}
+
+// dummyDestination names the image in a tarball when --no-push is given
+// without a destination, as kaniko does.
+const dummyDestination = "docker.io/unset-repo/unset-image-name"
+
+// Publish writes img to every output in opts and returns its digest.
+func Publish(ctx context.Context, img v1.Image, c *registry.Client, opts Options) (v1.Hash, error) {
+	digest, err := img.Digest()
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("computing the image digest: %w", err)
+	}
+	tags, err := destinations(opts)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	if !opts.NoPush && !opts.SkipPushPermissionCheck {
+		if err := CheckPushPermissions(ctx, c, tags); err != nil {
+			return v1.Hash{}, err
+		}
+	}
+
+	var staged []*stagedPath
+	defer func() {
+		for _, s := range staged {
+			s.discard()
+		}
+	}()
+	if opts.OCILayoutPath != "" {
+		s, err := stageOCILayout(img, opts.OCILayoutPath)
+		if err != nil {
+			return v1.Hash{}, err
+		}
+		staged = append(staged, s)
+	}
+	if opts.TarPath != "" {
+		s, err := stageTarball(img, tags, opts.TarPath)
+		if err != nil {
+			return v1.Hash{}, err
+		}
+		staged = append(staged, s)
+	}
+
+	if opts.NoPush {
+		slog.Info("Skipping push to container registry due to --no-push flag")
+	} else {
+		for _, tag := range tags {
+			if _, err := c.Push(ctx, img, tag); err != nil {
+				return v1.Hash{}, err
+			}
+		}
+	}
+
+	// kaniko lists its placeholder name here when there is no destination;
+	// naming an image that exists nowhere would mislead, so the
+	// name files then stay empty.
+	named := tags
+	if len(opts.Destinations) == 0 {
+		named = nil
+	}
+	files := digestFiles(opts, named, digest)
+	for _, f := range files {
+		s, err := stageFile(f.path, f.content)
+		if err != nil {
+			return v1.Hash{}, fmt.Errorf("writing %s: %w", f.flag, err)
+		}
+		staged = append(staged, s)
+	}
+	if err := commit(staged); err != nil {
+		return v1.Hash{}, err
+	}
+	staged = nil
+	return digest, nil
+}
+
+// CheckPushPermissions fails early, before a build, when the credentials
+// cannot push to one of the destination repositories. Each repository is
+// checked once.
+func CheckPushPermissions(ctx context.Context, c *registry.Client, tags []name.Tag) error {
+	checked := map[string]bool{}
+	for _, tag := range tags {
+		repo := tag.Context().String()
+		if checked[repo] {
+			continue
+		}
+		if err := c.CheckPushPermission(ctx, tag); err != nil {
+			return err
+		}
+		checked[repo] = true
+	}
+	return nil
+}
+
+func destinations(opts Options) ([]name.Tag, error) {
+	dests := opts.Destinations
+	if len(dests) == 0 {
+		if !opts.NoPush {
+			return nil, errors.New("no --destination given: name where to push the image, or pass --no-push")
+		}
+		if opts.TarPath != "" {
+			dests = []string{dummyDestination}
+		}
+	}
+	var tags []name.Tag
+	for _, d := range dests {
+		tag, err := name.NewTag(d, name.WeakValidation)
+		if err != nil {
+			return nil, fmt.Errorf("--destination %q is not a valid image name: %w: use registry/repository[:tag]", d, err)
+		}
+		tags = append(tags, tag)
+	}
+	return tags, nil
+}
+
+type digestFile struct{ flag, path, content string }
+
+// digestFiles renders kaniko's formats: the bare digest without a newline,
+// and one "name@digest" or "name:tag@digest" line per destination.
+func digestFiles(opts Options, tags []name.Tag, digest v1.Hash) []digestFile {
+	var files []digestFile
+	if opts.DigestFile != "" {
+		files = append(files, digestFile{"--digest-file", opts.DigestFile, digest.String()})
+	}
+	if opts.ImageNameWithDigestFile != "" || opts.ImageNameTagWithDigestFile != "" {
+		var withDigest, withTag strings.Builder
+		for _, tag := range tags {
+			fmt.Fprintf(&withDigest, "%s@%s\n", tag.Context().Name(), digest)
+			fmt.Fprintf(&withTag, "%s:%s@%s\n", tag.Context().Name(), tag.TagStr(), digest)
+		}
+		if opts.ImageNameWithDigestFile != "" {
+			files = append(files, digestFile{"--image-name-with-digest-file", opts.ImageNameWithDigestFile, withDigest.String()})
+		}
+		if opts.ImageNameTagWithDigestFile != "" {
+			files = append(files, digestFile{"--image-name-tag-with-digest-file", opts.ImageNameTagWithDigestFile, withTag.String()})
+		}
+	}
+	return files
+}
+
+// stagedPath is an output written beside its final path, to be renamed
+// into place or discarded.
+type stagedPath struct {
+	tmp, final string
+	// existingLayout is set when final is an OCI layout that already
+	// existed; it is updated in place at commit instead of being replaced.
+	existingLayout v1.Image
+}
+
+func (s *stagedPath) discard() {
+	if s.tmp != "" {
+		_ = os.RemoveAll(s.tmp)
+	}
+}
+
+func commit(staged []*stagedPath) error {
+	var done []*stagedPath
+	for _, s := range staged {
+		if s.existingLayout != nil {
+			if err := writeLayout(s.final, s.existingLayout); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := os.Rename(s.tmp, s.final); err != nil {
+			// Leave no digest file behind when a later one cannot be placed.
+			for _, d := range done {
+				_ = os.RemoveAll(d.final)
+			}
+			return fmt.Errorf("moving %s into place: %w", s.final, err)
+		}
+		s.tmp = ""
+		done = append(done, s)
+	}
+	return nil
+}
+
+// stageFile writes content to a temporary file in path's directory, created
+// as kaniko does when missing, so the final rename is atomic.
+func stageFile(path, content string) (*stagedPath, error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return nil, err
+	}
+	s := &stagedPath{tmp: f.Name(), final: path}
+	if _, err := f.WriteString(content); err != nil {
+		f.Close()
+		s.discard()
+		return nil, err
+	}
+	if err := f.Close(); err != nil {
+		s.discard()
+		return nil, err
+	}
+	if err := os.Chmod(s.tmp, 0o644); err != nil {
+		s.discard()
+		return nil, err
+	}
+	return s, nil
+}
+
+func stageTarball(img v1.Image, tags []name.Tag, path string) (*stagedPath, error) {
+	s, err := stageFile(path, "")
+	if err != nil {
+		return nil, fmt.Errorf("--tar-path %s: %w", path, err)
+	}
+	refs := map[name.Reference]v1.Image{}
+	for _, tag := range tags {
+		refs[tag] = img
+	}
+	slog.Info("Writing image tarball to " + path)
+	if err := tarball.MultiRefWriteToFile(s.tmp, refs); err != nil {
+		s.discard()
+		return nil, fmt.Errorf("--tar-path %s: writing the tarball: %w", path, err)
+	}
+	return s, nil
+}
+
+// stageOCILayout writes a fresh layout beside path. An existing layout is
+// rewritten in place at commit, its index then holding only this image, as
+// kaniko does; any other non-empty path is refused rather than overwritten.
+func stageOCILayout(img v1.Image, path string) (*stagedPath, error) {
+	entries, err := os.ReadDir(path)
+	switch {
+	case err == nil && len(entries) > 0:
+		if _, err := os.Stat(filepath.Join(path, "oci-layout")); err != nil {
+			return nil, fmt.Errorf("--oci-layout-path %s exists and is not an OCI layout: give an empty or new directory", path)
+		}
+		return &stagedPath{final: path, existingLayout: img}, nil
+	case err == nil:
+		// An empty directory is replaced by the staged one.
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("--oci-layout-path %s: %w", path, err)
+		}
+	case !os.IsNotExist(err):
+		return nil, fmt.Errorf("--oci-layout-path %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("--oci-layout-path %s: %w", path, err)
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("--oci-layout-path %s: %w", path, err)
+	}
+	s := &stagedPath{tmp: tmp, final: path}
+	slog.Info("Writing OCI layout to " + path)
+	if err := writeLayout(tmp, img); err != nil {
+		s.discard()
+		return nil, err
+	}
+	return s, nil
+}
+
+// writeLayout makes dir's index hold img alone, keeping blobs already there.
+func writeLayout(dir string, img v1.Image) error {
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		return fmt.Errorf("--oci-layout-path: creating layout in %s: %w", dir, err)
+	}
+	if err := p.AppendImage(img); err != nil {
+		return fmt.Errorf("--oci-layout-path: writing image to %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,323 @@
+package publish_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/slipway-build/slipway/e2e/harness"
+	"github.com/slipway-build/slipway/engine/publish"
+	"github.com/slipway-build/slipway/engine/registry"
+)
+
+// outputs are every local output of a publish, under one directory.
+type outputs struct {
+	dir                                            string
+	tar, layout, digest, nameDigest, nameTagDigest string
+}
+
+func newOutputs(t *testing.T) outputs {
+	dir := t.TempDir()
+	return outputs{
+		dir:           dir,
+		tar:           filepath.Join(dir, "image.tar"),
+		layout:        filepath.Join(dir, "layout"),
+		digest:        filepath.Join(dir, "results", "digest"),
+		nameDigest:    filepath.Join(dir, "results", "image-name-with-digest"),
+		nameTagDigest: filepath.Join(dir, "results", "image-name-tag-with-digest"),
+	}
+}
+
+func (o outputs) options(dests ...string) publish.Options {
+	return publish.Options{
+		Destinations:               dests,
+		TarPath:                    o.tar,
+		OCILayoutPath:              o.layout,
+		DigestFile:                 o.digest,
+		ImageNameWithDigestFile:    o.nameDigest,
+		ImageNameTagWithDigestFile: o.nameTagDigest,
+	}
+}
+
+// assertNothingWritten checks that a failed publish left no output and no
+// temporary file behind.
+func (o outputs) assertNothingWritten(t *testing.T) {
+	t.Helper()
+	var found []string
+	_ = filepath.Walk(o.dir, func(path string, info os.FileInfo, err error) error {
+		if err == nil && path != o.dir && !(info.IsDir() && path == filepath.Dir(o.digest)) {
+			found = append(found, path)
+		}
+		return nil
+	})
+	if len(found) > 0 {
+		t.Errorf("failed publish left %v", found)
+	}
+}
+
+func read(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+func isolate(t *testing.T) {
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	t.Setenv("HOME", t.TempDir())
+}
+
+func TestPublishEveryOutput(t *testing.T) {
+	isolate(t)
+	tests := []struct {
+		name  string
+		opts  []harness.Option
+		setup func(t *testing.T, reg *harness.Registry) registry.Options
+	}{
+		{"plain HTTP", nil, func(t *testing.T, reg *harness.Registry) registry.Options {
+			return registry.Options{InsecureRegistries: []string{reg.Host}}
+		}},
+		{"htpasswd via DOCKER_CONFIG", []harness.Option{harness.WithHtpasswd("ci", "pw")}, func(t *testing.T, reg *harness.Registry) registry.Options {
+			t.Setenv("DOCKER_CONFIG", reg.DockerConfigDir(t))
+			return registry.Options{InsecureRegistries: []string{reg.Host}}
+		}},
+		{"TLS with registry certificate", []harness.Option{harness.WithTLS()}, func(t *testing.T, reg *harness.Registry) registry.Options {
+			return registry.Options{RegistryCertificates: map[string]string{reg.Host: reg.CAFile}}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg := harness.StartRegistry(t, tt.opts...)
+			c := registry.New(tt.setup(t, reg))
+			img := harness.BusyboxImage(t)
+			out := newOutputs(t)
+			dests := []string{reg.Host + "/team/app:v1", reg.Host + "/other/app"}
+			digest, err := publish.Publish(context.Background(), img, c, out.options(dests...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := img.Digest()
+			if digest != want {
+				t.Errorf("Publish = %s, want %s", digest, want)
+			}
+
+			// Every destination holds the image.
+			for _, d := range dests {
+				ref, _ := name.ParseReference(d)
+				desc, err := remote.Get(c.Reference(ref, false), c.RemoteOptions(ref, false)...)
+				if err != nil {
+					t.Fatalf("destination %s: %v", d, err)
+				}
+				if desc.Digest != want {
+					t.Errorf("%s digest = %s, want %s", d, desc.Digest, want)
+				}
+			}
+
+			// kaniko's digest file formats.
+			if got := read(t, out.digest); got != want.String() {
+				t.Errorf("digest file = %q, want %q", got, want.String())
+			}
+			wantName := reg.Host + "/team/app@" + want.String() + "\n" + reg.Host + "/other/app@" + want.String() + "\n"
+			if got := read(t, out.nameDigest); got != wantName {
+				t.Errorf("image-name-with-digest file = %q, want %q", got, wantName)
+			}
+			wantTag := reg.Host + "/team/app:v1@" + want.String() + "\n" + reg.Host + "/other/app:latest@" + want.String() + "\n"
+			if got := read(t, out.nameTagDigest); got != wantTag {
+				t.Errorf("image-name-tag-with-digest file = %q, want %q", got, wantTag)
+			}
+
+			// The tarball loads under every destination tag.
+			wantConfig, _ := img.ConfigName()
+			for _, d := range []string{reg.Host + "/team/app:v1", reg.Host + "/other/app:latest"} {
+				tag, _ := name.NewTag(d)
+				fromTar, err := tarball.ImageFromPath(out.tar, &tag)
+				if err != nil {
+					t.Fatalf("loading %s from the tarball: %v", d, err)
+				}
+				if got, _ := fromTar.ConfigName(); got != wantConfig {
+					t.Errorf("tarball %s config = %s, want %s", d, got, wantConfig)
+				}
+			}
+
+			// The OCI layout's index holds exactly the image.
+			idx, err := layout.ImageIndexFromPath(out.layout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := idx.IndexManifest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(m.Manifests) != 1 || m.Manifests[0].Digest != want {
+				t.Errorf("layout index = %+v, want one manifest %s", m.Manifests, want)
+			}
+			assertOnlyOutputs(t, out)
+		})
+	}
+}
+
+// assertOnlyOutputs checks that no staging file was left beside an output.
+func assertOnlyOutputs(t *testing.T, out outputs) {
+	t.Helper()
+	for dir, want := range map[string][]string{
+		out.dir:                  {"image.tar", "layout", "results"},
+		filepath.Dir(out.digest): {"digest", "image-name-tag-with-digest", "image-name-with-digest"},
+	} {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range entries {
+			got = append(got, e.Name())
+		}
+		sort.Strings(got)
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("%s holds %v, want %v", dir, got, want)
+		}
+	}
+}
+
+func TestPublishRefusedCredentials(t *testing.T) {
+	isolate(t)
+	reg := harness.StartRegistry(t, harness.WithHtpasswd("ci", "pw"))
+	for _, skipCheck := range []bool{false, true} {
+		name := "permission check"
+		if skipCheck {
+			name = "push itself"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Setenv("DOCKER_CONFIG", harness.DockerConfigDir(t, reg.Host, "ci", "wrong"))
+			c := registry.New(registry.Options{InsecureRegistries: []string{reg.Host}})
+			out := newOutputs(t)
+			opts := out.options(reg.Host + "/team/app:v1")
+			opts.SkipPushPermissionCheck = skipCheck
+			_, err := publish.Publish(context.Background(), harness.BusyboxImage(t), c, opts)
+			if err == nil {
+				t.Fatal("Publish with a wrong password succeeded")
+			}
+			t.Logf("error: %v", err)
+			for _, want := range []string{reg.Host + "/team/app", "UNAUTHORIZED", "check the credentials for " + reg.Host} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q lacks %q", err, want)
+				}
+			}
+			out.assertNothingWritten(t)
+			assertNoTag(t, reg, reg.Host+"/team/app:v1")
+		})
+	}
+}
+
+// assertNoTag checks with the right credentials that ref was not pushed.
+func assertNoTag(t *testing.T, reg *harness.Registry, ref string) {
+	t.Helper()
+	r, _ := name.ParseReference(ref)
+	c := reg.Client()
+	if _, err := remote.Head(c.Reference(r, false), c.RemoteOptions(r, false)...); err == nil {
+		t.Errorf("%s exists after a failed publish", ref)
+	}
+}
+
+func TestPublishSecondDestinationFails(t *testing.T) {
+	isolate(t)
+	open := harness.StartRegistry(t)
+	locked := harness.StartRegistry(t, harness.WithHtpasswd("ci", "pw"))
+	c := registry.New(registry.Options{InsecureRegistries: []string{open.Host, locked.Host}})
+	out := newOutputs(t)
+	opts := out.options(open.Host+"/team/app:v1", locked.Host+"/team/app:v1")
+	// Past the early check, so that the first push really happens.
+	opts.SkipPushPermissionCheck = true
+	_, err := publish.Publish(context.Background(), harness.BusyboxImage(t), c, opts)
+	if err == nil || !strings.Contains(err.Error(), locked.Host) {
+		t.Fatalf("Publish = %v, want an error naming %s", err, locked.Host)
+	}
+	out.assertNothingWritten(t)
+}
+
+func TestPublishNoPush(t *testing.T) {
+	isolate(t)
+	img := harness.BusyboxImage(t)
+	want, _ := img.Digest()
+	out := newOutputs(t)
+	opts := out.options()
+	opts.NoPush = true
+	got, err := publish.Publish(context.Background(), img, registry.New(registry.Options{}), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want || read(t, out.digest) != want.String() {
+		t.Errorf("digest = %s, file %q; want %s", got, read(t, out.digest), want)
+	}
+	// Without a destination the tarball gets kaniko's placeholder name.
+	tag, _ := name.NewTag("docker.io/unset-repo/unset-image-name:latest")
+	if _, err := tarball.ImageFromPath(out.tar, &tag); err != nil {
+		t.Errorf("tarball lacks the placeholder tag: %v", err)
+	}
+	if read(t, out.nameDigest) != "" {
+		t.Errorf("image-name-with-digest file = %q, want empty with no destination", read(t, out.nameDigest))
+	}
+}
+
+func TestPublishBadOptions(t *testing.T) {
+	isolate(t)
+	img := harness.BusyboxImage(t)
+	notLayout := t.TempDir()
+	harness.WriteFile(t, filepath.Join(notLayout, "precious.txt"), "keep me")
+	tests := []struct {
+		name string
+		opts publish.Options
+		want string
+	}{
+		{"no destination", publish.Options{}, "no --destination given"},
+		{"invalid destination", publish.Options{Destinations: []string{"Bad Name!"}}, `--destination "Bad Name!"`},
+		{"layout path is another directory", publish.Options{NoPush: true, OCILayoutPath: notLayout}, "is not an OCI layout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := publish.Publish(context.Background(), img, registry.New(registry.Options{}), tt.opts)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Publish = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+	if read(t, filepath.Join(notLayout, "precious.txt")) != "keep me" {
+		t.Error("the existing directory was modified")
+	}
+}
+
+func TestPublishIntoExistingLayout(t *testing.T) {
+	isolate(t)
+	out := newOutputs(t)
+	c := registry.New(registry.Options{})
+	first := harness.BusyboxImage(t)
+	if _, err := publish.Publish(context.Background(), first, c, publish.Options{NoPush: true, OCILayoutPath: out.layout}); err != nil {
+		t.Fatal(err)
+	}
+	second, err := random.Image(512, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := publish.Publish(context.Background(), second, c, publish.Options{NoPush: true, OCILayoutPath: out.layout}); err != nil {
+		t.Fatal(err)
+	}
+	idx, err := layout.ImageIndexFromPath(out.layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := idx.IndexManifest()
+	want, _ := second.Digest()
+	if len(m.Manifests) != 1 || m.Manifests[0].Digest != want {
+		t.Errorf("layout index = %+v, want only %s, as kaniko writes it", m.Manifests, want)
+	}
+}

@@ -1,0 +1,65 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// Push writes img to ref, retrying Options.PushRetry times with backoff,
+// and returns the pushed manifest's digest.
+func (c *Client) Push(ctx context.Context, img v1.Image, ref name.Reference) (v1.Hash, error) {
+	return c.push(ctx, img, ref, func(ref name.Reference, opts []remote.Option) error {
+		return remote.Write(ref, img, opts...)
+	})
+}
+
+// PushIndex writes a multi-platform index and its images to ref.
+func (c *Client) PushIndex(ctx context.Context, idx v1.ImageIndex, ref name.Reference) (v1.Hash, error) {
+	return c.push(ctx, idx, ref, func(ref name.Reference, opts []remote.Option) error {
+		return remote.WriteIndex(ref, idx, opts...)
+	})
+}
+
+type digester interface{ Digest() (v1.Hash, error) }
+
+func (c *Client) push(ctx context.Context, what digester, ref name.Reference, write func(name.Reference, []remote.Option) error) (v1.Hash, error) {
+	registry := ref.Context().RegistryStr()
+	subject := "pushing to " + ref.Context().Name()
+	digest, err := what.Digest()
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("%s: computing the image digest: %w", subject, err)
+	}
+	slog.Info("Pushing image to " + ref.String())
+	target := c.Reference(ref, true)
+	_, err = retry(ctx, subject, c.opts.PushRetry, c.opts.RetryDelay, func() (struct{}, error) {
+		updates := make(chan v1.Update, 16)
+		stop := logPushProgress(ref.String(), updates)
+		opts := append(c.RemoteOptions(target, true), remote.WithContext(ctx), remote.WithProgress(updates))
+		err := write(target, opts)
+		stop()
+		return struct{}{}, err
+	})
+	if err != nil {
+		return v1.Hash{}, c.explain(subject, registry, false, err)
+	}
+	slog.Info(fmt.Sprintf("Pushed %s@%s", ref.Context().Name(), digest))
+	return digest, nil
+}
+
+// CheckPushPermission starts (and abandons) a blob upload to ref's
+// repository, so that refused credentials fail the build before it runs
+// rather than after, as kaniko does.
+func (c *Client) CheckPushPermission(ctx context.Context, ref name.Reference) error {
+	registry := ref.Context().RegistryStr()
+	subject := "checking push permission for " + ref.Context().Name()
+	target := c.Reference(ref, true)
+	_, err := retry(ctx, subject, c.opts.PushRetry, c.opts.RetryDelay, func() (struct{}, error) {
+		return struct{}{}, remote.CheckPushPermission(target, c.keychain, c.transport(registry, true))
+	})
+	return c.explain(subject, registry, false, err)
+}

@@ -1,0 +1,221 @@
+// Package registry pulls and pushes images with go-containerregistry, with
+// kaniko's registry options: docker config.json credentials, plain-HTTP and
+// skip-verify registries, extra CA and client certificates, mirrors and
+// registry maps, and retries with exponential backoff.
+package registry
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// Options are kaniko's registry flags.
+type Options struct {
+	Insecure                bool              // --insecure: push over plain HTTP
+	InsecurePull            bool              // --insecure-pull
+	InsecureRegistries      []string          // --insecure-registry (host[:port]); plain HTTP for these
+	SkipTLSVerify           bool              // --skip-tls-verify (pushes)
+	SkipTLSVerifyPull       bool              // --skip-tls-verify-pull
+	SkipTLSVerifyRegistries []string          // --skip-tls-verify-registry
+	RegistryCertificates    map[string]string // --registry-certificate host=path/to/ca.pem
+	RegistryClientCerts     map[string]string // --registry-client-cert host=cert.pem,key.pem
+	// Mirrors (--registry-mirror) are tried in order for Docker Hub pulls,
+	// then Docker Hub itself unless SkipDefaultRegistryFallback.
+	Mirrors                     []string
+	SkipDefaultRegistryFallback bool
+	// RegistryMaps (--registry-map original=remapped) are tried in order for
+	// pulls from the original registry, with the same fallback rule.
+	RegistryMaps       map[string][]string
+	PushRetry          int // --push-retry: extra attempts after a failed push
+	ImageDownloadRetry int // --image-download-retry
+	// RetryDelay is the first backoff delay; it doubles on each retry.
+	// Zero means one second, as kaniko.
+	RetryDelay time.Duration
+	Keychain   authn.Keychain // nil means Keychain()
+	UserAgent  string
+}
+
+// Validate reports flag values that cannot work, so that a step can refuse
+// them before building rather than on the first request.
+func (o Options) Validate() error {
+	for host, path := range o.RegistryCertificates {
+		if _, err := loadCertPool(path); err != nil {
+			return fmt.Errorf("--registry-certificate %s=%s: %w", host, path, err)
+		}
+	}
+	for host, pair := range o.RegistryClientCerts {
+		if _, err := loadClientCert(pair); err != nil {
+			return fmt.Errorf("--registry-client-cert %s=%s: %w", host, pair, err)
+		}
+	}
+	return nil
+}
+
+// Client pulls and pushes with one set of Options. It is safe for
+// concurrent use; connections are shared per registry.
+type Client struct {
+	opts       Options
+	keychain   authn.Keychain
+	mu         sync.Mutex
+	transports map[transportKey]http.RoundTripper
+}
+
+type transportKey struct {
+	host string
+	push bool
+}
+
+// New returns a Client for opts.
+func New(opts Options) *Client {
+	kc := opts.Keychain
+	if kc == nil {
+		kc = Keychain()
+	}
+	if opts.RetryDelay <= 0 {
+		opts.RetryDelay = time.Second
+	}
+	return &Client{opts: opts, keychain: kc, transports: map[transportKey]http.RoundTripper{}}
+}
+
+// Reference returns ref with its registry marked insecure when these
+// Options say plain HTTP may be used for it. Pass the result, not ref, to
+// remote functions together with RemoteOptions.
+func (c *Client) Reference(ref name.Reference, forPush bool) name.Reference {
+	reg := ref.Context().Registry
+	if !c.plainHTTP(reg.Name(), forPush) {
+		return ref
+	}
+	insecure, err := name.NewRegistry(reg.Name(), name.WeakValidation, name.Insecure)
+	if err != nil {
+		return ref
+	}
+	repo := ref.Context()
+	repo.Registry = insecure
+	switch r := ref.(type) {
+	case name.Tag:
+		r.Repository = repo
+		return r
+	case name.Digest:
+		r.Repository = repo
+		return r
+	}
+	return ref
+}
+
+func (c *Client) plainHTTP(host string, forPush bool) bool {
+	if forPush && c.opts.Insecure || !forPush && c.opts.InsecurePull {
+		return true
+	}
+	return slices.Contains(c.opts.InsecureRegistries, host)
+}
+
+func (c *Client) skipVerify(host string, forPush bool) bool {
+	if forPush && c.opts.SkipTLSVerify || !forPush && c.opts.SkipTLSVerifyPull {
+		return true
+	}
+	return slices.Contains(c.opts.SkipTLSVerifyRegistries, host)
+}
+
+// RemoteOptions are the go-containerregistry options for talking to ref's
+// registry: transport (TLS settings, progress), credentials, user agent and
+// retry backoff. The layer cache reuses them.
+func (c *Client) RemoteOptions(ref name.Reference, forPush bool) []remote.Option {
+	opts := []remote.Option{
+		remote.WithTransport(c.transport(ref.Context().RegistryStr(), forPush)),
+		remote.WithAuthFromKeychain(c.keychain),
+		remote.WithRetryBackoff(remote.Backoff{Duration: c.opts.RetryDelay, Factor: 3, Jitter: 0.1, Steps: 3}),
+	}
+	if c.opts.UserAgent != "" {
+		opts = append(opts, remote.WithUserAgent(c.opts.UserAgent))
+	}
+	return opts
+}
+
+func (c *Client) transport(host string, forPush bool) http.RoundTripper {
+	key := transportKey{host, forPush}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t, ok := c.transports[key]; ok {
+		return t
+	}
+	var t http.RoundTripper
+	base, err := c.newTransport(host, forPush)
+	if err != nil {
+		t = failingTransport{err}
+	} else {
+		t = &progressTransport{inner: base}
+	}
+	c.transports[key] = t
+	return t
+}
+
+func (c *Client) newTransport(host string, forPush bool) (*http.Transport, error) {
+	t := remote.DefaultTransport.(*http.Transport).Clone()
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.skipVerify(host, forPush) {
+		tlsConfig.InsecureSkipVerify = true //nolint:gosec // the user asked for it with --skip-tls-verify*
+	}
+	if path, ok := c.opts.RegistryCertificates[host]; ok {
+		pool, err := loadCertPool(path)
+		if err != nil {
+			return nil, fmt.Errorf("--registry-certificate for %s: %w", host, err)
+		}
+		tlsConfig.RootCAs = pool
+	}
+	if pair, ok := c.opts.RegistryClientCerts[host]; ok {
+		cert, err := loadClientCert(pair)
+		if err != nil {
+			return nil, fmt.Errorf("--registry-client-cert for %s: %w", host, err)
+		}
+		tlsConfig.Certificates = []tls.Certificate{cert}
+	}
+	t.TLSClientConfig = tlsConfig
+	return t, nil
+}
+
+// loadCertPool adds the PEM certificates at path to the system pool, so that
+// a private CA is trusted in addition to, not instead of, the public ones.
+func loadCertPool(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading CA certificate: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("no PEM certificate found in %s: give the CA certificate in PEM form", path)
+	}
+	return pool, nil
+}
+
+// loadClientCert parses kaniko's "cert.pem,key.pem" syntax.
+func loadClientCert(pair string) (tls.Certificate, error) {
+	certPath, keyPath, ok := strings.Cut(pair, ",")
+	if !ok {
+		return tls.Certificate{}, fmt.Errorf("want cert.pem,key.pem, got %q", pair)
+	}
+	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("loading client certificate %s and key %s: %w", certPath, keyPath, err)
+	}
+	return cert, nil
+}
+
+// failingTransport defers a configuration error to the first request, where
+// it is reported with the image it concerns.
+type failingTransport struct{ err error }
+
+func (f failingTransport) RoundTrip(*http.Request) (*http.Response, error) { return nil, f.err }
