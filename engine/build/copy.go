@@ -122,10 +122,12 @@ func (s *stage) copy(ctx context.Context, spec copySpec) error {
 			return err
 		}
 	}
-	for _, ch := range c.changes {
-		if err := s.idx.Record(s.root, ch.Path); err != nil {
-			return fmt.Errorf("recording %s: %w", ch.Path, err)
-		}
+	written := make([]string, len(c.changes))
+	for i, ch := range c.changes {
+		written[i] = ch.Path
+	}
+	if err := s.idx.RecordPaths(s.root, written); err != nil {
+		return err
 	}
 	return s.commit(c.changes, copyHistory(spec)+" # buildkit")
 }

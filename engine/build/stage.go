@@ -307,7 +307,7 @@ func (s *stage) materialize(ctx context.Context) error {
 		if s.b.rootUsed {
 			// An earlier stage's files are still in /; what later stages
 			// need of them is in that stage's image.
-			if err := wipe(s.root, s.b.ignoreList); err != nil {
+			if err := rootfs.Wipe(s.root, s.b.ignoreList, nil); err != nil {
 				return err
 			}
 		}

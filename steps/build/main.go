@@ -17,6 +17,7 @@ import (
 	"github.com/slipway-build/slipway/engine/publish"
 	"github.com/slipway-build/slipway/engine/registry"
 	"github.com/slipway-build/slipway/engine/run"
+	"github.com/slipway-build/slipway/tasks/argv"
 )
 
 // unsupported are kaniko flags Slipway accepts by name but does not do
@@ -34,6 +35,13 @@ var unsupported = map[string]string{
 
 func main() {
 	run.MaybeReexec()
+	// Tekton and Argo cannot put a flag before each element of a list
+	// param, and the image has no shell: they pass lists as a tail.
+	args, err := argv.ExpandListTail(os.Args[1:], "--build-arg", "--destination")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
 	app := &cli.App{
 		Name:                      "slipway-build",
 		Usage:                     "build a Dockerfile into an OCI image without a daemon, and push it",
@@ -42,7 +50,7 @@ func main() {
 		Before:                    refuseUnsupported,
 		Action:                    action,
 	}
-	if err := app.Run(os.Args); err != nil {
+	if err := app.Run(append(os.Args[:1:1], args...)); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
@@ -115,7 +123,9 @@ func flags() []cli.Flag {
 
 func refuseUnsupported(c *cli.Context) error {
 	for flag, what := range unsupported {
-		if what != "" && c.IsSet(flag) {
+		// An empty or false value is "not set": the Tekton and Argo
+		// definitions pass every input, and kaniko's defaults are off.
+		if v := c.Value(flag); v != nil && v != false && v != "" {
 			return fmt.Errorf("--%s is a kaniko flag that Slipway does not support yet (%s); remove it", flag, what)
 		}
 	}

@@ -1,0 +1,540 @@
+package rootfs
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	whiteoutPrefix = ".wh."
+	// whiteoutMeta prefixes aufs bookkeeping names, which carry no file.
+	whiteoutMeta   = ".wh..wh."
+	whiteoutOpaque = ".wh..wh..opq"
+	paxXattr       = "SCHILY.xattr."
+)
+
+// ErrUnsafePath is wrapped by the errors for layer entries whose names or
+// hardlink targets climb out of the root.
+var ErrUnsafePath = errors.New("path climbs out of the root")
+
+// Option configures Extract and ExtractImage.
+type Option func(*options)
+
+type options struct {
+	ignore *IgnoreList
+	noHash bool
+}
+
+// WithIgnoreList makes extraction skip every listed path: entries there are
+// not written, and whiteouts and opaque directories do not remove them.
+func WithIgnoreList(l *IgnoreList) Option {
+	return func(o *options) { o.ignore = l }
+}
+
+// WithoutContentHash skips hashing regular files as they are written. The
+// snapshot then treats a file whose ctime changed but whose size and mtime
+// did not as changed, instead of comparing content.
+func WithoutContentHash() Option {
+	return func(o *options) { o.noHash = true }
+}
+
+// ExtractImage applies every layer of img onto root, oldest first. Each
+// layer is streamed from its blob; none is held in memory.
+func ExtractImage(ctx context.Context, root string, img v1.Image, idx *Index, opts ...Option) error {
+	layers, err := img.Layers()
+	if err != nil {
+		return fmt.Errorf("listing image layers: %w", err)
+	}
+	for i, l := range layers {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		desc := strconv.Itoa(i + 1)
+		if d, err := l.Digest(); err == nil {
+			desc += " (" + d.String() + ")"
+		}
+		rc, err := l.Uncompressed()
+		if err != nil {
+			return fmt.Errorf("reading layer %s: %w", desc, err)
+		}
+		err = extract(ctx, root, rc, idx, opts)
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("extracting layer %s: %w", desc, err)
+		}
+	}
+	return nil
+}
+
+// Extract applies one uncompressed layer tar onto root and records every
+// path it wrote or removed in idx (which may be nil).
+func Extract(root string, r io.Reader, idx *Index, opts ...Option) error {
+	return extract(context.Background(), root, r, idx, opts)
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256*1024); return &b }}
+
+type dirTime struct {
+	p            string
+	atime, mtime time.Time
+}
+
+type extractor struct {
+	r   *Root
+	o   options
+	idx *Index
+	// written holds the paths this layer wrote, so an opaque marker clears
+	// only what earlier layers left.
+	written  map[string]bool
+	order    []string
+	hashes   map[string][]byte
+	dirTimes []dirTime
+}
+
+func extract(ctx context.Context, root string, r io.Reader, idx *Index, opts []Option) error {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	rt, err := OpenRoot(root)
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	x := &extractor{r: rt, o: o, idx: idx, written: map[string]bool{}, hashes: map[string][]byte{}}
+	tr := tar.NewReader(r)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("reading layer tar: %w", err)
+		}
+		if err := x.entry(hdr, tr); err != nil {
+			return fmt.Errorf("layer entry %q: %w", hdr.Name, err)
+		}
+	}
+	x.finishDirTimes()
+	return x.record()
+}
+
+func (x *extractor) ignored(p string) bool { return x.o.ignore.Ignored(p) }
+
+func (x *extractor) markWritten(p string) {
+	if !x.written[p] {
+		x.written[p] = true
+		x.order = append(x.order, p)
+	}
+}
+
+func (x *extractor) forget(p string) {
+	if x.idx != nil {
+		x.idx.Remove(p)
+	}
+}
+
+func (x *extractor) entry(hdr *tar.Header, tr io.Reader) error {
+	switch hdr.Typeflag {
+	case tar.TypeXGlobalHeader, tar.TypeXHeader:
+		return nil
+	}
+	if Escapes(strings.TrimLeft(hdr.Name, "/")) {
+		return fmt.Errorf("%w: refusing an unsafe layer", ErrUnsafePath)
+	}
+	p := Clean(hdr.Name)
+	if p == "/" {
+		// The root's own metadata belongs to whoever made the directory
+		// (the work dir, or the container's /), not to the image.
+		return nil
+	}
+	dir, base := path.Split(p)
+	switch {
+	case base == whiteoutOpaque:
+		return x.opaque(path.Clean(dir))
+	case strings.HasPrefix(base, whiteoutMeta):
+		return nil
+	case strings.HasPrefix(base, whiteoutPrefix):
+		return x.whiteout(path.Join(dir, base[len(whiteoutPrefix):]))
+	}
+	if x.ignored(p) {
+		return nil
+	}
+	dfd, realDir, err := x.r.openDir(dir, lookup{follow: true, create: true, onCreate: x.markWritten})
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dfd)
+	real := path.Join(realDir, base)
+	if x.ignored(real) {
+		return nil
+	}
+
+	var st unix.Stat_t
+	err = unix.Fstatat(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
+	switch {
+	case err == nil:
+		if !(hdr.Typeflag == tar.TypeDir && st.Mode&unix.S_IFMT == unix.S_IFDIR) {
+			if err := removeAllAt(dfd, base, real, x.ignored); err != nil {
+				return err
+			}
+			x.forget(real)
+		}
+	case !errors.Is(err, unix.ENOENT):
+		return &os.PathError{Op: "lstat", Path: real, Err: err}
+	}
+
+	host := x.r.HostPath(real)
+	perm := uint32(hdr.Mode) & 0o7777
+	switch hdr.Typeflag {
+	case tar.TypeReg: // the reader already turned TypeRegA into TypeReg
+		if err := x.writeFile(dfd, base, real, host, hdr, tr, perm); err != nil {
+			return err
+		}
+	case tar.TypeDir:
+		if err := unix.Mkdirat(dfd, base, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+			return &os.PathError{Op: "mkdir", Path: real, Err: err}
+		}
+		fd, err := unix.Openat(dfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return &os.PathError{Op: "open", Path: real, Err: err}
+		}
+		err = fdMetadata(fd, real, hdr, perm)
+		unix.Close(fd)
+		if err != nil {
+			return err
+		}
+		x.dirTimes = append(x.dirTimes, dirTime{p: real, atime: atime(hdr), mtime: hdr.ModTime})
+	case tar.TypeSymlink:
+		if err := unix.Symlinkat(hdr.Linkname, dfd, base); err != nil {
+			return &os.PathError{Op: "symlink", Path: real, Err: err}
+		}
+		if err := x.atMetadata(dfd, base, real, hdr, perm, false); err != nil {
+			return err
+		}
+	case tar.TypeLink:
+		if err := x.link(dfd, base, real, hdr); err != nil {
+			return err
+		}
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		mode := perm
+		switch hdr.Typeflag {
+		case tar.TypeChar:
+			mode |= unix.S_IFCHR
+		case tar.TypeBlock:
+			mode |= unix.S_IFBLK
+		default:
+			mode |= unix.S_IFIFO
+		}
+		dev := int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor)))
+		if err := unix.Mknodat(dfd, base, mode, dev); err != nil {
+			return &os.PathError{Op: "mknod", Path: real, Err: err}
+		}
+		if err := x.atMetadata(dfd, base, real, hdr, perm, true); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("unsupported tar entry type %q", hdr.Typeflag)
+	}
+	x.markWritten(real)
+	return nil
+}
+
+func atime(hdr *tar.Header) time.Time {
+	if hdr.AccessTime.IsZero() {
+		return hdr.ModTime
+	}
+	return hdr.AccessTime
+}
+
+func (x *extractor) writeFile(dfd int, base, real, host string, hdr *tar.Header, tr io.Reader, perm uint32) error {
+	fd, err := unix.Openat(dfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return &os.PathError{Op: "create", Path: real, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), host)
+	defer f.Close()
+	bufp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bufp)
+	if x.o.noHash {
+		_, err = io.CopyBuffer(f, tr, *bufp)
+	} else {
+		h := sha256.New()
+		_, err = io.CopyBuffer(io.MultiWriter(f, h), tr, *bufp)
+		x.hashes[real] = h.Sum(nil)
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", real, err)
+	}
+	if err := fdMetadata(fd, real, hdr, perm); err != nil {
+		return err
+	}
+	return setTimes(dfd, base, real, atime(hdr), hdr.ModTime)
+}
+
+// fdMetadata applies owner, mode and xattrs through an open descriptor, in
+// that order: chown clears setuid bits and security.capability.
+func fdMetadata(fd int, real string, hdr *tar.Header, perm uint32) error {
+	if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
+		return &os.PathError{Op: "chown", Path: real, Err: err}
+	}
+	if err := unix.Fchmod(fd, perm); err != nil {
+		return &os.PathError{Op: "chmod", Path: real, Err: err}
+	}
+	for k, v := range xattrsOf(hdr) {
+		if err := unix.Fsetxattr(fd, k, []byte(v), 0); err != nil && !ignorableXattrErr(err) {
+			return &os.PathError{Op: "setxattr " + k, Path: real, Err: err}
+		}
+	}
+	return nil
+}
+
+// atMetadata applies owner, mode (unless the entry is a symlink), xattrs
+// and times to name in dfd without following it.
+func (x *extractor) atMetadata(dfd int, name, real string, hdr *tar.Header, perm uint32, chmod bool) error {
+	if err := unix.Fchownat(dfd, name, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return &os.PathError{Op: "chown", Path: real, Err: err}
+	}
+	if chmod {
+		err := unix.Fchmodat(dfd, name, perm, unix.AT_SYMLINK_NOFOLLOW)
+		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
+			// No fchmodat2: plain fchmodat follows symlinks, but name is
+			// the device or fifo just made by mknodat, never a symlink.
+			err = unix.Fchmodat(dfd, name, perm, 0)
+		}
+		if err != nil {
+			return &os.PathError{Op: "chmod", Path: real, Err: err}
+		}
+	}
+	if xs := xattrsOf(hdr); len(xs) > 0 {
+		// Reached through the directory descriptor so a symlink among the
+		// parents cannot redirect it; lsetxattr leaves the last one alone.
+		proc := "/proc/self/fd/" + strconv.Itoa(dfd) + "/" + name
+		for k, v := range xs {
+			if err := unix.Lsetxattr(proc, k, []byte(v), 0); err != nil && !ignorableXattrErr(err) {
+				return &os.PathError{Op: "setxattr " + k, Path: real, Err: err}
+			}
+		}
+	}
+	return setTimes(dfd, name, real, atime(hdr), hdr.ModTime)
+}
+
+// ignorableXattrErr matches Docker: file systems without xattrs, and
+// user.* attributes on symlinks and devices, which Linux refuses.
+func ignorableXattrErr(err error) bool {
+	return errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EPERM)
+}
+
+func xattrsOf(hdr *tar.Header) map[string]string {
+	var out map[string]string
+	for k, v := range hdr.PAXRecords {
+		name, ok := strings.CutPrefix(k, paxXattr)
+		if !ok || strings.HasPrefix(name, "trusted.overlay.") {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[name] = v
+	}
+	return out
+}
+
+func setTimes(dfd int, name, real string, atime, mtime time.Time) error {
+	ts := []unix.Timespec{unix.NsecToTimespec(atime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
+	if err := unix.UtimesNanoAt(dfd, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return &os.PathError{Op: "utimes", Path: real, Err: err}
+	}
+	return nil
+}
+
+func (x *extractor) link(dfd int, base, real string, hdr *tar.Header) error {
+	if Escapes(strings.TrimLeft(hdr.Linkname, "/")) {
+		return fmt.Errorf("hardlink target %q: %w: refusing an unsafe layer", hdr.Linkname, ErrUnsafePath)
+	}
+	target := Clean(hdr.Linkname)
+	if target == "/" {
+		return fmt.Errorf("hardlink to the root directory: refusing an unsafe layer")
+	}
+	tdir, tbase := path.Split(target)
+	tfd, trealDir, err := x.r.openDir(tdir, lookup{follow: true})
+	if err != nil {
+		return fmt.Errorf("hardlink target %q: %w", hdr.Linkname, err)
+	}
+	defer unix.Close(tfd)
+	// Flags 0: link the target entry itself, never what a symlink there
+	// points to.
+	if err := unix.Linkat(tfd, tbase, dfd, base, 0); err != nil {
+		return fmt.Errorf("hardlink %s to %s: %w", real, target, err)
+	}
+	treal := path.Join(trealDir, tbase)
+	if h, ok := x.hashes[treal]; ok {
+		x.hashes[real] = h
+	} else if x.idx != nil {
+		if e, ok := x.idx.Get(treal); ok && e.Hash != nil {
+			x.hashes[real] = e.Hash
+		}
+	}
+	return nil
+}
+
+func (x *extractor) whiteout(p string) error {
+	if p == "/" || x.ignored(p) {
+		return nil
+	}
+	dir, base := path.Split(p)
+	dfd, realDir, err := x.r.openDir(dir, lookup{follow: true})
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dfd)
+	real := path.Join(realDir, base)
+	if x.ignored(real) {
+		return nil
+	}
+	if err := removeAllAt(dfd, base, real, x.ignored); err != nil {
+		return err
+	}
+	x.forget(real)
+	return nil
+}
+
+// opaque removes what earlier layers left in dir, keeping what this layer
+// already wrote there (tar order does not promise the marker comes first).
+func (x *extractor) opaque(dir string) error {
+	if x.ignored(dir) {
+		return nil
+	}
+	dfd, realDir, err := x.r.openDir(dir, lookup{follow: true, create: true, onCreate: x.markWritten})
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dfd)
+	return x.clearOlder(dfd, realDir)
+}
+
+func (x *extractor) clearOlder(dfd int, dir string) error {
+	fd, err := unix.Openat(dfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), dir)
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return &os.PathError{Op: "readdir", Path: dir, Err: err}
+	}
+	for _, n := range names {
+		child := path.Join(dir, n)
+		if x.ignored(child) {
+			continue
+		}
+		if !x.written[child] {
+			if err := removeAllAt(fd, n, child, x.ignored); err != nil {
+				return err
+			}
+			x.forget(child)
+			continue
+		}
+		var st unix.Stat_t
+		if err := unix.Fstatat(fd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return &os.PathError{Op: "lstat", Path: child, Err: err}
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			cfd, err := unix.Openat(fd, n, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return &os.PathError{Op: "open", Path: child, Err: err}
+			}
+			err = x.clearOlder(cfd, child)
+			unix.Close(cfd)
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// finishDirTimes sets directory times last: creating children moved them.
+func (x *extractor) finishDirTimes() {
+	for i := len(x.dirTimes) - 1; i >= 0; i-- {
+		d := x.dirTimes[i]
+		dir, base := path.Split(d.p)
+		dfd, _, err := x.r.openDir(dir, lookup{})
+		if err != nil {
+			// Removed or replaced later in the same layer.
+			continue
+		}
+		_ = setTimes(dfd, base, d.p, d.atime, d.mtime)
+		unix.Close(dfd)
+	}
+}
+
+// record reads back every written path once the layer is complete, so the
+// index holds final ctimes (links and chmods bump them) and directory
+// mtimes.
+func (x *extractor) record() error {
+	if x.idx == nil {
+		return nil
+	}
+	since := time.Now()
+	var racy []string
+	dirs := map[string]int{}
+	defer func() {
+		for _, fd := range dirs {
+			unix.Close(fd)
+		}
+	}()
+	for _, p := range x.order {
+		dir, base := path.Split(p)
+		dfd, ok := dirs[dir]
+		if !ok {
+			var err error
+			dfd, _, err = x.r.openDir(dir, lookup{})
+			if err != nil {
+				dfd = -1
+			}
+			dirs[dir] = dfd
+		}
+		if dfd < 0 {
+			x.idx.Remove(p)
+			continue
+		}
+		e, err := statAt(dfd, base, x.r.HostPath(p))
+		if errors.Is(err, unix.ENOENT) {
+			x.idx.Remove(p)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("recording %s: %w", p, err)
+		}
+		if e.Mode.IsRegular() {
+			e.Hash = x.hashes[p]
+		}
+		e.MarkRacy(since)
+		x.idx.Set(p, e)
+		if e.Racy {
+			racy = append(racy, p)
+		}
+	}
+	return x.idx.Settle(x.r.path, racy)
+}

@@ -1,0 +1,427 @@
+package rootfs
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Entry is what the Index knows about one path: the metadata lstat reported
+// right after Slipway wrote it.
+type Entry struct {
+	// Mode holds the type bits, the permission bits and setuid, setgid
+	// and sticky, as in io/fs.
+	Mode     fs.FileMode
+	UID, GID uint32
+	Size     int64
+	// Mtime and Ctime are nanoseconds since the Unix epoch.
+	Mtime, Ctime int64
+	Dev, Ino     uint64
+	Nlink        uint64
+	Rdev         uint64
+	// Linkname is the target of a symlink.
+	Linkname string
+	// Xattrs is nil when the path has none.
+	Xattrs map[string]string
+	// Hash is the sha256 of a regular file's content, nil when it was not
+	// computed (files that RUN or COPY wrote are never read just to hash
+	// them).
+	Hash []byte
+	// Racy is set when the ctime was so close to the moment it was read
+	// that a later write could leave the same ctime on a file system with
+	// coarse timestamps (git's "racily clean" problem); snapshots then
+	// decide by content, not by metadata.
+	Racy bool
+}
+
+// racyWindow exceeds the coarsest kernel timestamp tick (10ms at HZ=100).
+const racyWindow = 25 * time.Millisecond
+
+// MarkRacy sets Racy from since, a time taken before the entry was read.
+func (e *Entry) MarkRacy(since time.Time) {
+	e.Racy = e.Ctime > since.Add(-racyWindow).UnixNano()
+}
+
+// IsDir reports whether the entry is a directory.
+func (e Entry) IsDir() bool { return e.Mode.IsDir() }
+
+// SameXattrs reports whether two entries carry the same extended attributes.
+func (e Entry) SameXattrs(o Entry) bool {
+	return maps.Equal(e.Xattrs, o.Xattrs)
+}
+
+// Index maps clean absolute image paths ("/etc/passwd") to Entries. It is
+// safe for concurrent use.
+type Index struct {
+	mu      sync.RWMutex
+	entries map[string]Entry
+}
+
+// NewIndex returns an empty Index.
+func NewIndex() *Index {
+	return &Index{entries: make(map[string]Entry)}
+}
+
+// Get returns the entry for path.
+func (idx *Index) Get(p string) (Entry, bool) {
+	idx.mu.RLock()
+	e, ok := idx.entries[p]
+	idx.mu.RUnlock()
+	return e, ok
+}
+
+// Set stores e for path.
+func (idx *Index) Set(p string, e Entry) {
+	idx.mu.Lock()
+	idx.entries[p] = e
+	idx.mu.Unlock()
+}
+
+// Remove forgets path and, when it was a directory, everything beneath it.
+func (idx *Index) Remove(p string) {
+	idx.mu.Lock()
+	defer idx.mu.Unlock()
+	idx.removeLocked(p)
+}
+
+func (idx *Index) removeLocked(p string) {
+	e, ok := idx.entries[p]
+	delete(idx.entries, p)
+	if ok && !e.IsDir() {
+		return
+	}
+	// A directory's descendants are found by prefix; directory removals are
+	// rare enough (whiteouts, replaced trees) that a scan beats keeping a
+	// second, per-directory map for every path.
+	prefix := p + "/"
+	if p == "/" {
+		prefix = "/"
+	}
+	for k := range idx.entries {
+		if strings.HasPrefix(k, prefix) {
+			delete(idx.entries, k)
+		}
+	}
+}
+
+// Len returns the number of paths recorded.
+func (idx *Index) Len() int {
+	idx.mu.RLock()
+	defer idx.mu.RUnlock()
+	return len(idx.entries)
+}
+
+// Range calls fn for every path until fn returns false. fn must not modify
+// the Index.
+func (idx *Index) Range(fn func(path string, e Entry) bool) {
+	idx.mu.RLock()
+	defer idx.mu.RUnlock()
+	for k, e := range idx.entries {
+		if !fn(k, e) {
+			return
+		}
+	}
+}
+
+// Record reads the current metadata of path under root and stores it. When
+// path is a directory, everything beneath it is recorded too (symlinks are
+// recorded, never followed). The builder calls it for the files it wrote
+// itself, e.g. for COPY. Content hashes are not computed.
+func (idx *Index) Record(root, p string) error {
+	p = Clean(p)
+	r, err := OpenRoot(root)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	since := time.Now()
+	e, err := r.Stat(p)
+	if err != nil {
+		return err
+	}
+	e.MarkRacy(since)
+	idx.mu.Lock()
+	if old, ok := idx.entries[p]; ok && !(old.IsDir() && e.IsDir()) {
+		idx.removeLocked(p)
+	}
+	idx.entries[p] = e
+	idx.mu.Unlock()
+	racy := []string{p}
+	if e.IsDir() {
+		if err := idx.recordTree(r, p, since, &racy); err != nil {
+			return err
+		}
+	}
+	return idx.Settle(root, racy)
+}
+
+// RecordPaths records exactly the given paths (directories without their
+// contents), waiting out the racy window once for all of them: the builder
+// calls it with every path a COPY wrote.
+func (idx *Index) RecordPaths(root string, paths []string) error {
+	r, err := OpenRoot(root)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	since := time.Now()
+	var racy []string
+	for _, p := range paths {
+		p = Clean(p)
+		e, err := r.Stat(p)
+		if err != nil {
+			return fmt.Errorf("recording %s: %w", p, err)
+		}
+		e.MarkRacy(since)
+		idx.mu.Lock()
+		if old, ok := idx.entries[p]; ok && !(old.IsDir() && e.IsDir()) {
+			idx.removeLocked(p)
+		}
+		idx.entries[p] = e
+		idx.mu.Unlock()
+		if e.Racy {
+			racy = append(racy, p)
+		}
+	}
+	return idx.Settle(root, racy)
+}
+
+func (idx *Index) recordTree(r *Root, dir string, since time.Time, racy *[]string) error {
+	host := r.HostPath(dir)
+	return filepath.WalkDir(host, func(hp string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("recording %s: %w", hp, err)
+		}
+		if hp == host {
+			return nil
+		}
+		rel, err := filepath.Rel(r.path, hp)
+		if err != nil {
+			return err
+		}
+		p := "/" + filepath.ToSlash(rel)
+		e, err := lstatEntry(hp)
+		if err != nil {
+			return fmt.Errorf("recording %s: %w", p, err)
+		}
+		e.MarkRacy(since)
+		idx.Set(p, e)
+		if e.Racy {
+			*racy = append(*racy, p)
+		}
+		return nil
+	})
+}
+
+// Clean turns a name from a layer or a Dockerfile into the index's form:
+// absolute, slash-separated, without "." or ".." elements. Because the
+// result is rooted, ".." can never climb above "/"; callers that must refuse
+// such names check with Escapes first.
+func Clean(p string) string {
+	return path.Clean("/" + p)
+}
+
+// Escapes reports whether a relative name climbs above its starting
+// directory with "..", as "../../etc/x" or "a/../../b" do.
+func Escapes(name string) bool {
+	depth := 0
+	for _, el := range strings.Split(name, "/") {
+		switch el {
+		case "", ".":
+		case "..":
+			depth--
+			if depth < 0 {
+				return true
+			}
+		default:
+			depth++
+		}
+	}
+	return false
+}
+
+// lstatEntry reads an Entry for a host path whose parents are known to be
+// real directories.
+func lstatEntry(hostPath string) (Entry, error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(hostPath, &st); err != nil {
+		return Entry{}, &os.PathError{Op: "lstat", Path: hostPath, Err: err}
+	}
+	e := EntryFromStat(&st)
+	if e.Mode&fs.ModeSymlink != 0 {
+		target, err := os.Readlink(hostPath)
+		if err != nil {
+			return Entry{}, err
+		}
+		e.Linkname = target
+	}
+	x, err := Xattrs(hostPath)
+	if err != nil {
+		return Entry{}, err
+	}
+	e.Xattrs = x
+	return e, nil
+}
+
+// EntryFromStat converts what lstat returned. Linkname, Xattrs and Hash are
+// left for the caller.
+func EntryFromStat(st *unix.Stat_t) Entry {
+	return Entry{
+		Mode:  FileMode(st.Mode),
+		UID:   st.Uid,
+		GID:   st.Gid,
+		Size:  st.Size,
+		Mtime: st.Mtim.Nano(),
+		Ctime: st.Ctim.Nano(),
+		Dev:   st.Dev,
+		Ino:   st.Ino,
+		Nlink: uint64(st.Nlink),
+		Rdev:  st.Rdev,
+	}
+}
+
+// FileMode converts a raw st_mode to an io/fs FileMode.
+func FileMode(m uint32) fs.FileMode {
+	mode := fs.FileMode(m & 0o777)
+	switch m & unix.S_IFMT {
+	case unix.S_IFDIR:
+		mode |= fs.ModeDir
+	case unix.S_IFLNK:
+		mode |= fs.ModeSymlink
+	case unix.S_IFCHR:
+		mode |= fs.ModeDevice | fs.ModeCharDevice
+	case unix.S_IFBLK:
+		mode |= fs.ModeDevice
+	case unix.S_IFIFO:
+		mode |= fs.ModeNamedPipe
+	case unix.S_IFSOCK:
+		mode |= fs.ModeSocket
+	}
+	if m&unix.S_ISUID != 0 {
+		mode |= fs.ModeSetuid
+	}
+	if m&unix.S_ISGID != 0 {
+		mode |= fs.ModeSetgid
+	}
+	if m&unix.S_ISVTX != 0 {
+		mode |= fs.ModeSticky
+	}
+	return mode
+}
+
+// Xattrs returns the extended attributes of a path without following a
+// final symlink, or nil when it has none. File systems without xattr support
+// report none.
+func Xattrs(hostPath string) (map[string]string, error) {
+	buf := make([]byte, 256)
+	var n int
+	for {
+		var err error
+		n, err = unix.Llistxattr(hostPath, buf)
+		if errors.Is(err, unix.ERANGE) {
+			sz, err := unix.Llistxattr(hostPath, nil)
+			if err != nil {
+				return nil, &os.PathError{Op: "llistxattr", Path: hostPath, Err: err}
+			}
+			buf = make([]byte, sz+64)
+			continue
+		}
+		if errors.Is(err, unix.ENOTSUP) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "llistxattr", Path: hostPath, Err: err}
+		}
+		break
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string)
+	for _, name := range bytes.Split(buf[:n], []byte{0}) {
+		if len(name) == 0 {
+			continue
+		}
+		v, err := getXattr(hostPath, string(name))
+		if err != nil {
+			return nil, err
+		}
+		out[string(name)] = v
+	}
+	return out, nil
+}
+
+func getXattr(hostPath, name string) (string, error) {
+	buf := make([]byte, 128)
+	for {
+		n, err := unix.Lgetxattr(hostPath, name, buf)
+		if errors.Is(err, unix.ERANGE) {
+			sz, err := unix.Lgetxattr(hostPath, name, nil)
+			if err != nil {
+				return "", &os.PathError{Op: "lgetxattr " + name, Path: hostPath, Err: err}
+			}
+			buf = make([]byte, sz+64)
+			continue
+		}
+		if errors.Is(err, unix.ENODATA) {
+			// Removed between list and get.
+			return "", nil
+		}
+		if err != nil {
+			return "", &os.PathError{Op: "lgetxattr " + name, Path: hostPath, Err: err}
+		}
+		return string(buf[:n]), nil
+	}
+}
+
+// Settle re-reads the racy entries among paths once the racy window has
+// passed (sleeping at most that long, once), so that later snapshots can
+// trust their metadata again. A hash is kept only when the re-read shows
+// the same inode, size, mtime and ctime. Paths that are gone are forgotten.
+func (idx *Index) Settle(root string, paths []string) error {
+	var racy []string
+	var newest int64
+	for _, p := range paths {
+		if e, ok := idx.Get(p); ok && e.Racy {
+			racy = append(racy, p)
+			newest = max(newest, e.Ctime)
+		}
+	}
+	if len(racy) == 0 {
+		return nil
+	}
+	time.Sleep(time.Until(time.Unix(0, newest).Add(racyWindow)))
+	r, err := OpenRoot(root)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	since := time.Now()
+	for _, p := range racy {
+		old, _ := idx.Get(p)
+		e, err := r.Stat(p)
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, errSymlinkParent) || errors.Is(err, unix.ENOTDIR) {
+			idx.Remove(p)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("recording %s: %w", p, err)
+		}
+		if e.Ino == old.Ino && e.Size == old.Size && e.Mtime == old.Mtime && e.Ctime == old.Ctime {
+			e.Hash = old.Hash
+		}
+		e.MarkRacy(since)
+		idx.Set(p, e)
+	}
+	return nil
+}

@@ -1,0 +1,198 @@
+package examples
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	argofake "github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned/fake"
+	"github.com/argoproj/argo-workflows/v3/workflow/templateresolution"
+	"github.com/argoproj/argo-workflows/v3/workflow/validate"
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/slipway-build/slipway/tasks"
+)
+
+func yamlFiles(t *testing.T) []string {
+	t.Helper()
+	var files []string
+	err := filepath.WalkDir(".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && (strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// argoGetters serve the generated templates, so that templateRefs in the
+// examples are checked against what the catalog publishes.
+func argoGetters(t *testing.T) (templateresolution.WorkflowTemplateNamespacedGetter, templateresolution.ClusterWorkflowTemplateGetter) {
+	t.Helper()
+	wt := tasks.BuildWorkflowTemplate()
+	wt.Namespace = metav1.NamespaceDefault
+	client := argofake.NewSimpleClientset(wt, tasks.BuildClusterWorkflowTemplate())
+	return templateresolution.WrapWorkflowTemplateInterface(client.ArgoprojV1alpha1().WorkflowTemplates(metav1.NamespaceDefault)),
+		templateresolution.WrapClusterWorkflowTemplateInterface(client.ArgoprojV1alpha1().ClusterWorkflowTemplates())
+}
+
+func TestExamplesParseAndValidate(t *testing.T) {
+	files := yamlFiles(t)
+	if len(files) == 0 {
+		t.Fatal("no example YAML found")
+	}
+	wtGetter, cwtGetter := argoGetters(t)
+	seen := map[string]int{}
+	for _, path := range files {
+		t.Run(path, func(t *testing.T) {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if filepath.Base(path) == ".gitlab-ci.yml" {
+				checkGitLab(t, b)
+				seen["GitLab CI"]++
+				return
+			}
+			var head metav1.TypeMeta
+			if err := yaml.Unmarshal(b, &head); err != nil {
+				t.Fatal(err)
+			}
+			strict := func(into any) {
+				t.Helper()
+				if err := yaml.UnmarshalStrict(b, into); err != nil {
+					t.Fatalf("not a valid %s: %v", head.Kind, err)
+				}
+			}
+			seen[head.Kind]++
+			switch head.APIVersion + " " + head.Kind {
+			case "tekton.dev/v1 Pipeline":
+				var p pipelinev1.Pipeline
+				strict(&p)
+				if err := p.Validate(t.Context()); err != nil {
+					t.Error(err)
+				}
+			case "tekton.dev/v1 PipelineRun":
+				var pr pipelinev1.PipelineRun
+				strict(&pr)
+				// The API server names it from generateName before
+				// Tekton's admission webhook validates it.
+				pr.Name = pr.GenerateName + "x7k2p"
+				if err := pr.Validate(t.Context()); err != nil {
+					t.Error(err)
+				}
+			case "argoproj.io/v1alpha1 Workflow":
+				var wf wfv1.Workflow
+				strict(&wf)
+				wf.Namespace = metav1.NamespaceDefault
+				if err := validate.ValidateWorkflow(wtGetter, cwtGetter, &wf, nil, validate.ValidateOpts{}); err != nil {
+					t.Error(err)
+				}
+			case "v1 Secret":
+				var s corev1.Secret
+				strict(&s)
+				checkDockerSecret(t, &s)
+			default:
+				t.Fatalf("no check for %s %s; add one", head.APIVersion, head.Kind)
+			}
+		})
+	}
+	for _, kind := range []string{"Pipeline", "PipelineRun", "Workflow", "Secret", "GitLab CI"} {
+		if seen[kind] == 0 {
+			t.Errorf("no %s example", kind)
+		}
+	}
+}
+
+// checkDockerSecret checks the shape `kubectl create secret docker-registry`
+// makes, which is what Slipway has to read.
+func checkDockerSecret(t *testing.T, s *corev1.Secret) {
+	t.Helper()
+	if s.Type != corev1.SecretTypeDockerConfigJson {
+		t.Errorf("type = %q, want %q", s.Type, corev1.SecretTypeDockerConfigJson)
+	}
+	raw, ok := s.Data[corev1.DockerConfigJsonKey]
+	if !ok {
+		t.Fatalf("no %s key in %v", corev1.DockerConfigJsonKey, s.Data)
+	}
+	var cfg struct {
+		Auths map[string]struct {
+			Username, Password, Auth string
+		} `json:"auths"`
+	}
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatalf("%s is not a docker config: %v", corev1.DockerConfigJsonKey, err)
+	}
+	if len(cfg.Auths) == 0 {
+		t.Fatal("docker config has no auths")
+	}
+	for host, a := range cfg.Auths {
+		dec, err := base64.StdEncoding.DecodeString(a.Auth)
+		if err != nil || string(dec) != a.Username+":"+a.Password {
+			t.Errorf("auth for %s is not base64(username:password): %q", host, a.Auth)
+		}
+	}
+}
+
+// kanikoFlags are the executor flags the GitLab job may use; Slipway takes
+// them unchanged.
+var kanikoFlags = map[string]bool{
+	"--context": true, "--dockerfile": true, "--destination": true, "--cache": true,
+	"--cache-repo": true, "--digest-file": true, "--build-arg": true, "--target": true,
+}
+
+func checkGitLab(t *testing.T, b []byte) {
+	t.Helper()
+	var ci map[string]struct {
+		Image struct {
+			Name       string   `json:"name"`
+			Entrypoint []string `json:"entrypoint"`
+		} `json:"image"`
+		Script []string `json:"script"`
+	}
+	if err := yaml.Unmarshal(b, &ci); err != nil {
+		t.Fatalf("not valid GitLab CI YAML: %v", err)
+	}
+	job, ok := ci["build"]
+	if !ok {
+		t.Fatal("no build job")
+	}
+	if !strings.HasSuffix(job.Image.Name, "-debug") || len(job.Image.Entrypoint) != 1 || job.Image.Entrypoint[0] != "" {
+		t.Errorf("image = %+v, want the -debug image with entrypoint [\"\"]", job.Image)
+	}
+	var build string
+	for _, line := range job.Script {
+		if strings.HasPrefix(line, "/slipway/bin/slipway-build ") {
+			build = line
+		}
+	}
+	if build == "" {
+		t.Fatalf("no /slipway/bin/slipway-build in script %q", job.Script)
+	}
+	for _, word := range strings.Fields(build)[1:] {
+		if !strings.HasPrefix(word, "--") {
+			continue
+		}
+		name, _, _ := strings.Cut(word, "=")
+		if !kanikoFlags[name] {
+			t.Errorf("flag %s is not one of kaniko's executor flags", name)
+		}
+	}
+	if !strings.Contains(strings.Join(job.Script, "\n"), "/slipway/.docker/config.json") {
+		t.Error("the job does not write /slipway/.docker/config.json")
+	}
+}

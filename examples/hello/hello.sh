@@ -1,0 +1,3 @@
+#!/bin/sh
+cat "$GREETING_FILE"
+cat /app/shout.txt

@@ -1,0 +1,185 @@
+package tasks
+
+import (
+	"strings"
+
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Names of the templates inside the Argo WorkflowTemplate and
+// ClusterWorkflowTemplate, for templateRef.template.
+const (
+	ArgoTemplateBuild    = "build"     // source from a PersistentVolumeClaim
+	ArgoTemplateBuildGit = "build-git" // source from a git input artifact
+)
+
+// Argo output parameter names.
+const (
+	OutputImageDigest = "image-digest"
+	OutputImageURL    = "image-url"
+	OutputImages      = "images"
+)
+
+// Where the Argo templates mount things. Outputs sit in an emptyDir because
+// the executor image is FROM scratch and has no writable /tmp to rely on.
+const (
+	argoSourceDir  = "/workspace/source"
+	argoResultsDir = "/slipway/results"
+)
+
+const argoDescription = `Build a container image from a Dockerfile and push it, without a Docker daemon or privileges.
+
+Template "build" reads the source from a PersistentVolumeClaim (input source-pvc); template "build-git" clones it from git (inputs git-repo and git-revision). Registry credentials come from the Secret named by docker-config-secret, holding config.json or .dockerconfigjson; it may be absent for registries without auth.
+
+List inputs (build-args, additional-tags, extra-args) take one item per line, since Argo parameters are strings. The outputs image-digest (sha256:<hex>), image-url and images are read from files.`
+
+func argoParam(name, def, description string) wfv1.Parameter {
+	return wfv1.Parameter{Name: name, Default: wfv1.AnyStringPtr(def), Description: wfv1.AnyStringPtr(description)}
+}
+
+// argoWords turns the shared input descriptions into Argo's terms: kebab-case
+// names, and lines where Tekton has array elements.
+var argoWords = strings.NewReplacer(
+	"one per element", "one per line",
+	"CACHE_REPO", "cache-repo",
+	"CONTEXT", "context",
+	"IMAGES", "the images output",
+	"IMAGE", "image",
+)
+
+func argoInputs(builderImage string) []wfv1.Parameter {
+	var ps []wfv1.Parameter
+	for _, in := range buildInputs(builderImage) {
+		p := wfv1.Parameter{Name: in.argoName(), Description: wfv1.AnyStringPtr(argoWords.Replace(in.description))}
+		switch {
+		case in.array:
+			p.Default = wfv1.AnyStringPtr("")
+		case !in.required:
+			p.Default = wfv1.AnyStringPtr(in.def)
+		}
+		ps = append(ps, p)
+	}
+	return append(ps, argoParam("docker-config-secret", SampleSecret,
+		"Secret with config.json or .dockerconfigjson; the build runs without credentials when it does not exist."))
+}
+
+func argoArgs() []string {
+	in := func(n string) string { return "{{inputs.parameters." + n + "}}" }
+	return []string{
+		"--dockerfile=" + in("dockerfile"),
+		"--context=" + argoSourceDir + "/" + in("context"),
+		"--destination=" + in("image"),
+		"--digest-file=" + argoResultsDir + "/" + OutputImageDigest,
+		"--image-url-file=" + argoResultsDir + "/" + OutputImageURL,
+		"--images-file=" + argoResultsDir + "/" + OutputImages,
+		"--target=" + in("target"),
+		"--cache=" + in("cache"),
+		"--cache-repo=" + in("cache-repo"),
+		"--custom-platform=" + in("platform"),
+		"--",
+		"--build-arg", in("build-args"),
+		"--destination", in("additional-tags"),
+		"--args", in("extra-args"),
+	}
+}
+
+func argoTemplate(name, builderImage string, git bool) wfv1.Template {
+	params := argoInputs(builderImage)
+	volumes := []corev1.Volume{
+		{Name: "docker-config", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: "{{inputs.parameters.docker-config-secret}}", Optional: ptr(true)}}},
+		{Name: "results", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+	}
+	mounts := []corev1.VolumeMount{
+		{Name: "docker-config", MountPath: dockerConfigDir, ReadOnly: true},
+		{Name: "results", MountPath: argoResultsDir},
+	}
+	var inputs wfv1.Inputs
+	if git {
+		params = append(params,
+			wfv1.Parameter{Name: "git-repo", Description: wfv1.AnyStringPtr("Git URL of the source.")},
+			argoParam("git-revision", "HEAD", "Branch, tag or commit to build."))
+		inputs.Artifacts = wfv1.Artifacts{{
+			Name: "source",
+			Path: argoSourceDir,
+			ArtifactLocation: wfv1.ArtifactLocation{Git: &wfv1.GitArtifact{
+				Repo:     "{{inputs.parameters.git-repo}}",
+				Revision: "{{inputs.parameters.git-revision}}",
+				Depth:    ptr(uint64(1)),
+			}},
+		}}
+	} else {
+		params = append(params, wfv1.Parameter{Name: "source-pvc",
+			Description: wfv1.AnyStringPtr("PersistentVolumeClaim holding the source at its root.")})
+		volumes = append(volumes, corev1.Volume{Name: "source", VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "{{inputs.parameters.source-pvc}}"}}})
+		mounts = append(mounts, corev1.VolumeMount{Name: "source", MountPath: argoSourceDir})
+	}
+	inputs.Parameters = params
+	out := func(n string) wfv1.Parameter {
+		return wfv1.Parameter{Name: n, ValueFrom: &wfv1.ValueFrom{Path: argoResultsDir + "/" + n}}
+	}
+	return wfv1.Template{
+		Name:    name,
+		Inputs:  inputs,
+		Outputs: wfv1.Outputs{Parameters: []wfv1.Parameter{out(OutputImageDigest), out(OutputImageURL), out(OutputImages)}},
+		Volumes: volumes,
+		Container: &corev1.Container{
+			Image: "{{inputs.parameters.builder-image}}",
+			// Set explicitly: the emissary executor would otherwise look
+			// the entrypoint up in the registry.
+			Command:         []string{buildBinary},
+			Args:            argoArgs(),
+			WorkingDir:      argoSourceDir,
+			Env:             []corev1.EnvVar{{Name: "DOCKER_CONFIG", Value: dockerConfigDir}},
+			VolumeMounts:    mounts,
+			SecurityContext: rootNoPrivilege(),
+		},
+	}
+}
+
+func argoSpec(o options) wfv1.WorkflowSpec {
+	return wfv1.WorkflowSpec{
+		Entrypoint: ArgoTemplateBuild,
+		Templates: []wfv1.Template{
+			argoTemplate(ArgoTemplateBuild, o.builderImage, false),
+			argoTemplate(ArgoTemplateBuildGit, o.builderImage, true),
+		},
+	}
+}
+
+func argoMeta(o options) metav1.ObjectMeta {
+	return metav1.ObjectMeta{
+		Name:   BuildName,
+		Labels: map[string]string{"app.kubernetes.io/version": o.version},
+		Annotations: map[string]string{
+			"workflows.argoproj.io/description": argoDescription,
+			"workflows.argoproj.io/version":     ">= 3.5.0",
+		},
+	}
+}
+
+// BuildWorkflowTemplate returns the namespaced slipway-build template.
+func BuildWorkflowTemplate(opts ...Option) *wfv1.WorkflowTemplate {
+	o := makeOptions(opts)
+	return &wfv1.WorkflowTemplate{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "argoproj.io/v1alpha1", Kind: "WorkflowTemplate"},
+		ObjectMeta: argoMeta(o),
+		Spec:       argoSpec(o),
+	}
+}
+
+// BuildClusterWorkflowTemplate returns the cluster-scoped slipway-build
+// template, for templateRef with clusterScope: true.
+func BuildClusterWorkflowTemplate(opts ...Option) *wfv1.ClusterWorkflowTemplate {
+	o := makeOptions(opts)
+	return &wfv1.ClusterWorkflowTemplate{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "argoproj.io/v1alpha1", Kind: "ClusterWorkflowTemplate"},
+		ObjectMeta: argoMeta(o),
+		Spec:       argoSpec(o),
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,86 @@
+package steptest
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/slipway-build/slipway/tasks/argv"
+)
+
+// The flags below are the part of slipway-build's and slipway-warm's
+// command lines that the published definitions rely on: kaniko's executor
+// and warmer flags plus --image-url-file and --images-file. They are
+// declared here, not imported, because the step binaries are written
+// elsewhere; a definition that passes anything else fails these tests.
+
+type list []string
+
+func (l *list) String() string     { return strings.Join(*l, ",") }
+func (l *list) Set(v string) error { *l = append(*l, v); return nil }
+
+type buildFlags struct {
+	dockerfile, context, digestFile, urlFile, imagesFile string
+	target, cacheRepo, platform, cacheDir                string
+	cache, reproducible                                  bool
+	destinations, buildArgs                              list
+}
+
+func parseBuild(args []string) (*buildFlags, error) {
+	args, err := argv.ExpandListTail(args, "--build-arg", "--destination")
+	if err != nil {
+		return nil, err
+	}
+	var f buildFlags
+	fs := flag.NewFlagSet("slipway-build", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&f.dockerfile, "dockerfile", "Dockerfile", "")
+	fs.StringVar(&f.context, "context", "/workspace/", "")
+	fs.StringVar(&f.digestFile, "digest-file", "", "")
+	fs.StringVar(&f.urlFile, "image-url-file", "", "")
+	fs.StringVar(&f.imagesFile, "images-file", "", "")
+	fs.StringVar(&f.target, "target", "", "")
+	fs.StringVar(&f.cacheRepo, "cache-repo", "", "")
+	fs.StringVar(&f.platform, "custom-platform", "", "")
+	fs.StringVar(&f.cacheDir, "cache-dir", "/cache", "")
+	fs.BoolVar(&f.cache, "cache", false, "")
+	fs.BoolVar(&f.reproducible, "reproducible", false, "")
+	fs.Var(&f.destinations, "destination", "")
+	fs.Var(&f.buildArgs, "build-arg", "")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("positional arguments left after parsing: %q", fs.Args())
+	}
+	return &f, nil
+}
+
+type warmFlags struct {
+	cacheDir, dockerfile string
+	images, buildArgs    list
+	cacheTTL             string
+}
+
+func parseWarm(args []string) (*warmFlags, error) {
+	args, err := argv.ExpandListTail(args, "--image", "--build-arg")
+	if err != nil {
+		return nil, err
+	}
+	var f warmFlags
+	fs := flag.NewFlagSet("slipway-warm", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&f.cacheDir, "cache-dir", "/cache", "")
+	fs.StringVar(&f.dockerfile, "dockerfile", "", "")
+	fs.StringVar(&f.cacheTTL, "cache-ttl", "", "")
+	fs.Var(&f.images, "image", "")
+	fs.Var(&f.buildArgs, "build-arg", "")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("positional arguments left after parsing: %q", fs.Args())
+	}
+	return &f, nil
+}

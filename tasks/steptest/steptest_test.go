@@ -1,0 +1,372 @@
+package steptest
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/slipway-build/slipway/tasks"
+)
+
+func str(v string) pipelinev1.ParamValue { return *pipelinev1.NewStructuredValues(v) }
+func arr(v ...string) pipelinev1.ParamValue {
+	return pipelinev1.ParamValue{Type: pipelinev1.ParamTypeArray, ArrayVal: v}
+}
+
+func taskRun(params pipelinev1.Params, ws ...pipelinev1.WorkspaceBinding) *pipelinev1.TaskRun {
+	return &pipelinev1.TaskRun{
+		ObjectMeta: metav1.ObjectMeta{Name: "run-1", Namespace: "ci"},
+		Spec:       pipelinev1.TaskRunSpec{Params: params, Workspaces: ws},
+	}
+}
+
+var (
+	sourcePVC    = pipelinev1.WorkspaceBinding{Name: "source", PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "src"}}
+	dockerSecret = pipelinev1.WorkspaceBinding{Name: "dockerconfig", Secret: &corev1.SecretVolumeSource{SecretName: "regcred"}}
+	cachePVC     = pipelinev1.WorkspaceBinding{Name: "cache", PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "cache"}}
+)
+
+func onlyStep(t *testing.T, cs []Container) Container {
+	t.Helper()
+	if len(cs) != 1 {
+		t.Fatalf("got %d steps, want 1", len(cs))
+	}
+	return cs[0]
+}
+
+func mountAt(c Container, path string) *corev1.VolumeMount {
+	for i := range c.VolumeMounts {
+		if c.VolumeMounts[i].MountPath == path {
+			return &c.VolumeMounts[i]
+		}
+	}
+	return nil
+}
+
+func env(c Container, name string) (string, bool) {
+	for _, e := range c.Env {
+		if e.Name == name {
+			return e.Value, true
+		}
+	}
+	return "", false
+}
+
+func TestBuildTaskResolvesToExecutorFlags(t *testing.T) {
+	tests := []struct {
+		name       string
+		run        *pipelinev1.TaskRun
+		want       buildFlags
+		wantMounts map[string]bool // mount path -> read only
+	}{{
+		name: "defaults",
+		run:  taskRun(pipelinev1.Params{{Name: "IMAGE", Value: str("127.0.0.1:5000/app:1")}}, sourcePVC),
+		want: buildFlags{
+			dockerfile: "./Dockerfile", context: "/workspace/source/./",
+			digestFile: "/tekton/results/IMAGE_DIGEST", urlFile: "/tekton/results/IMAGE_URL", imagesFile: "/tekton/results/IMAGES",
+			cacheDir: "/cache", destinations: list{"127.0.0.1:5000/app:1"},
+		},
+		wantMounts: map[string]bool{"/workspace/source": false},
+	}, {
+		name: "every param and workspace",
+		run: taskRun(pipelinev1.Params{
+			{Name: "IMAGE", Value: str("127.0.0.1:5000/app:1")},
+			{Name: "DOCKERFILE", Value: str("build/Containerfile")},
+			{Name: "CONTEXT", Value: str("app")},
+			{Name: "BUILD_ARGS", Value: arr("VERSION=1", "NOTE=a b,c")},
+			{Name: "EXTRA_ARGS", Value: arr("--reproducible")},
+			{Name: "ADDITIONAL_TAGS", Value: arr("127.0.0.1:5000/app:latest", "127.0.0.1:5000/other:1")},
+			{Name: "TARGET", Value: str("runtime")},
+			{Name: "CACHE", Value: str("true")},
+			{Name: "CACHE_REPO", Value: str("127.0.0.1:5000/cache")},
+			{Name: "PLATFORM", Value: str("linux/arm64")},
+		}, sourcePVC, dockerSecret, cachePVC),
+		want: buildFlags{
+			dockerfile: "build/Containerfile", context: "/workspace/source/app",
+			digestFile: "/tekton/results/IMAGE_DIGEST", urlFile: "/tekton/results/IMAGE_URL", imagesFile: "/tekton/results/IMAGES",
+			target: "runtime", cache: true, cacheRepo: "127.0.0.1:5000/cache", platform: "linux/arm64", cacheDir: "/cache",
+			reproducible: true,
+			destinations: list{"127.0.0.1:5000/app:1", "127.0.0.1:5000/app:latest", "127.0.0.1:5000/other:1"},
+			buildArgs:    list{"VERSION=1", "NOTE=a b,c"},
+		},
+		wantMounts: map[string]bool{"/workspace/source": false, "/slipway/.docker": true, "/cache": false},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cs, err := ResolveTektonSteps(t.Context(), tasks.BuildTask(), tt.run)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := onlyStep(t, cs)
+			if c.Image != tasks.BuilderImage {
+				t.Errorf("image = %q, want the pinned default %q", c.Image, tasks.BuilderImage)
+			}
+			if want := []string{"/slipway/bin/slipway-build"}; !reflect.DeepEqual(c.Command, want) {
+				t.Errorf("command = %q, want %q", c.Command, want)
+			}
+			if c.WorkingDir != "/workspace/source" {
+				t.Errorf("workingDir = %q, want /workspace/source", c.WorkingDir)
+			}
+			if v, _ := env(c, "DOCKER_CONFIG"); v != "/slipway/.docker" {
+				t.Errorf("DOCKER_CONFIG = %q, want /slipway/.docker", v)
+			}
+			for _, a := range append(c.Args, c.WorkingDir) {
+				if strings.Contains(a, "$(") {
+					t.Errorf("unresolved variable left in %q", a)
+				}
+			}
+			got, err := parseBuild(c.Args)
+			if err != nil {
+				t.Fatalf("slipway-build would reject %q: %v", c.Args, err)
+			}
+			if !reflect.DeepEqual(*got, tt.want) {
+				t.Errorf("flags from %q\n got %+v\nwant %+v", c.Args, *got, tt.want)
+			}
+			if len(c.VolumeMounts) != len(tt.wantMounts) {
+				t.Errorf("mounts = %+v, want %v", c.VolumeMounts, tt.wantMounts)
+			}
+			for path, ro := range tt.wantMounts {
+				m := mountAt(c, path)
+				if m == nil {
+					t.Errorf("no volume mounted at %s; mounts: %+v", path, c.VolumeMounts)
+					continue
+				}
+				if m.ReadOnly != ro {
+					t.Errorf("mount %s readOnly = %t, want %t", path, m.ReadOnly, ro)
+				}
+			}
+		})
+	}
+}
+
+func TestBuildTaskRejectsIncompleteRuns(t *testing.T) {
+	tests := []struct {
+		name    string
+		run     *pipelinev1.TaskRun
+		wantErr string
+	}{
+		{"no IMAGE", taskRun(nil, sourcePVC), "IMAGE"},
+		{"no source workspace", taskRun(pipelinev1.Params{{Name: "IMAGE", Value: str("r/a")}}), `workspace "source"`},
+		{"array given as string", taskRun(pipelinev1.Params{{Name: "IMAGE", Value: str("r/a")}, {Name: "BUILD_ARGS", Value: str("A=1")}}, sourcePVC), "BUILD_ARGS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ResolveTektonSteps(t.Context(), tasks.BuildTask(), tt.run)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error = %v, want one naming %s", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestWarmTaskResolvesToWarmerFlags(t *testing.T) {
+	run := taskRun(pipelinev1.Params{
+		{Name: "IMAGES", Value: arr("127.0.0.1:5000/debian:bookworm", "127.0.0.1:5000/busybox:1")},
+		{Name: "EXTRA_ARGS", Value: arr("--cache-ttl=24h")},
+	}, pipelinev1.WorkspaceBinding{Name: "cache", EmptyDir: &corev1.EmptyDirVolumeSource{}})
+	cs, err := ResolveTektonSteps(t.Context(), tasks.WarmTask(), run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := onlyStep(t, cs)
+	if want := []string{"/slipway/bin/slipway-warm"}; !reflect.DeepEqual(c.Command, want) {
+		t.Errorf("command = %q, want %q", c.Command, want)
+	}
+	got, err := parseWarm(c.Args)
+	if err != nil {
+		t.Fatalf("slipway-warm would reject %q: %v", c.Args, err)
+	}
+	want := warmFlags{cacheDir: "/cache", images: list{"127.0.0.1:5000/debian:bookworm", "127.0.0.1:5000/busybox:1"}, cacheTTL: "24h"}
+	if !reflect.DeepEqual(*got, want) {
+		t.Errorf("flags from %q\n got %+v\nwant %+v", c.Args, *got, want)
+	}
+	if mountAt(c, "/cache") == nil {
+		t.Errorf("cache workspace not mounted at /cache: %+v", c.VolumeMounts)
+	}
+	// With the source workspace unbound, Tekton leaves workingDir empty and
+	// the image's own working directory applies.
+	if c.WorkingDir != "" {
+		t.Errorf("workingDir = %q, want empty with no source workspace", c.WorkingDir)
+	}
+}
+
+func TestStepActionInUserTask(t *testing.T) {
+	user := tasks.StepActionTaskSample()
+	run := taskRun(pipelinev1.Params{{Name: "IMAGE", Value: str("127.0.0.1:5000/app:2")}}, sourcePVC, dockerSecret)
+	inlined, err := InlineStepActions(t.Context(), user, run, tasks.BuildStepAction())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := ResolveTektonSteps(t.Context(), inlined, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := onlyStep(t, cs)
+	got, err := parseBuild(c.Args)
+	if err != nil {
+		t.Fatalf("slipway-build would reject %q: %v", c.Args, err)
+	}
+	want := buildFlags{
+		dockerfile: "./Dockerfile", context: "/workspace/source/./", cacheDir: "/cache",
+		digestFile:   "/tekton/steps/step-build/results/IMAGE_DIGEST",
+		urlFile:      "/tekton/steps/step-build/results/IMAGE_URL",
+		imagesFile:   "/tekton/steps/step-build/results/IMAGES",
+		destinations: list{"127.0.0.1:5000/app:2"},
+	}
+	if !reflect.DeepEqual(*got, want) {
+		t.Errorf("flags from %q\n got %+v\nwant %+v", c.Args, *got, want)
+	}
+	if v, _ := env(c, "DOCKER_CONFIG"); v != "/workspace/dockerconfig" {
+		t.Errorf("DOCKER_CONFIG = %q, want the dockerconfig workspace /workspace/dockerconfig", v)
+	}
+	if c.WorkingDir != "/workspace/source" {
+		t.Errorf("workingDir = %q, want /workspace/source", c.WorkingDir)
+	}
+}
+
+func argoArgs(kv ...string) wfv1.Arguments {
+	var a wfv1.Arguments
+	for i := 0; i < len(kv); i += 2 {
+		a.Parameters = append(a.Parameters, wfv1.Parameter{Name: kv[i], Value: wfv1.AnyStringPtr(kv[i+1])})
+	}
+	return a
+}
+
+func TestArgoTemplatesResolveToExecutorFlags(t *testing.T) {
+	tests := []struct {
+		name     string
+		template string
+		args     wfv1.Arguments
+		want     buildFlags
+		volume   func(*testing.T, *wfv1.Template)
+	}{{
+		name:     "pvc source with defaults",
+		template: tasks.ArgoTemplateBuild,
+		args:     argoArgs("image", "127.0.0.1:5000/app:1", "source-pvc", "src"),
+		want: buildFlags{
+			dockerfile: "./Dockerfile", context: "/workspace/source/./", cacheDir: "/cache",
+			digestFile: "/slipway/results/image-digest", urlFile: "/slipway/results/image-url", imagesFile: "/slipway/results/images",
+			destinations: list{"127.0.0.1:5000/app:1"},
+		},
+		volume: func(t *testing.T, tm *wfv1.Template) {
+			for _, v := range tm.Volumes {
+				if v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == "src" {
+					return
+				}
+			}
+			t.Errorf("no volume for PVC src in %+v", tm.Volumes)
+		},
+	}, {
+		name:     "git source with list inputs one per line",
+		template: tasks.ArgoTemplateBuildGit,
+		args: argoArgs("image", "127.0.0.1:5000/app:1", "git-repo", "http://10.0.0.2/app.git",
+			"build-args", "VERSION=1\nNOTE=a b\n", "additional-tags", "127.0.0.1:5000/app:latest",
+			"extra-args", "--reproducible", "cache", "true", "target", "runtime", "docker-config-secret", "regcred"),
+		want: buildFlags{
+			dockerfile: "./Dockerfile", context: "/workspace/source/./", cacheDir: "/cache",
+			digestFile: "/slipway/results/image-digest", urlFile: "/slipway/results/image-url", imagesFile: "/slipway/results/images",
+			target: "runtime", cache: true, reproducible: true,
+			destinations: list{"127.0.0.1:5000/app:1", "127.0.0.1:5000/app:latest"},
+			buildArgs:    list{"VERSION=1", "NOTE=a b"},
+		},
+		volume: func(t *testing.T, tm *wfv1.Template) {
+			art := tm.Inputs.Artifacts.GetArtifactByName("source")
+			if art == nil || art.Git == nil || art.Git.Repo != "http://10.0.0.2/app.git" || art.Git.Revision != "HEAD" {
+				t.Errorf("git input artifact = %+v, want repo http://10.0.0.2/app.git at HEAD", art)
+			}
+			for _, v := range tm.Volumes {
+				if v.Secret != nil && v.Secret.SecretName == "regcred" {
+					return
+				}
+			}
+			t.Errorf("docker config Secret regcred not among volumes %+v", tm.Volumes)
+		},
+	}}
+	for _, tt := range tests {
+		for _, scope := range []struct {
+			name string
+			spec *wfv1.WorkflowSpec
+		}{
+			{"WorkflowTemplate", &tasks.BuildWorkflowTemplate().Spec},
+			{"ClusterWorkflowTemplate", &tasks.BuildClusterWorkflowTemplate().Spec},
+		} {
+			t.Run(tt.name+"/"+scope.name, func(t *testing.T) {
+				c, resolved, err := ResolveArgoTemplate(scope.spec, tt.template, tt.args)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c.Image != tasks.BuilderImage {
+					t.Errorf("image = %q, want %q", c.Image, tasks.BuilderImage)
+				}
+				if len(c.Command) != 1 || c.Command[0] != "/slipway/bin/slipway-build" {
+					t.Errorf("command = %q, want the explicit /slipway/bin/slipway-build", c.Command)
+				}
+				got, err := parseBuild(c.Args)
+				if err != nil {
+					t.Fatalf("slipway-build would reject %q: %v", c.Args, err)
+				}
+				if !reflect.DeepEqual(*got, tt.want) {
+					t.Errorf("flags from %q\n got %+v\nwant %+v", c.Args, *got, tt.want)
+				}
+				if c.ResultsDir == "" || mountAt(c, c.ResultsDir) == nil {
+					t.Errorf("output directory %q is not a mounted volume: %+v", c.ResultsDir, c.VolumeMounts)
+				}
+				for _, o := range resolved.Outputs.Parameters {
+					if o.ValueFrom == nil || !strings.HasPrefix(o.ValueFrom.Path, c.ResultsDir+"/") {
+						t.Errorf("output %s is not read from a file under %s", o.Name, c.ResultsDir)
+					}
+				}
+				tt.volume(t, resolved)
+			})
+		}
+	}
+}
+
+func TestArgoTemplateRequiresImage(t *testing.T) {
+	_, _, err := ResolveArgoTemplate(&tasks.BuildWorkflowTemplate().Spec, tasks.ArgoTemplateBuild, argoArgs("source-pvc", "src"))
+	if err == nil || !strings.Contains(err.Error(), "image") {
+		t.Fatalf("error = %v, want one naming the missing image input", err)
+	}
+}
+
+func TestDockerRunArgs(t *testing.T) {
+	run := taskRun(pipelinev1.Params{{Name: "IMAGE", Value: str("127.0.0.1:5000/app:1")}}, sourcePVC, dockerSecret)
+	cs, err := ResolveTektonSteps(t.Context(), tasks.BuildTask(), run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := onlyStep(t, cs)
+	binds := map[string]string{"/workspace/source": "/tmp/src", "/slipway/.docker": "/tmp/secret", c.ResultsDir: "/tmp/results"}
+	got, err := DockerRunArgs(c, binds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := []string{"run", "--rm", "--entrypoint", "/slipway/bin/slipway-build", "--user", "0", "--workdir", "/workspace/source", "--env", "DOCKER_CONFIG=/slipway/.docker"}
+	if !reflect.DeepEqual(got[:len(head)], head) {
+		t.Errorf("docker run starts %q, want %q", got[:len(head)], head)
+	}
+	joined := strings.Join(got, " ")
+	for _, want := range []string{
+		"--volume /tmp/src:/workspace/source ",
+		"--volume /tmp/secret:/slipway/.docker:ro ",
+		"--volume /tmp/results:/tekton/results ",
+		" " + tasks.BuilderImage + " --dockerfile=./Dockerfile ",
+	} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("docker run %s\nlacks %q", joined, want)
+		}
+	}
+	if strings.Contains(joined, "--privileged") || strings.Contains(joined, "--cap-add") {
+		t.Errorf("docker run asks for privileges: %s", joined)
+	}
+
+	delete(binds, "/slipway/.docker")
+	if _, err := DockerRunArgs(c, binds); err == nil || !strings.Contains(err.Error(), "/slipway/.docker") {
+		t.Errorf("error = %v, want one naming the unbound mount /slipway/.docker", err)
+	}
+}
