@@ -12,7 +12,7 @@ TEST_TIMEOUT ?= 25m
 
 export CGO_ENABLED = 0
 
-.PHONY: all build test unit lint demo bench deps clean
+.PHONY: all build test unit lint demo bench deps catalog clean
 
 all: build
 
@@ -43,6 +43,29 @@ demo: deps build
 
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./e2e/bench/...
+
+# image and image-debug build the executor image with slipway-build itself
+# (steps/image/build.sh): a docker-loadable tarball and an OCI layout in
+# bin/, tagged slipway:dev and slipway:dev-debug, reproducibly.
+.PHONY: image image-debug release
+image: build
+	./steps/image/build.sh -b $(BIN) -t executor --no-push --destination slipway:dev \
+		--tar-path $(BIN)/slipway-executor.tar --oci-layout-path $(BIN)/slipway-executor
+
+image-debug: build
+	./steps/image/build.sh -b $(BIN) -t debug --no-push --destination slipway:dev-debug \
+		--tar-path $(BIN)/slipway-executor-debug.tar --oci-layout-path $(BIN)/slipway-executor-debug
+
+# release pushes $(REGISTRY)/slipway:$(VERSION) and :$(VERSION)-debug, pins
+# the digest into tasks/images.go and regenerates catalog/. RELEASE_FLAGS
+# go to slipway-build (e.g. --insecure-registry for a local registry).
+release: build
+	@test -n "$(REGISTRY)" -a -n "$(VERSION)" || { echo 'usage: make release REGISTRY=ghcr.io/slipway-build VERSION=v0.1.0' >&2; exit 2; }
+	./steps/image/release.sh -b $(BIN) $(REGISTRY) $(VERSION) $(RELEASE_FLAGS)
+
+# catalog regenerates the published Tekton and Argo YAML from tasks/.
+catalog:
+	$(GO) run ./tasks/cmd/generate -out catalog
 
 clean:
 	rm -rf $(BIN)
