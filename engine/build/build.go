@@ -85,6 +85,9 @@ type Options struct {
 	Secrets map[string]Secret
 	// CacheDir persists RUN --mount=type=cache directories.
 	CacheDir string
+	// SingleSnapshot takes one layer per stage, at its end, as kaniko's
+	// --single-snapshot; steps then only add history.
+	SingleSnapshot bool
 	// SkipUnusedStages is kaniko's flag; nil means true, BuildKit's default.
 	SkipUnusedStages *bool
 	// Log receives progress; nil means slog.Default().

@@ -126,8 +126,12 @@ func (s *stage) copy(ctx context.Context, spec copySpec) error {
 	for i, ch := range c.changes {
 		written[i] = ch.Path
 	}
-	if err := s.idx.RecordPaths(s.root, written); err != nil {
-		return err
+	if !s.b.opts.SingleSnapshot {
+		// Recorded paths are not changes to a later snapshot; with a single
+		// snapshot they must be, since that snapshot is the only layer.
+		if err := s.idx.RecordPaths(s.root, written); err != nil {
+			return err
+		}
 	}
 	return s.commit(c.changes, copyHistory(spec)+" # buildkit")
 }

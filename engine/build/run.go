@@ -72,14 +72,24 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 		}
 		return fmt.Errorf("running %q: %w", strings.Join(args, " "), err)
 	}
+	createdBy := "RUN " + strings.Join(args, " ") + " # buildkit"
+	if buildArgs := s.scope.BuildArgs(); len(buildArgs) > 0 {
+		createdBy = fmt.Sprintf("RUN |%d %s %s # buildkit", len(buildArgs), strings.Join(buildArgs, " "), strings.Join(args, " "))
+	}
+	if s.b.opts.SingleSnapshot {
+		s.emptyHistory(createdBy)
+		return nil
+	}
+	return s.snapshot(ctx, createdBy)
+}
+
+// snapshot commits what changed under the root since the index was last
+// brought up to date; a step that changed nothing adds no layer.
+func (s *stage) snapshot(ctx context.Context, createdBy string) error {
 	s.b.opts.Log.Info("Taking snapshot of files...")
 	changes, err := snapshot.NewWalker(s.root, s.idx, s.b.ignoreList).Snapshot(ctx)
 	if err != nil {
 		return fmt.Errorf("snapshotting the changes: %w", err)
-	}
-	createdBy := "RUN " + strings.Join(args, " ") + " # buildkit"
-	if buildArgs := s.scope.BuildArgs(); len(buildArgs) > 0 {
-		createdBy = fmt.Sprintf("RUN |%d %s %s # buildkit", len(buildArgs), strings.Join(buildArgs, " "), strings.Join(args, " "))
 	}
 	if len(changes) == 0 {
 		s.emptyHistory(createdBy)

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -412,6 +413,28 @@ func TestReproducibleAndZstd(t *testing.T) {
 	if m, _ := zimg.MediaType(); m != types.OCIManifestSchema1 {
 		t.Errorf("zstd build's manifest has media type %s", m)
 	}
+}
+
+func TestSingleSnapshot(t *testing.T) {
+	f := newFixture(t)
+	img, err := f.build(t, map[string]string{
+		"Dockerfile": "FROM $BASE\nCOPY a.txt /a\nRUN echo b > /b && rm /etc/group\nWORKDIR /w\nRUN touch /w/c\n",
+		"a.txt":      "A",
+	}, func(o *Options) { o.SingleSnapshot = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _ := f.reg.Client().Pull(context.Background(), f.base, v1.Platform{})
+	baseLayers, _ := base.Layers()
+	layers, _ := img.Layers()
+	if len(layers) != len(baseLayers)+1 {
+		t.Errorf("%d layers on a %d-layer base, want exactly one more", len(layers), len(baseLayers))
+	}
+	fs := flatten(t, img)
+	hasFile("/a", "A", 0o644, 0, 0)(t, fs, nil)
+	hasFile("/b", "b\n", 0o644, 0, 0)(t, fs, nil)
+	hasFile("/w/c", "", 0o644, 0, 0)(t, fs, nil)
+	absent("/etc/group")(t, fs, nil)
 }
 
 func TestCacheMountPersists(t *testing.T) {

@@ -42,6 +42,8 @@ type stage struct {
 	// cmdSet records a CMD in this stage, so that ENTRYPOINT only clears an
 	// inherited CMD, as docker does.
 	cmdSet bool
+	// finishing is set while a single snapshot takes the stage's layer.
+	finishing bool
 }
 
 func newStage(ctx context.Context, b *builder, ps *dockerfile.PlannedStage) (*stage, error) {
@@ -120,6 +122,12 @@ func (s *stage) build(ctx context.Context) (*stageResult, error) {
 		}
 		for k, v := range s.b.opts.Labels {
 			s.cfg.Config.Labels[k] = v
+		}
+	}
+	if s.b.opts.SingleSnapshot && s.materialized {
+		s.finishing = true
+		if err := s.snapshot(ctx, "single snapshot of the stage"); err != nil {
+			return nil, err
 		}
 	}
 	img, err := s.image()
@@ -344,7 +352,13 @@ func (s *stage) currentImage() (v1.Image, error) {
 }
 
 // commit turns changes under the root into a new layer with its history.
+// With a single snapshot, steps only leave history: the stage's one layer
+// is taken at its end.
 func (s *stage) commit(changes []layer.Change, createdBy string) error {
+	if s.b.opts.SingleSnapshot && !s.finishing {
+		s.emptyHistory(createdBy)
+		return nil
+	}
 	l, err := layer.Write(s.root, changes, layer.Options{
 		Compression: s.b.opts.Compression,
 		Level:       s.b.opts.CompressionLevel,

@@ -49,6 +49,7 @@ type Config struct {
 	Registry                 registry.Options
 
 	Reproducible     bool
+	SingleSnapshot   bool
 	Compression      string
 	CompressionLevel int
 
@@ -163,6 +164,7 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 		Secrets:          secrets,
 		CacheDir:         cfg.CacheDir,
 		SkipUnusedStages: &cfg.SkipUnusedStages,
+		SingleSnapshot:   cfg.SingleSnapshot,
 		Log:              cfg.Log,
 		Output:           cfg.Output,
 	})

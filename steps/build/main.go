@@ -30,7 +30,6 @@ var unsupported = map[string]string{
 	"cache-run-layers":   "the registry layer cache",
 	"compressed-caching": "the registry layer cache",
 	"no-push-cache":      "the registry layer cache",
-	"single-snapshot":    "a single snapshot at the end of the build",
 }
 
 func main() {
@@ -94,7 +93,7 @@ func flags() []cli.Flag {
 		&cli.BoolFlag{Name: "no-push-cache", Usage: "not yet supported"},
 
 		&cli.StringFlag{Name: "snapshot-mode", Value: "full", Usage: "full, redo or time: accepted for kaniko compatibility; Slipway always compares metadata including ctime"},
-		&cli.BoolFlag{Name: "single-snapshot", Usage: "not yet supported"},
+		&cli.BoolFlag{Name: "single-snapshot", Usage: "take one layer per stage, at its end"},
 		&cli.BoolFlag{Name: "use-new-run", Usage: "accepted for kaniko compatibility; Slipway always snapshots only what changed"},
 		&cli.StringSliceFlag{Name: "ignore-path", Usage: "path never snapshotted (repeatable)"},
 		&cli.BoolFlag{Name: "ignore-var-run", Value: true, Usage: "in in-place mode, never snapshot /var/run"},
@@ -203,6 +202,7 @@ func action(c *cli.Context) error {
 			ImageDownloadRetry:          c.Int("image-download-retry"),
 			UserAgent:                   "slipway-build",
 		},
+		SingleSnapshot:   c.Bool("single-snapshot"),
 		Reproducible:     c.Bool("reproducible"),
 		Compression:      c.String("compression"),
 		CompressionLevel: level,
