@@ -37,6 +37,12 @@ import (
 // mode never extracts over it or snapshots it.
 const ExecutorDir = "/slipway"
 
+// Snapshotters.
+const (
+	SnapshotWalk    = "walk"
+	SnapshotOverlay = "overlay"
+)
+
 // ImageSource pulls base images; engine/registry's Client is one.
 type ImageSource interface {
 	Pull(ctx context.Context, ref string, platform v1.Platform) (v1.Image, error)
@@ -85,6 +91,12 @@ type Options struct {
 	Secrets map[string]Secret
 	// CacheDir persists RUN --mount=type=cache directories.
 	CacheDir string
+	// Snapshotter is how RUN's changes are found: SnapshotWalk (the default)
+	// compares the root with its index; SnapshotOverlay runs the step on an
+	// overlay and reads its upper directory (chroot mode, as root). The
+	// overlay is opt-in: overlayfs breaks a hardlink when a step writes to
+	// one of its names in place, where a real filesystem changes all names.
+	Snapshotter string
 	// SingleSnapshot takes one layer per stage, at its end, as kaniko's
 	// --single-snapshot; steps then only add history.
 	SingleSnapshot bool
@@ -164,6 +176,15 @@ func (o *Options) defaults() error {
 	}
 	if o.Mode == run.InPlace && o.Executor == nil {
 		return errors.New("in-place mode needs an executor")
+	}
+	switch o.Snapshotter {
+	case "", SnapshotWalk:
+	case SnapshotOverlay:
+		if o.Mode == run.InPlace {
+			return errors.New("--snapshotter=overlay needs chroot mode: in-place mode cannot mount an overlay over /")
+		}
+	default:
+		return fmt.Errorf("unknown snapshotter %q: use walk or overlay", o.Snapshotter)
 	}
 	return nil
 }

@@ -65,6 +65,16 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 	spec.Mounts = append(spec.Mounts, mounts...)
 	spec.Env = append(spec.Env, env...)
 
+	var overlay *snapshot.Overlay
+	if s.b.opts.Snapshotter == SnapshotOverlay && !s.b.opts.SingleSnapshot {
+		if overlay, err = snapshot.NewOverlay(s.root, filepath.Join(tmp, "overlay"), s.idx, s.b.ignoreList); err != nil {
+			return err
+		}
+		if spec.Root, err = overlay.Prepare(); err != nil {
+			return fmt.Errorf("mounting the overlay snapshotter (use --snapshotter=walk where overlayfs cannot be mounted): %w", err)
+		}
+		defer overlay.Discard()
+	}
 	if err := s.b.opts.Executor.Run(ctx, spec); err != nil {
 		var exit *run.ExitError
 		if errors.As(err, &exit) {
@@ -80,7 +90,31 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 		s.emptyHistory(createdBy)
 		return nil
 	}
+	if overlay != nil {
+		return s.overlaySnapshot(ctx, overlay, createdBy)
+	}
 	return s.snapshot(ctx, createdBy)
+}
+
+// overlaySnapshot commits what the overlay's upper directory holds: the
+// cost is the changes alone, with no walk of the root.
+func (s *stage) overlaySnapshot(ctx context.Context, o *snapshot.Overlay, createdBy string) error {
+	s.b.opts.Log.Info("Taking snapshot of files from the overlay...")
+	changes, err := o.Snapshot(ctx)
+	if err != nil {
+		return fmt.Errorf("snapshotting the changes: %w", err)
+	}
+	if len(changes) == 0 {
+		s.emptyHistory(createdBy)
+		return nil
+	}
+	if err := s.commitFrom(o.Root(), changes, createdBy); err != nil {
+		return err
+	}
+	if err := o.Commit(); err != nil {
+		return fmt.Errorf("applying the step's changes to the root: %w", err)
+	}
+	return nil
 }
 
 // snapshot commits what changed under the root since the index was last

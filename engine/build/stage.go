@@ -359,7 +359,13 @@ func (s *stage) commit(changes []layer.Change, createdBy string) error {
 		s.emptyHistory(createdBy)
 		return nil
 	}
-	l, err := layer.Write(s.root, changes, layer.Options{
+	return s.commitFrom(s.root, changes, createdBy)
+}
+
+// commitFrom writes changes read under root, which is the stage root or an
+// overlay mounted over it.
+func (s *stage) commitFrom(root string, changes []layer.Change, createdBy string) error {
+	l, err := layer.Write(root, changes, layer.Options{
 		Compression: s.b.opts.Compression,
 		Level:       s.b.opts.CompressionLevel,
 		Epoch:       s.b.opts.Epoch,

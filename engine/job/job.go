@@ -50,6 +50,7 @@ type Config struct {
 
 	Reproducible     bool
 	SingleSnapshot   bool
+	Snapshotter      string
 	Compression      string
 	CompressionLevel int
 
@@ -165,6 +166,7 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 		CacheDir:         cfg.CacheDir,
 		SkipUnusedStages: &cfg.SkipUnusedStages,
 		SingleSnapshot:   cfg.SingleSnapshot,
+		Snapshotter:      cfg.Snapshotter,
 		Log:              cfg.Log,
 		Output:           cfg.Output,
 	})

@@ -93,6 +93,7 @@ func flags() []cli.Flag {
 		&cli.BoolFlag{Name: "no-push-cache", Usage: "not yet supported"},
 
 		&cli.StringFlag{Name: "snapshot-mode", Value: "full", Usage: "full, redo or time: accepted for kaniko compatibility; Slipway always compares metadata including ctime"},
+		&cli.StringFlag{Name: "snapshotter", Value: "walk", Usage: "how RUN's changes are found: walk (compare with the index) or overlay (read an overlayfs upper dir; chroot mode as root; breaks hardlinks written in place)"},
 		&cli.BoolFlag{Name: "single-snapshot", Usage: "take one layer per stage, at its end"},
 		&cli.BoolFlag{Name: "use-new-run", Usage: "accepted for kaniko compatibility; Slipway always snapshots only what changed"},
 		&cli.StringSliceFlag{Name: "ignore-path", Usage: "path never snapshotted (repeatable)"},
@@ -203,6 +204,7 @@ func action(c *cli.Context) error {
 			UserAgent:                   "slipway-build",
 		},
 		SingleSnapshot:   c.Bool("single-snapshot"),
+		Snapshotter:      c.String("snapshotter"),
 		Reproducible:     c.Bool("reproducible"),
 		Compression:      c.String("compression"),
 		CompressionLevel: level,
