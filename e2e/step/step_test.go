@@ -205,7 +205,7 @@ func TestFailuresLeaveNoResult(t *testing.T) {
 		{name: "missing base image", dockerfile: "FROM " + reg.Host + "/nothing/here:1\n", config: good, want: []string{reg.Host + "/nothing/here:1", "manifest unknown"}},
 		{name: "refused credentials", dockerfile: "FROM " + base + "\n", config: wrong, want: []string{reg.Host, "UNAUTHORIZED"}},
 		{name: "unknown target", dockerfile: "FROM " + base + " AS a\n", config: good, extra: []string{"--target", "nope"}, want: []string{"nope"}},
-		{name: "unsupported kaniko flag", dockerfile: "FROM " + base + "\n", config: good, extra: []string{"--cache=true"}, want: []string{"--cache", "not support"}},
+		{name: "bad compression", dockerfile: "FROM " + base + "\nCOPY Dockerfile /\n", config: good, extra: []string{"--compression=lz4"}, want: []string{"lz4", "gzip or zstd"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -28,6 +28,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/slipway-build/slipway/engine/cache"
 	"github.com/slipway-build/slipway/engine/dockerfile"
 	"github.com/slipway-build/slipway/engine/rootfs"
 	"github.com/slipway-build/slipway/engine/run"
@@ -100,6 +101,16 @@ type Options struct {
 	// SingleSnapshot takes one layer per stage, at its end, as kaniko's
 	// --single-snapshot; steps then only add history.
 	SingleSnapshot bool
+	// Cache, when set, keeps and reuses the layers of COPY, ADD, RUN and
+	// WORKDIR steps by content-addressed key (kaniko's --cache).
+	Cache cache.Store
+	// CacheRunLayers and CacheCopyLayers choose which steps use Cache.
+	CacheRunLayers, CacheCopyLayers bool
+	// NoPushCache looks entries up but never writes them.
+	NoPushCache bool
+	// CacheWrites, when set, receives the background cache writes for the
+	// caller to wait on after publishing; when nil, Build waits for them.
+	CacheWrites *errgroup.Group
 	// SkipUnusedStages is kaniko's flag; nil means true, BuildKit's default.
 	SkipUnusedStages *bool
 	// Log receives progress; nil means slog.Default().
@@ -137,6 +148,7 @@ func Build(ctx context.Context, opts Options) (v1.Image, error) {
 		return nil, err
 	}
 	b := &builder{
+		df:         df,
 		opts:       opts,
 		ignoreList: ignoreList,
 		planOpts:   planOpts,
@@ -147,6 +159,11 @@ func Build(ctx context.Context, opts Options) (v1.Image, error) {
 	}
 	for _, s := range plan.Stages {
 		b.ready[s.Index] = make(chan struct{})
+	}
+	b.cacheWrites = opts.CacheWrites
+	if b.cacheWrites == nil {
+		b.cacheWrites = &errgroup.Group{}
+		defer b.cacheWrites.Wait()
 	}
 	defer b.cleanup()
 	if err := b.runStages(ctx); err != nil {
@@ -233,6 +250,11 @@ type builder struct {
 	// ignoreList is what extraction and snapshots never touch.
 	ignoreList *rootfs.IgnoreList
 	trees      trees
+	df         *dockerfile.Dockerfile
+	// digests memoises context digests for cache keys.
+	digests map[string]string
+	// cacheWrites are the background cache writes.
+	cacheWrites *errgroup.Group
 	// rootUsed records that a stage has unpacked into "/" (in-place mode).
 	rootUsed bool
 
@@ -245,6 +267,8 @@ type builder struct {
 // stageResult is what later stages see of a finished stage.
 type stageResult struct {
 	image v1.Image
+	// key is the stage's final cache key; empty without the cache.
+	key cache.Key
 	// scope is the stage's final ARG and ENV state, which stages built
 	// FROM it start from.
 	scope *dockerfile.Scope
@@ -305,11 +329,20 @@ func (b *builder) runStage(ctx context.Context, s *dockerfile.PlannedStage) erro
 		name = fmt.Sprint(s.Index)
 	}
 	b.opts.Log.Info(fmt.Sprintf("Building stage '%s' [idx: '%d', base-idx: '%d']", s.Base, s.Index, s.BaseStage), "stage", name)
-	st, err := newStage(ctx, b, s)
+	st, err := newStage(ctx, b, s, false)
 	if err != nil {
 		return err
 	}
 	res, err := st.build(ctx)
+	if err != nil && b.opts.Cache != nil && isCacheError(err) {
+		// A cached layer needed to unpack the root could not be read:
+		// build the stage again, without the cache.
+		b.opts.Log.Warn("A cached layer could not be read; building the stage again without the cache", "stage", name, "error", err.Error())
+		if st, err = newStage(ctx, b, s, true); err != nil {
+			return err
+		}
+		res, err = st.build(ctx)
+	}
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/slipway-build/slipway/engine/cache"
 	"github.com/slipway-build/slipway/engine/dockerfile"
 	"github.com/slipway-build/slipway/engine/layer"
 	"github.com/slipway-build/slipway/engine/rootfs"
@@ -44,11 +45,26 @@ type stage struct {
 	cmdSet bool
 	// finishing is set while a single snapshot takes the stage's layer.
 	finishing bool
+
+	// key is the cache key of the stage's state so far; empty when the
+	// cache is off or a step could not be keyed.
+	key cache.Key
+	// prefetched holds the cache entries looked up ahead, by key.
+	prefetched map[cache.Key]*cache.Entry
+	// dry marks the shadow stage that only computes keys for the lookups.
+	dry     bool
+	dryKeys []cache.Key
+	// noCache is set when a cached layer turned out unreadable: the stage
+	// is then built again without the cache.
+	noCache bool
+	// newScope makes the stage's starting ARG and ENV scope, for the real
+	// pass and the dry one.
+	newScope func() *dockerfile.Scope
 }
 
-func newStage(ctx context.Context, b *builder, ps *dockerfile.PlannedStage) (*stage, error) {
-	s := &stage{b: b, ps: ps, created: time.Now().UTC()}
-	var parentScope *dockerfile.Scope
+func newStage(ctx context.Context, b *builder, ps *dockerfile.PlannedStage, noCache bool) (*stage, error) {
+	s := &stage{b: b, ps: ps, created: time.Now().UTC(), noCache: noCache}
+	var parent *stageResult
 	if b.opts.Epoch != nil {
 		s.created = b.opts.Epoch.UTC()
 	}
@@ -58,12 +74,11 @@ func newStage(ctx context.Context, b *builder, ps *dockerfile.PlannedStage) (*st
 	}
 	switch {
 	case ps.BaseStage >= 0:
-		parent, ok := b.result(ps.BaseStage)
+		res, ok := b.result(ps.BaseStage)
 		if !ok {
 			return nil, fmt.Errorf("stage %q: base stage %d has not been built", ps.Name, ps.BaseStage)
 		}
-		s.base = parent.image
-		parentScope = parent.scope
+		s.base, parent = res.image, res
 	case ps.Base == "scratch":
 		s.base = empty.Image
 	default:
@@ -82,11 +97,18 @@ func newStage(ctx context.Context, b *builder, ps *dockerfile.PlannedStage) (*st
 		s.cfg.OS, s.cfg.Architecture, s.cfg.Variant = platform.OS, platform.Architecture, platform.Variant
 		s.cfg.Config.Env = []string{"PATH=" + dockerfile.DefaultPath}
 	}
-	if parentScope != nil {
-		// BuildKit carries a stage's ARG values into stages built FROM it.
-		s.scope = parentScope.Derive()
-	} else {
-		s.scope = dockerfile.NewScope(b.plan, ps, s.cfg.Config.Env, b.planOpts)
+	imageEnv := s.cfg.Config.Env
+	s.newScope = func() *dockerfile.Scope {
+		if parent != nil {
+			// BuildKit carries a stage's ARG values into stages built
+			// FROM it.
+			return parent.scope.Derive()
+		}
+		return dockerfile.NewScope(b.plan, ps, imageEnv, b.planOpts)
+	}
+	s.scope = s.newScope()
+	if err := s.initialKey(parent, platform); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -94,27 +116,9 @@ func newStage(ctx context.Context, b *builder, ps *dockerfile.PlannedStage) (*st
 // build runs the stage's ONBUILD triggers and instructions and assembles
 // its image.
 func (s *stage) build(ctx context.Context) (*stageResult, error) {
-	triggers := s.cfg.Config.OnBuild
-	s.cfg.Config.OnBuild = nil
-	if len(triggers) > 0 {
-		cmds, err := dockerfile.ParseTriggers(triggers)
-		if err != nil {
-			return nil, fmt.Errorf("ONBUILD triggers of %s: %w", s.ps.Base, err)
-		}
-		for _, cmd := range cmds {
-			s.b.opts.Log.Info("Executing ONBUILD trigger: " + cmd.Name())
-			if err := s.dispatch(ctx, cmd); err != nil {
-				return nil, fmt.Errorf("ONBUILD trigger of %s: %w", s.ps.Base, err)
-			}
-		}
-	}
-	for _, cmd := range s.ps.Commands {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if err := s.dispatch(ctx, cmd); err != nil {
-			return nil, err
-		}
+	s.prefetch(ctx)
+	if err := s.steps(ctx, s.ps.Commands); err != nil {
+		return nil, err
 	}
 	if s.ps.Index == s.b.plan.Target && len(s.b.opts.Labels) > 0 {
 		if s.cfg.Config.Labels == nil {
@@ -134,18 +138,51 @@ func (s *stage) build(ctx context.Context) (*stageResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &stageResult{image: img, scope: s.scope}
+	res := &stageResult{image: img, scope: s.scope, key: s.key}
 	if s.materialized && s.b.opts.Mode != run.InPlace {
 		res.root = s.root
 	}
 	return res, nil
 }
 
+// steps runs the base image's ONBUILD triggers, then commands.
+func (s *stage) steps(ctx context.Context, commands []instructions.Command) error {
+	triggers := s.cfg.Config.OnBuild
+	s.cfg.Config.OnBuild = nil
+	if len(triggers) > 0 {
+		cmds, err := dockerfile.ParseTriggers(triggers)
+		if err != nil {
+			return fmt.Errorf("ONBUILD triggers of %s: %w", s.ps.Base, err)
+		}
+		for _, cmd := range cmds {
+			s.log("Executing ONBUILD trigger: " + cmd.Name())
+			if err := s.dispatch(ctx, cmd); err != nil {
+				return fmt.Errorf("ONBUILD trigger of %s: %w", s.ps.Base, err)
+			}
+		}
+	}
+	for _, cmd := range commands {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := s.dispatch(ctx, cmd); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *stage) log(msg string, args ...any) {
+	if !s.dry {
+		s.b.opts.Log.Info(msg, args...)
+	}
+}
+
 func (s *stage) dispatch(ctx context.Context, cmd instructions.Command) error {
 	if err := s.scope.Expand(cmd); err != nil {
 		return commandError(cmd, err)
 	}
-	s.b.opts.Log.Info(commandText(cmd))
+	s.log(commandText(cmd))
 	var err error
 	switch c := cmd.(type) {
 	case *instructions.ArgCommand:
@@ -205,13 +242,24 @@ func (s *stage) dispatch(ctx context.Context, cmd instructions.Command) error {
 		}
 		s.emptyHistory(fmt.Sprintf("ENTRYPOINT %s", quoteArgs(s.cfg.Config.Entrypoint)))
 	case *instructions.WorkdirCommand:
-		err = s.workdir(ctx, c)
+		wd := s.setWorkdir(c)
+		if wd == "/" {
+			s.emptyHistory(historyText(c))
+			break
+		}
+		err = s.cached(ctx, func() (cache.StepInput, bool, error) { return s.stepInput(historyText(c)), true, nil },
+			func() error { return s.mkWorkdir(ctx, c, wd) })
 	case *instructions.CopyCommand:
-		err = s.copy(ctx, copyFromCopy(c))
+		spec := copyFromCopy(c)
+		err = s.cached(ctx, func() (cache.StepInput, bool, error) { return s.copyInput(ctx, spec) },
+			func() error { return s.copy(ctx, spec) })
 	case *instructions.AddCommand:
-		err = s.copy(ctx, copyFromAdd(c))
+		spec := copyFromAdd(c)
+		err = s.cached(ctx, func() (cache.StepInput, bool, error) { return s.copyInput(ctx, spec) },
+			func() error { return s.copy(ctx, spec) })
 	case *instructions.RunCommand:
-		err = s.run(ctx, c)
+		err = s.cached(ctx, func() (cache.StepInput, bool, error) { return s.runInput(ctx, c) },
+			func() error { return s.run(ctx, c) })
 	default:
 		err = fmt.Errorf("instruction %s is not supported", cmd.Name())
 	}
@@ -260,9 +308,8 @@ func (s *stage) healthcheck(c *instructions.HealthCheckCommand) {
 	}
 }
 
-// workdir sets the working directory and, as BuildKit does, creates it
-// owned by the current USER, in a layer of its own.
-func (s *stage) workdir(ctx context.Context, c *instructions.WorkdirCommand) error {
+// setWorkdir sets the config's working directory and returns it.
+func (s *stage) setWorkdir(c *instructions.WorkdirCommand) string {
 	wd := c.Path
 	if !path.IsAbs(wd) {
 		base := s.cfg.Config.WorkingDir
@@ -273,10 +320,12 @@ func (s *stage) workdir(ctx context.Context, c *instructions.WorkdirCommand) err
 	}
 	wd = path.Clean(wd)
 	s.cfg.Config.WorkingDir = wd
-	if wd == "/" {
-		s.emptyHistory(historyText(c))
-		return nil
-	}
+	return wd
+}
+
+// mkWorkdir creates the working directory as BuildKit does, owned by the
+// current USER, in a layer of its own.
+func (s *stage) mkWorkdir(ctx context.Context, c *instructions.WorkdirCommand, wd string) error {
 	if err := s.materialize(ctx); err != nil {
 		return err
 	}
@@ -341,6 +390,15 @@ func (s *stage) materialize(ctx context.Context) error {
 	}
 	s.materialized = true
 	return nil
+}
+
+// discardRoot forgets a root that may be half-written; the next step that
+// needs files unpacks the image again.
+func (s *stage) discardRoot() {
+	if s.b.opts.Mode != run.InPlace {
+		removeAll(s.root)
+	}
+	s.materialized = false
 }
 
 // currentImage is the base plus the layers this stage has made so far.

@@ -17,9 +17,11 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/slipway-build/slipway/engine/build"
 	"github.com/slipway-build/slipway/engine/buildcontext"
+	"github.com/slipway-build/slipway/engine/cache"
 	"github.com/slipway-build/slipway/engine/publish"
 	"github.com/slipway-build/slipway/engine/registry"
 	"github.com/slipway-build/slipway/engine/run"
@@ -47,6 +49,15 @@ type Config struct {
 	// Tekton Chains results IMAGE_URL and IMAGES. Neither ends in a newline.
 	ImageURLFile, ImagesFile string
 	Registry                 registry.Options
+
+	// Cache turns on the registry layer cache in CacheRepo (default
+	// <first destination>/cache), entries older than CacheTTL missing.
+	Cache           bool
+	CacheRepo       string
+	CacheTTL        time.Duration
+	CacheRunLayers  bool
+	CacheCopyLayers bool
+	NoPushCache     bool
 
 	Reproducible     bool
 	SingleSnapshot   bool
@@ -146,8 +157,37 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 	if err != nil {
 		return v1.Hash{}, err
 	}
+	images := build.ImageSource(client)
+	if fi, err := os.Stat(cfg.CacheDir); err == nil && fi.IsDir() {
+		// Base images a warmer (slipway-warm) stored in --cache-dir are
+		// read from there before the registry.
+		images = cache.CachedSource{Cache: cache.NewLayoutCache(cfg.CacheDir, cfg.CacheTTL, cache.WithLayoutLogger(cfg.Log)), Upstream: client}
+	}
+	var store cache.Store
+	var cacheWrites errgroup.Group
+	if cfg.Cache {
+		repo := cfg.CacheRepo
+		if repo == "" {
+			if len(cfg.Publish.Destinations) == 0 {
+				return v1.Hash{}, errors.New("--cache needs --cache-repo, or a --destination to derive <destination>/cache from")
+			}
+			if repo, err = cache.DefaultRepo(cfg.Publish.Destinations[0]); err != nil {
+				return v1.Hash{}, err
+			}
+		}
+		if strings.HasPrefix(repo, "oci:") {
+			return v1.Hash{}, fmt.Errorf("--cache-repo %s: an OCI layout as the layer cache is not supported; name a registry repository", repo)
+		}
+		cfg.Log.Info("Using the layer cache in " + repo)
+		store = cache.NewRegistryStore(repo, client, cfg.CacheTTL, cache.WithLogger(cfg.Log))
+	}
 	started := time.Now()
 	img, err := build.Build(ctx, build.Options{
+		Cache:            store,
+		CacheRunLayers:   cfg.CacheRunLayers,
+		CacheCopyLayers:  cfg.CacheCopyLayers,
+		NoPushCache:      cfg.NoPushCache,
+		CacheWrites:      &cacheWrites,
 		ContextDir:       contextDir,
 		Dockerfile:       dockerfilePath(cfg.Dockerfile, contextDir),
 		BuildArgs:        buildArgs,
@@ -158,7 +198,7 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 		Compression:      cfg.Compression,
 		CompressionLevel: cfg.CompressionLevel,
 		WorkDir:          workDir,
-		Images:           client,
+		Images:           images,
 		Executor:         executor,
 		Mode:             mode,
 		IgnorePaths:      cfg.IgnorePaths,
@@ -175,6 +215,9 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 	}
 	cfg.Log.Info(fmt.Sprintf("Built image in %s", time.Since(started).Round(time.Millisecond)))
 	digest, err := publish.Publish(ctx, img, client, cfg.Publish)
+	// The cache writes ran beside the build and the push; their layers
+	// live in the work directory, removed on return.
+	_ = cacheWrites.Wait()
 	if err != nil {
 		return v1.Hash{}, err
 	}

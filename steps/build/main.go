@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -19,18 +20,6 @@ import (
 	"github.com/slipway-build/slipway/engine/run"
 	"github.com/slipway-build/slipway/tasks/argv"
 )
-
-// unsupported are kaniko flags Slipway accepts by name but does not do
-// yet: setting one is an error, never silently ignored.
-var unsupported = map[string]string{
-	"cache":              "the registry layer cache",
-	"cache-repo":         "the registry layer cache",
-	"cache-ttl":          "the registry layer cache",
-	"cache-copy-layers":  "the registry layer cache",
-	"cache-run-layers":   "the registry layer cache",
-	"compressed-caching": "the registry layer cache",
-	"no-push-cache":      "the registry layer cache",
-}
 
 func main() {
 	run.MaybeReexec()
@@ -46,7 +35,7 @@ func main() {
 		Usage:                     "build a Dockerfile into an OCI image without a daemon, and push it",
 		DisableSliceFlagSeparator: true,
 		Flags:                     flags(),
-		Before:                    refuseUnsupported,
+		Before:                    checkFlags,
 		Action:                    action,
 	}
 	if err := app.Run(append(os.Args[:1:1], args...)); err != nil {
@@ -83,14 +72,14 @@ func flags() []cli.Flag {
 		&cli.IntFlag{Name: "compression-level", Value: -1, Usage: "compression level; -1 is the default"},
 		&cli.BoolFlag{Name: "reproducible", Usage: "strip timestamps so that identical inputs give identical digests"},
 
-		&cli.BoolFlag{Name: "cache", Usage: "not yet supported"},
-		&cli.StringFlag{Name: "cache-repo", Usage: "not yet supported"},
-		&cli.StringFlag{Name: "cache-dir", Value: "/cache", Usage: "directory for RUN --mount=type=cache"},
-		&cli.StringFlag{Name: "cache-ttl", Usage: "not yet supported"},
-		&cli.BoolFlag{Name: "cache-copy-layers", Usage: "not yet supported"},
-		&cli.BoolFlag{Name: "cache-run-layers", Usage: "not yet supported"},
-		&cli.BoolFlag{Name: "compressed-caching", Usage: "not yet supported"},
-		&cli.BoolFlag{Name: "no-push-cache", Usage: "not yet supported"},
+		&cli.BoolFlag{Name: "cache", Usage: "reuse the layers of earlier builds from --cache-repo"},
+		&cli.StringFlag{Name: "cache-repo", Usage: "repository of the layer cache (default: <first destination>/cache)"},
+		&cli.StringFlag{Name: "cache-dir", Value: "/cache", Usage: "base images stored by slipway-warm, and RUN --mount=type=cache directories"},
+		&cli.DurationFlag{Name: "cache-ttl", Value: 336 * time.Hour, Usage: "cache entries older than this are not used"},
+		&cli.BoolFlag{Name: "cache-copy-layers", Value: true, Usage: "cache COPY and ADD layers (keyed by the content they copy)"},
+		&cli.BoolFlag{Name: "cache-run-layers", Value: true, Usage: "cache RUN layers"},
+		&cli.BoolFlag{Name: "compressed-caching", Value: true, Usage: "accepted for kaniko compatibility: layers are always compressed once"},
+		&cli.BoolFlag{Name: "no-push-cache", Usage: "read the layer cache but never write it"},
 
 		&cli.StringFlag{Name: "snapshot-mode", Value: "full", Usage: "full, redo or time: accepted for kaniko compatibility; Slipway always compares metadata including ctime"},
 		&cli.StringFlag{Name: "snapshotter", Value: "walk", Usage: "how RUN's changes are found: walk (compare with the index) or overlay (read an overlayfs upper dir; chroot mode as root; breaks hardlinks written in place)"},
@@ -121,14 +110,7 @@ func flags() []cli.Flag {
 	}
 }
 
-func refuseUnsupported(c *cli.Context) error {
-	for flag, what := range unsupported {
-		// An empty or false value is "not set": the Tekton and Argo
-		// definitions pass every input, and kaniko's defaults are off.
-		if v := c.Value(flag); v != nil && v != false && v != "" {
-			return fmt.Errorf("--%s is a kaniko flag that Slipway does not support yet (%s); remove it", flag, what)
-		}
-	}
+func checkFlags(c *cli.Context) error {
 	if m := c.String("snapshot-mode"); m != "full" && m != "redo" && m != "time" {
 		return fmt.Errorf("--snapshot-mode %q: use full, redo or time", m)
 	}
@@ -203,6 +185,12 @@ func action(c *cli.Context) error {
 			ImageDownloadRetry:          c.Int("image-download-retry"),
 			UserAgent:                   "slipway-build",
 		},
+		Cache:            c.Bool("cache"),
+		CacheRepo:        c.String("cache-repo"),
+		CacheTTL:         c.Duration("cache-ttl"),
+		CacheRunLayers:   c.Bool("cache-run-layers"),
+		CacheCopyLayers:  c.Bool("cache-copy-layers"),
+		NoPushCache:      c.Bool("no-push-cache"),
 		SingleSnapshot:   c.Bool("single-snapshot"),
 		Snapshotter:      c.String("snapshotter"),
 		Reproducible:     c.Bool("reproducible"),

@@ -1,0 +1,206 @@
+package build
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/slipway-build/slipway/engine/cache"
+)
+
+// syncBuffer collects a build's log across its goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type cacheFixture struct {
+	fixture
+	ctxDir  string
+	counter string
+	store   cache.Store
+}
+
+func newCacheFixture(t *testing.T, ttl time.Duration) *cacheFixture {
+	f := newFixture(t)
+	return &cacheFixture{
+		fixture: f,
+		ctxDir:  t.TempDir(),
+		counter: t.TempDir(),
+		store:   cache.NewRegistryStore(f.reg.Host+"/app/cache", f.reg.Client(), ttl),
+	}
+}
+
+// Every RUN appends to a counter in a cache mount, which lives outside the
+// image and across builds: the count is the number of RUNs executed.
+const cachedDockerfile = `FROM $BASE
+ARG VERSION=1
+RUN --mount=type=cache,id=counter,target=/counter echo deps >> /counter/runs && echo deps > /deps
+COPY deps.txt /app/deps.txt
+RUN --mount=type=cache,id=counter,target=/counter echo install >> /counter/runs && cat /app/deps.txt > /installed
+WORKDIR /app
+COPY code.txt /app/code.txt
+RUN --mount=type=cache,id=counter,target=/counter echo version >> /counter/runs && echo $VERSION > /version
+`
+
+func (c *cacheFixture) build(t *testing.T, files map[string]string, args map[string]string) (v1.Image, string, int) {
+	t.Helper()
+	before := c.runs(t)
+	var log syncBuffer
+	img, err := c.fixture.buildIn(t, c.ctxDir, files, func(o *Options) {
+		o.Cache = c.store
+		o.CacheRunLayers, o.CacheCopyLayers = true, true
+		o.CacheDir = c.counter
+		o.BuildArgs = args
+		o.Log = slog.New(slog.NewTextHandler(&log, nil))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img, log.String(), c.runs(t) - before
+}
+
+func (c *cacheFixture) runs(t *testing.T) int {
+	b, err := os.ReadFile(filepath.Join(c.counter, "mounts", "counter", "runs"))
+	if os.IsNotExist(err) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), "\n")
+}
+
+func TestCacheHitsAndMisses(t *testing.T) {
+	c := newCacheFixture(t, time.Hour)
+	files := map[string]string{"Dockerfile": cachedDockerfile, "deps.txt": "a\n", "code.txt": "v1\n"}
+
+	first, _, runs := c.build(t, files, nil)
+	if runs != 3 {
+		t.Fatalf("a cold build ran %d RUNs, want 3", runs)
+	}
+
+	second, log, runs := c.build(t, files, nil)
+	if runs != 0 {
+		t.Errorf("a rebuild with nothing changed ran %d RUNs", runs)
+	}
+	if strings.Contains(log, "Unpacking rootfs") {
+		t.Errorf("a fully cached rebuild unpacked the root filesystem:\n%s", log)
+	}
+	// The images differ by their created times; the layers must match.
+	assertSameLayers(t, first, second)
+
+	files["code.txt"] = "v2\n"
+	img, _, runs := c.build(t, files, nil)
+	if runs != 1 {
+		t.Errorf("changing the app code ran %d RUNs, want 1 (only the step after that COPY)", runs)
+	}
+	hasFile("/app/code.txt", "v2\n", 0o644, 0, 0)(t, flatten(t, img), nil)
+
+	files["deps.txt"] = "b\n"
+	img, _, runs = c.build(t, files, nil)
+	if runs != 2 {
+		t.Errorf("changing deps.txt ran %d RUNs, want 2", runs)
+	}
+	hasFile("/installed", "b\n", 0o644, 0, 0)(t, flatten(t, img), nil)
+
+	img, _, runs = c.build(t, files, map[string]string{"VERSION": "2"})
+	if runs != 3 {
+		// VERSION is declared before the first RUN, so every RUN sees it.
+		t.Errorf("changing a build-arg in scope of every RUN ran %d RUNs, want 3", runs)
+	}
+	hasFile("/version", "2\n", 0o644, 0, 0)(t, flatten(t, img), nil)
+	_, _, runs = c.build(t, files, map[string]string{"VERSION": "2", "UNUSED": "x"})
+	if runs != 0 {
+		t.Errorf("a build-arg no stage declares ran %d RUNs, want 0", runs)
+	}
+}
+
+func TestCacheTTLExpires(t *testing.T) {
+	c := newCacheFixture(t, time.Second)
+	files := map[string]string{"Dockerfile": cachedDockerfile, "deps.txt": "a\n", "code.txt": "v1\n"}
+	c.build(t, files, nil)
+	time.Sleep(2 * time.Second)
+	if _, _, runs := c.build(t, files, nil); runs != 3 {
+		t.Errorf("after the TTL a rebuild ran %d RUNs, want 3", runs)
+	}
+}
+
+// A cache whose blobs are gone still builds, with a warning.
+func TestCacheMissingBlobFallsBack(t *testing.T) {
+	c := newCacheFixture(t, time.Hour)
+	files := map[string]string{"Dockerfile": cachedDockerfile, "deps.txt": "a\n", "code.txt": "v1\n"}
+	c.build(t, files, nil)
+	blobs := filepath.Join(c.reg.Dir, "storage", "docker", "registry", "v2", "blobs")
+	// Remove every layer blob the cache repository's entries point to, but
+	// keep the base image's: only cache data is lost.
+	base, _ := c.reg.Client().Pull(t.Context(), c.base, v1.Platform{})
+	keep := map[string]bool{}
+	ls, _ := base.Layers()
+	for _, l := range ls {
+		d, _ := l.Digest()
+		keep[d.Hex] = true
+	}
+	removed := 0
+	filepath.Walk(blobs, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.Name() != "data" || fi.Size() < 100 {
+			return nil
+		}
+		hex := filepath.Base(filepath.Dir(p))
+		if keep[hex] {
+			return nil
+		}
+		b, _ := os.ReadFile(p)
+		if bytes.HasPrefix(b, []byte{0x1f, 0x8b}) {
+			os.Remove(p)
+			removed++
+		}
+		return nil
+	})
+	if removed == 0 {
+		t.Fatal("found no cached layer blob to remove")
+	}
+	files["code.txt"] = "v3\n"
+	img, log, _ := c.build(t, files, nil)
+	if !strings.Contains(log, "level=WARN") {
+		t.Errorf("no warning about the unreadable cache:\n%s", log)
+	}
+	fs := flatten(t, img)
+	hasFile("/installed", "a\n", 0o644, 0, 0)(t, fs, nil)
+	hasFile("/app/code.txt", "v3\n", 0o644, 0, 0)(t, fs, nil)
+}
+
+func assertSameLayers(t *testing.T, a, b v1.Image) {
+	t.Helper()
+	la, _ := a.Layers()
+	lb, _ := b.Layers()
+	if len(la) != len(lb) {
+		t.Fatalf("%d layers vs %d", len(la), len(lb))
+	}
+	for i := range la {
+		da, _ := la[i].Digest()
+		db, _ := lb[i].Digest()
+		if da != db {
+			t.Errorf("layer %d: %s vs %s", i, da, db)
+		}
+	}
+}
