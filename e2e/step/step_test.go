@@ -47,11 +47,20 @@ type result struct {
 // holding files.
 func slipway(t *testing.T, env []string, args ...string) result {
 	t.Helper()
+	return run(t, env, nil, args...)
+}
+
+// run is slipway with bytes on standard input.
+func run(t *testing.T, env []string, stdin []byte, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, append(args, "--work-dir", t.TempDir())...)
 	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}, env...)
 	var stderr bytes.Buffer
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
 	cmd.Stderr = &stderr
 	cmd.Stdout = &stderr
 	err := cmd.Run()
