@@ -255,8 +255,6 @@ type builder struct {
 	digests map[string]string
 	// cacheWrites are the background cache writes.
 	cacheWrites *errgroup.Group
-	// rootUsed records that a stage has unpacked into "/" (in-place mode).
-	rootUsed bool
 
 	mu       sync.Mutex
 	done     map[int]*stageResult

@@ -217,6 +217,9 @@ func (c *copier) copyLocal(spec copySpec, src, dest string, destIsDir bool) erro
 		}
 	}
 	for _, m := range matches {
+		if c.excluded(m) {
+			continue
+		}
 		host, err := c.resolveSource(m)
 		if err != nil {
 			return err
@@ -251,6 +254,19 @@ func (c *copier) copyLocal(spec copySpec, src, dest string, destIsDir bool) erro
 		}
 	}
 	return nil
+}
+
+// excluded reports a source that --exclude names, whether matched by the
+// source's own wildcard ("COPY --exclude=*.txt hom* /dir/") or below it.
+func (c *copier) excluded(rel string) bool {
+	if c.exclude == nil {
+		return false
+	}
+	m, _ := c.exclude.MatchesOrParentMatches(rel)
+	if !m {
+		m, _ = c.exclude.MatchesOrParentMatches(path.Base(rel))
+	}
+	return m
 }
 
 // relSource cleans a COPY source to a path relative to the source tree.
@@ -567,13 +583,14 @@ func (c *copier) copyFile(hostSrc, dest string, fi os.FileInfo) error {
 	default:
 		return fmt.Errorf("copying %s: unsupported file type %s", resolved, fi.Mode().Type())
 	}
-	if !c.tree.context {
-		if err := copyXattrs(hostSrc, host); err != nil {
-			return fmt.Errorf("copying extended attributes to %s: %w", resolved, err)
-		}
-	}
 	if err := finish(host, uid, gid, mode, fi.ModTime(), c.epoch); err != nil {
 		return fmt.Errorf("setting metadata of %s: %w", resolved, err)
+	}
+	// BuildKit sends the context with its xattrs and keeps them on copy;
+	// file capabilities (security.capability) travel this way. They are
+	// set after the owner, since chown clears a file's capabilities.
+	if err := copyXattrs(hostSrc, host); err != nil {
+		return fmt.Errorf("copying extended attributes to %s: %w", resolved, err)
 	}
 	c.record(resolved)
 	return nil

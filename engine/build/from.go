@@ -98,7 +98,10 @@ func newIgnoreList(opts Options) (*rootfs.IgnoreList, error) {
 	if opts.Mode != run.InPlace {
 		return rootfs.NewIgnoreList(opts.IgnorePaths...), nil
 	}
-	return rootfs.DefaultIgnoreList(ExecutorDir, append([]string{opts.WorkDir}, opts.IgnorePaths...)...)
+	// /busybox is where kaniko's and Slipway's debug images keep their
+	// shell, which a build started from that shell must not push; /kaniko
+	// is where jobs written for kaniko put their docker config.
+	return rootfs.DefaultIgnoreList(ExecutorDir, append([]string{opts.WorkDir, "/busybox", "/kaniko"}, opts.IgnorePaths...)...)
 }
 
 // parsePorts expands an EXPOSE value ("80", "53/udp", "8000-8002/tcp")

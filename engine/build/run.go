@@ -13,6 +13,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
 	"github.com/slipway-build/slipway/engine/dockerfile"
+	"github.com/slipway-build/slipway/engine/layer"
 	"github.com/slipway-build/slipway/engine/run"
 	"github.com/slipway-build/slipway/engine/snapshot"
 	"github.com/slipway-build/slipway/engine/userdb"
@@ -43,13 +44,15 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 	if spec.Dir == "" {
 		spec.Dir = "/"
 	}
-	if u := s.cfg.Config.User; u != "" {
-		usr, err := userdb.ResolveUser(s.root, u)
-		if err != nil {
-			return err
-		}
-		spec.UID, spec.GID, spec.Groups = usr.UID, usr.GID, usr.Groups
+	u := s.cfg.Config.User
+	if u == "" {
+		u = "0"
 	}
+	usr, err := userdb.ResolveUser(s.root, u)
+	if err != nil {
+		return err
+	}
+	spec.UID, spec.GID, spec.Groups = usr.UID, usr.GID, usr.Groups
 	args, heredocMount, err := s.runArgs(c, tmp)
 	if err != nil {
 		return err
@@ -104,6 +107,7 @@ func (s *stage) overlaySnapshot(ctx context.Context, o *snapshot.Overlay, create
 	if err != nil {
 		return fmt.Errorf("snapshotting the changes: %w", err)
 	}
+	changes = s.b.withoutMountParents(changes)
 	if len(changes) == 0 {
 		s.emptyHistory(createdBy)
 		return nil
@@ -125,11 +129,36 @@ func (s *stage) snapshot(ctx context.Context, createdBy string) error {
 	if err != nil {
 		return fmt.Errorf("snapshotting the changes: %w", err)
 	}
+	changes = s.b.withoutMountParents(changes)
 	if len(changes) == 0 {
 		s.emptyHistory(createdBy)
 		return nil
 	}
 	return s.commit(changes, createdBy)
+}
+
+// withoutMountParents drops the directories that only lead to ignored
+// paths: in a pod, /kaniko or /tekton exist only to hold mounts, and docker
+// build would not put them in the image. A directory that holds a real
+// change still reaches the layer as that change's parent.
+func (b *builder) withoutMountParents(changes []layer.Change) []layer.Change {
+	parents := map[string]bool{}
+	for _, p := range b.ignoreList.Paths() {
+		for dir := path.Dir(p); dir != "/" && dir != "."; dir = path.Dir(dir) {
+			parents[dir] = true
+		}
+	}
+	if len(parents) == 0 {
+		return changes
+	}
+	kept := changes[:0]
+	for _, c := range changes {
+		if c.Kind == layer.Add && parents[c.Path] {
+			continue
+		}
+		kept = append(kept, c)
+	}
+	return kept
 }
 
 // runArgs turns a RUN's command line and heredocs into argv with

@@ -360,15 +360,14 @@ func (s *stage) materialize(ctx context.Context) error {
 	}
 	s.idx = rootfs.NewIndex()
 	if s.b.opts.Mode == run.InPlace {
+		// / holds what the container started with, or an earlier stage's
+		// files: clear it (mounts and the ignored paths stay) so that the
+		// stage's index, and so its snapshots, cover everything in it.
+		// What later stages need of an earlier one is in that stage's image.
 		s.root = "/"
-		if s.b.rootUsed {
-			// An earlier stage's files are still in /; what later stages
-			// need of them is in that stage's image.
-			if err := rootfs.Wipe(s.root, s.b.ignoreList, nil); err != nil {
-				return err
-			}
+		if err := rootfs.Wipe(s.root, s.b.ignoreList, nil); err != nil {
+			return err
 		}
-		s.b.rootUsed = true
 	} else {
 		dir, err := os.MkdirTemp(s.b.opts.WorkDir, fmt.Sprintf("slipway-stage-%d-", s.ps.Index))
 		if err != nil {

@@ -72,8 +72,12 @@ func ResolveUser(root, spec string) (User, error) {
 			return User{}, err
 		}
 		u.GID = gid
+		u.Groups = []uint32{gid}
 		return u, nil
 	}
+	// The primary group is a supplementary group too, as runc and
+	// BuildKit (ensureAdditionalGids) set it: `id` shows it in groups=.
+	u.Groups = []uint32{u.GID}
 	if name != "" {
 		for _, g := range groups {
 			for _, m := range g.members {

@@ -33,12 +33,12 @@ func TestResolveUser(t *testing.T) {
 		want    User
 		wantErr string
 	}{
-		{spec: "root", want: User{UID: 0, GID: 0, Home: "/root"}},
-		{spec: "app", want: User{UID: 1000, GID: 1001, Groups: []uint32{50, 10}, Home: "/home/app"}},
-		{spec: "1000", want: User{UID: 1000, GID: 1001, Groups: []uint32{50, 10}, Home: "/home/app"}},
-		{spec: "4242", want: User{UID: 4242, GID: 0}},
-		{spec: "app:staff", want: User{UID: 1000, GID: 50, Home: "/home/app"}},
-		{spec: "app:7", want: User{UID: 1000, GID: 7, Home: "/home/app"}},
+		{spec: "root", want: User{UID: 0, GID: 0, Groups: []uint32{0}, Home: "/root"}},
+		{spec: "app", want: User{UID: 1000, GID: 1001, Groups: []uint32{1001, 50, 10}, Home: "/home/app"}},
+		{spec: "1000", want: User{UID: 1000, GID: 1001, Groups: []uint32{1001, 50, 10}, Home: "/home/app"}},
+		{spec: "4242", want: User{UID: 4242, GID: 0, Groups: []uint32{0}}},
+		{spec: "app:staff", want: User{UID: 1000, GID: 50, Groups: []uint32{50}, Home: "/home/app"}},
+		{spec: "app:7", want: User{UID: 1000, GID: 7, Groups: []uint32{7}, Home: "/home/app"}},
 		{spec: "ghost", wantErr: "unable to find user ghost"},
 		{spec: "app:ghosts", wantErr: "unable to find group ghosts"},
 	}

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -124,6 +125,8 @@ func action(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// The engine's packages log through slog's default logger.
+	slog.SetDefault(log)
 	certs, err := pairs("--registry-certificate", c.StringSlice("registry-certificate"))
 	if err != nil {
 		return err

@@ -1,0 +1,27 @@
+package parity
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"testing"
+
+	"github.com/slipway-build/slipway/engine/run"
+)
+
+func TestMain(m *testing.M) {
+	// RUN's init re-executes this test binary; it must take over before
+	// the test framework parses its flags.
+	run.MaybeReexec()
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "parity tests need root: chroot-mode RUN, device nodes and dockerd's socket")
+		os.Exit(1)
+	}
+	// Docker is the reference: without it these tests would prove nothing,
+	// so they fail instead of skipping (CI starts dockerd).
+	if out, err := exec.Command("docker", "version", "--format", "{{.Server.Version}}").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "dockerd is not reachable (`docker version` failed: %v): %s\nstart it (CI's .ci/run does: apt-get install docker.io; dockerd &)\n", err, out)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
