@@ -4,7 +4,7 @@
 
 GO       ?= go
 BIN      := bin
-STEPS    := build
+STEPS    := build warm
 PKGS     := ./...
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # The Go test timeout; the whole suite stays well under 30 minutes on 2 cores.
@@ -12,7 +12,7 @@ TEST_TIMEOUT ?= 25m
 
 export CGO_ENABLED = 0
 
-.PHONY: all build test unit lint demo bench deps catalog clean
+.PHONY: all build test unit lint demo bench deps catalog bundles clean
 
 all: build
 
@@ -67,5 +67,28 @@ release: build
 catalog:
 	$(GO) run ./tasks/cmd/generate -out catalog
 
+# bundles pushes each Task and StepAction as a Tekton bundle under
+# BUNDLE_REPO (tasks.BundleRepo by default), for `resolver: bundles`.
+bundles:
+	$(GO) run ./tasks/cmd/bundles $(if $(BUNDLE_REPO),-repo $(BUNDLE_REPO))
+
 clean:
 	rm -rf $(BIN)
+
+# e2e-cluster runs the published Tekton and Argo YAML on a real single-node
+# cluster (e2e/cluster/README.md): it builds what the cache lacks, starts the
+# cluster in a network namespace of its own, runs the tests inside it and
+# tears it all down again, also on failure. KEEP_CLUSTER=1 leaves it up.
+.PHONY: e2e-cluster cluster-up cluster-down
+CLUSTER := ./e2e/cluster/cluster.sh
+e2e-cluster: image
+	@trap '[ -n "$(KEEP_CLUSTER)" ] || $(CLUSTER) down' EXIT; set -e; \
+	$(CLUSTER) up; \
+	$(GO) test -c -tags cluster -o $(BIN)/cluster-e2e.test ./e2e/cluster; \
+	$(CLUSTER) exec $(BIN)/cluster-e2e.test -test.v -test.count=1 -test.timeout 30m
+
+cluster-up: image
+	$(CLUSTER) up
+
+cluster-down:
+	$(CLUSTER) down

@@ -1,0 +1,402 @@
+package podmodel
+
+import (
+	"bytes"
+	"context"
+	"debug/elf"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+)
+
+// built is the executor image pair every test of this package uses, built
+// once per test binary from the working tree's step binaries.
+type built struct {
+	bin string // the static step binaries the images hold
+	// executor and debug are the images as docker load named them.
+	executor, debug string
+	// executorLayout and debugLayout are the OCI layouts of the same builds.
+	executorLayout, debugLayout string
+}
+
+var (
+	buildOnce sync.Once
+	images    built
+	buildErr  error
+	// workDir holds the binaries, tarballs and layouts; TestMain removes it.
+	workDir string
+
+	// loaded are the docker images this package created, removed by
+	// TestMain; no other image is ever touched.
+	loadedMu sync.Mutex
+	loaded   []string
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := m.Run()
+	loadedMu.Lock()
+	for _, ref := range loaded {
+		_ = exec.Command("docker", "rmi", "--force", "--no-prune", ref).Run()
+	}
+	loadedMu.Unlock()
+	if workDir != "" {
+		_ = os.RemoveAll(workDir)
+	}
+	os.Exit(code)
+}
+
+// executorImages builds the step binaries and both executor images with
+// steps/image/build.sh, the script `make image` runs, and loads them into
+// docker. Tests in -short mode skip: this needs Docker and takes a minute.
+func executorImages(t *testing.T) built {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("the pod-model tests build the executor image and run it under Docker; they do not run with -short")
+	}
+	buildOnce.Do(func() { images, buildErr = buildImages() })
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return images
+}
+
+func buildImages() (built, error) {
+	if out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
+		return built{}, fmt.Errorf("the pod-model tests run the executor image under Docker, and none answers (%v: %s): start dockerd (.ci/deps does)", err, out)
+	}
+	root, err := repoRoot()
+	if err != nil {
+		return built{}, err
+	}
+	// A directory of its own, not os.TempDir's per-test ones: the images
+	// outlive the first test that asks for them.
+	dir, err := os.MkdirTemp("", "slipway-podmodel-")
+	if err != nil {
+		return built{}, err
+	}
+	workDir = dir
+	b := built{bin: filepath.Join(dir, "bin")}
+	if err := buildSteps(root, b.bin); err != nil {
+		return built{}, err
+	}
+	tag := fmt.Sprintf("slipway-podmodel:%d", os.Getpid())
+	b.executorLayout = filepath.Join(dir, "executor")
+	b.executor, err = buildAndLoad(root, b.bin, "executor", tag, b.executorLayout, dir)
+	if err != nil {
+		return built{}, err
+	}
+	b.debugLayout = filepath.Join(dir, "debug")
+	b.debug, err = buildAndLoad(root, b.bin, "debug", tag+"-debug", b.debugLayout, dir)
+	if err != nil {
+		return built{}, err
+	}
+	return b, nil
+}
+
+// buildSteps compiles every step binary as `make build` does: static, so
+// that it runs in the FROM scratch image.
+func buildSteps(root, bin string) error {
+	mains, err := filepath.Glob(filepath.Join(root, "steps", "*", "main.go"))
+	if err != nil || len(mains) == 0 {
+		return fmt.Errorf("no step binaries under %s/steps (%v)", root, err)
+	}
+	for _, m := range mains {
+		step := filepath.Base(filepath.Dir(m))
+		out := filepath.Join(bin, "slipway-"+step)
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./steps/"+step)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if o, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build ./steps/%s: %v\n%s", step, err, o)
+		}
+	}
+	return nil
+}
+
+// buildImage runs steps/image/build.sh for target, writing a tarball tagged
+// tag and an OCI layout at layoutPath.
+func buildImage(root, bin, target, tag, layoutPath, tarPath string) error {
+	cmd := exec.Command(filepath.Join(root, "steps", "image", "build.sh"), "-b", bin, "-t", target,
+		"--no-push", "--destination", tag, "--tar-path", tarPath, "--oci-layout-path", layoutPath)
+	cmd.Dir = root
+	if o, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("steps/image/build.sh -t %s: %v\n%s", target, err, o)
+	}
+	return nil
+}
+
+var loadedRe = regexp.MustCompile(`Loaded image: (\S+)`)
+
+func buildAndLoad(root, bin, target, tag, layoutPath, dir string) (string, error) {
+	tarPath := filepath.Join(dir, target+".tar")
+	if err := buildImage(root, bin, target, tag, layoutPath, tarPath); err != nil {
+		return "", err
+	}
+	out, err := exec.Command("docker", "load", "-i", tarPath).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("docker load -i %s: %v\n%s", tarPath, err, out)
+	}
+	m := loadedRe.FindSubmatch(out)
+	if m == nil {
+		return "", fmt.Errorf("docker load -i %s named no image:\n%s", tarPath, out)
+	}
+	ref := string(m[1])
+	loadedMu.Lock()
+	loaded = append(loaded, ref)
+	loadedMu.Unlock()
+	return ref, nil
+}
+
+func repoRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", fmt.Errorf("the pod-model tests run inside the Slipway module; go env GOMOD is %q", mod)
+	}
+	return filepath.Dir(mod), nil
+}
+
+// layoutImage reads the single image of an OCI layout.
+func layoutImage(t *testing.T, dir string) v1.Image {
+	t.Helper()
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		t.Fatalf("reading the OCI layout %s: %v", dir, err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Manifests) != 1 {
+		t.Fatalf("OCI layout %s holds %d manifests, want 1", dir, len(m.Manifests))
+	}
+	img, err := idx.Image(m.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func TestImageIsReproducible(t *testing.T) {
+	b := executorImages(t)
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{"executor", "debug"} {
+		t.Run(target, func(t *testing.T) {
+			first := b.executorLayout
+			if target == "debug" {
+				first = b.debugLayout
+			}
+			dir := t.TempDir()
+			// A second run, in a fresh staging directory with fresh mtimes,
+			// as a second `make image` would be.
+			second := filepath.Join(dir, "layout")
+			if err := buildImage(root, b.bin, target, "slipway-podmodel:again", second, filepath.Join(dir, "image.tar")); err != nil {
+				t.Fatal(err)
+			}
+			d1, err := layoutImage(t, first).Digest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			d2, err := layoutImage(t, second).Digest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d1 != d2 {
+				t.Errorf("two builds of the %s image differ: %s then %s", target, d1, d2)
+			}
+		})
+	}
+}
+
+func TestImageContents(t *testing.T) {
+	b := executorImages(t)
+	ca, err := os.ReadFile("/etc/ssl/certs/ca-certificates.crt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEnv := []string{
+		"SSL_CERT_FILE=/slipway/certs/ca-certificates.crt",
+		"SSL_CERT_DIR=/slipway/certs",
+		"DOCKER_CONFIG=/slipway/.docker",
+		"SLIPWAY_MODE=in-place",
+		"SLIPWAY_WORK_DIR=/slipway/work",
+	}
+	for _, tc := range []struct {
+		name, layout, path string
+		busybox            bool
+	}{
+		{"executor", b.executorLayout, "/slipway/bin", false},
+		{"debug", b.debugLayout, "/slipway/bin:/busybox", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img := layoutImage(t, tc.layout)
+			cf, err := img.ConfigFile()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(cf.Config.Entrypoint, " "); got != "/slipway/bin/slipway-build" {
+				t.Errorf("Entrypoint = %q, want /slipway/bin/slipway-build", got)
+			}
+			if cf.Config.WorkingDir != "/workspace" {
+				t.Errorf("WorkingDir = %q, want /workspace", cf.Config.WorkingDir)
+			}
+			if !cf.Created.Time.Equal(time.Unix(0, 0)) {
+				t.Errorf("Created = %v, want the Unix epoch of a --reproducible build", cf.Created.Time)
+			}
+			env := map[string]bool{}
+			for _, e := range cf.Config.Env {
+				env[e] = true
+			}
+			for _, e := range append(wantEnv, "PATH="+tc.path) {
+				if !env[e] {
+					t.Errorf("Env %q is missing from %q", e, cf.Config.Env)
+				}
+			}
+
+			fs := flatten(t, img)
+			for _, d := range []struct {
+				path string
+				mode os.FileMode
+			}{
+				{"/tmp", os.ModeDir | os.ModeSticky | 0o777},
+				{"/slipway/work", os.ModeDir | 0o755},
+				{"/workspace", os.ModeDir | 0o755},
+			} {
+				if f, ok := fs[d.path]; !ok || f.mode != d.mode {
+					t.Errorf("%s: got %v, want a directory %v", d.path, f, d.mode)
+				}
+			}
+			if f := fs["/slipway/certs/ca-certificates.crt"]; f == nil || !bytes.Equal(f.data, ca) {
+				t.Errorf("/slipway/certs/ca-certificates.crt is not the machine's CA bundle")
+			}
+			steps, _ := filepath.Glob(filepath.Join(b.bin, "slipway-*"))
+			for _, s := range steps {
+				p := "/slipway/bin/" + filepath.Base(s)
+				f := fs[p]
+				if f == nil || f.mode != 0o755 {
+					t.Errorf("%s: got %v, want an executable file", p, f)
+					continue
+				}
+				assertStatic(t, p, f.data)
+			}
+			// No shell in the plain image: nothing that can run a script.
+			var shells []string
+			for p, f := range fs {
+				if base := filepath.Base(p); base == "sh" || base == "busybox" || base == "bash" {
+					shells = append(shells, p+" "+f.String())
+				}
+			}
+			sort.Strings(shells)
+			if tc.busybox {
+				if f := fs["/busybox/busybox"]; f == nil || f.mode != 0o755 {
+					t.Errorf("/busybox/busybox: got %v, want an executable file", f)
+				}
+				if f := fs["/busybox/sh"]; f == nil || f.link != "busybox" {
+					t.Errorf("/busybox/sh: got %v, want a symlink to busybox", f)
+				}
+			} else if len(shells) > 0 {
+				t.Errorf("the executor image holds a shell: %q", shells)
+			}
+		})
+	}
+}
+
+// assertStatic fails when an ELF binary asks for a dynamic loader, which a
+// FROM scratch image does not have.
+func assertStatic(t *testing.T, name string, data []byte) {
+	t.Helper()
+	f, err := elf.NewFile(bytes.NewReader(data))
+	if err != nil {
+		t.Errorf("%s is not an ELF binary: %v", name, err)
+		return
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Errorf("%s is dynamically linked; build it with CGO_ENABLED=0", name)
+		}
+	}
+}
+
+// TestImageRuns starts both images the way a pod would, with no command but
+// the image's own entrypoint (and the debug image's shell).
+func TestImageRuns(t *testing.T) {
+	b := executorImages(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"entrypoint is slipway-build", []string{b.executor, "--help"}, []string{"slipway-build", "--destination", "--mode"}},
+		{"debug image has a shell", []string{"--entrypoint", "/busybox/sh", b.debug, "-c", "command -v slipway-build; echo PATH=$PATH; pwd"},
+			[]string{"/slipway/bin/slipway-build", "PATH=/slipway/bin:/busybox", "/workspace"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, code := dockerRun(t, tc.args...)
+			if code != 0 {
+				t.Fatalf("exit %d:\n%s", code, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
+
+var containerSeq struct {
+	sync.Mutex
+	n int
+}
+
+// dockerRun runs a container as a default pod runs one: no --privileged,
+// the default capabilities and seccomp profile, on the host network so that
+// it reaches the loopback registry. It returns the combined output and the
+// exit code. The container is named, and removed when the test ends even
+// if the docker client was killed by the timeout.
+func dockerRun(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	containerSeq.Lock()
+	containerSeq.n++
+	name := fmt.Sprintf("slipway-podmodel-%d-%d", os.Getpid(), containerSeq.n)
+	containerSeq.Unlock()
+	t.Cleanup(func() { _ = exec.Command("docker", "rm", "--force", name).Run() })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "docker", append([]string{"run", "--rm", "--name", name, "--network", "host"}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("docker run %q did not finish within 3 minutes:\n%s", args, out)
+	}
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return string(out), 0
+	case errors.As(err, &exit):
+		return string(out), exit.ExitCode()
+	default:
+		t.Fatalf("docker run: %v\n%s", err, out)
+		return "", -1
+	}
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# build.sh builds the Slipway executor image with slipway-build itself.
+#
+#   steps/image/build.sh [-b BIN_DIR] [-t executor|debug] [SLIPWAY-BUILD FLAGS...]
+#
+# -b  the directory holding the static step binaries (default: bin). Every
+#     executable bin/slipway-* goes into /slipway/bin, so a new step binary
+#     needs no change here.
+# -t  the Dockerfile target: executor (default) or debug (adds busybox).
+#
+# The remaining arguments go to slipway-build unchanged: the outputs
+# (--no-push --tar-path …, --oci-layout-path …, or --destination …) and any
+# registry flags. The build is always --reproducible in chroot mode, so two
+# runs over the same binaries give the same digest.
+#
+# The build context is staged in a temporary directory because the image
+# holds files from outside the repository (the Debian CA bundle, busybox
+# from busybox-static) and directories whose mode matters (/tmp is 1777).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+bin=bin
+target=executor
+# Not getopts: it would take slipway-build's --flags for its own.
+while [ $# -ge 2 ]; do
+	case "$1" in
+	-b) bin="$2" ;;
+	-t) target="$2" ;;
+	*) break ;;
+	esac
+	shift 2
+done
+
+case "$target" in
+executor | debug) ;;
+*) echo "$0: -t $target: the targets are executor and debug" >&2; exit 2 ;;
+esac
+
+ca_bundle=/etc/ssl/certs/ca-certificates.crt
+busybox=/bin/busybox
+builder="$bin/slipway-build"
+if [ ! -x "$builder" ]; then
+	echo "$0: $builder is missing: run make build first" >&2
+	exit 1
+fi
+if [ ! -s "$ca_bundle" ]; then
+	echo "$0: $ca_bundle is missing: apt-get install ca-certificates" >&2
+	exit 1
+fi
+
+ctx="$(mktemp -d "${TMPDIR:-/tmp}/slipway-image-context.XXXXXX")"
+trap 'rm -rf "$ctx"' EXIT
+mkdir -p "$ctx/bin" "$ctx/certs" "$ctx/busybox" \
+	"$ctx/rootfs/tmp" "$ctx/rootfs/slipway/work" "$ctx/rootfs/workspace"
+chmod 0755 "$ctx/rootfs" "$ctx/rootfs/slipway" "$ctx/rootfs/slipway/work" "$ctx/rootfs/workspace"
+chmod 1777 "$ctx/rootfs/tmp"
+
+# Tarballs and OCI layouts written to bin/ also match slipway-*: only
+# executables are step binaries.
+found=0
+for f in "$bin"/slipway-*; do
+	[ -f "$f" ] && [ -x "$f" ] || continue
+	install -m 0755 "$f" "$ctx/bin/"
+	found=1
+done
+[ "$found" = 1 ] || { echo "$0: no step binaries in $bin" >&2; exit 1; }
+install -m 0644 "$ca_bundle" "$ctx/certs/ca-certificates.crt"
+install -m 0644 "$here/Dockerfile" "$ctx/Dockerfile"
+
+if [ "$target" = debug ]; then
+	if [ ! -x "$busybox" ]; then
+		echo "$0: $busybox is missing: apt-get install busybox-static" >&2
+		exit 1
+	fi
+	install -m 0755 "$busybox" "$ctx/busybox/busybox"
+	# Relative links, so that they resolve the same wherever /busybox is
+	# looked at from (inside the image, or the staged context).
+	for applet in $("$busybox" --list); do
+		[ "$applet" = busybox ] || ln -s busybox "$ctx/busybox/$applet"
+	done
+fi
+
+# Not exec: the trap removes the staged context afterwards.
+"$builder" \
+	--mode chroot \
+	--context "dir://$ctx" \
+	--dockerfile Dockerfile \
+	--target "$target" \
+	--reproducible \
+	"$@"
