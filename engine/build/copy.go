@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/slipway-build/slipway/engine/layer"
+	"github.com/slipway-build/slipway/engine/rootfs"
 	"github.com/slipway-build/slipway/engine/userdb"
 )
 
@@ -169,7 +170,7 @@ func (c *copier) setup(ctx context.Context, spec copySpec) error {
 		if err != nil || m > 0o7777 {
 			return fmt.Errorf("invalid chmod parameter: '%v'. it should be octal string and between 0 and 07777", spec.chmod)
 		}
-		mode := fromUnixMode(uint32(m))
+		mode := rootfs.FileMode(uint32(m))
 		c.mode = &mode
 	}
 	if len(spec.excludes) > 0 {
@@ -652,7 +653,7 @@ func finish(host string, uid, gid int, mode os.FileMode, mtime time.Time, epoch 
 		return err
 	}
 	if mode&os.ModeSymlink == 0 {
-		if err := unix.Chmod(host, toUnixMode(mode)); err != nil {
+		if err := unix.Chmod(host, rootfs.UnixMode(mode)); err != nil {
 			return err
 		}
 	}
@@ -664,32 +665,12 @@ func finish(host string, uid, gid int, mode os.FileMode, mtime time.Time, epoch 
 }
 
 func copyXattrs(src, dst string) error {
-	size, err := unix.Llistxattr(src, nil)
-	if err != nil || size == 0 {
-		if errors.Is(err, unix.ENOTSUP) {
-			return nil
-		}
+	x, err := rootfs.ImageXattrs(src)
+	if err != nil {
 		return err
 	}
-	buf := make([]byte, size)
-	if size, err = unix.Llistxattr(src, buf); err != nil {
-		return err
-	}
-	for _, name := range strings.Split(strings.TrimRight(string(buf[:size]), "\x00"), "\x00") {
-		if name == "" || strings.HasPrefix(name, "trusted.") || name == "security.selinux" {
-			continue
-		}
-		vsize, err := unix.Lgetxattr(src, name, nil)
-		if err != nil {
-			return err
-		}
-		val := make([]byte, vsize)
-		if vsize > 0 {
-			if vsize, err = unix.Lgetxattr(src, name, val); err != nil {
-				return err
-			}
-		}
-		if err := unix.Lsetxattr(dst, name, val[:vsize], 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
+	for name, value := range x {
+		if err := unix.Lsetxattr(dst, name, []byte(value), 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
 			return err
 		}
 	}
@@ -733,33 +714,4 @@ func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
 
 func isURL(s string) bool {
 	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
-}
-
-// toUnixMode converts Go's file mode bits to the kernel's.
-func toUnixMode(m os.FileMode) uint32 {
-	u := uint32(m.Perm())
-	if m&os.ModeSetuid != 0 {
-		u |= unix.S_ISUID
-	}
-	if m&os.ModeSetgid != 0 {
-		u |= unix.S_ISGID
-	}
-	if m&os.ModeSticky != 0 {
-		u |= unix.S_ISVTX
-	}
-	return u
-}
-
-func fromUnixMode(u uint32) os.FileMode {
-	m := os.FileMode(u & 0o777)
-	if u&unix.S_ISUID != 0 {
-		m |= os.ModeSetuid
-	}
-	if u&unix.S_ISGID != 0 {
-		m |= os.ModeSetgid
-	}
-	if u&unix.S_ISVTX != 0 {
-		m |= os.ModeSticky
-	}
-	return m
 }

@@ -11,7 +11,6 @@ package layer
 import (
 	"archive/tar"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -27,7 +26,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
-	"golang.org/x/sys/unix"
+
+	"github.com/slipway-build/slipway/engine/rootfs"
 )
 
 // Kind says how a change is written into the layer.
@@ -282,38 +282,15 @@ func (w *entryWriter) add(rel string) error {
 // xattrs copies extended attributes into PAX records, the form docker and
 // BuildKit read back; security.capability is how file capabilities travel.
 func xattrs(full string, hdr *tar.Header) error {
-	size, err := unix.Llistxattr(full, nil)
-	if err != nil || size == 0 {
-		if errors.Is(err, unix.ENOTSUP) {
-			return nil
-		}
+	x, err := rootfs.ImageXattrs(full)
+	if err != nil || len(x) == 0 {
 		return err
 	}
-	buf := make([]byte, size)
-	size, err = unix.Llistxattr(full, buf)
-	if err != nil {
-		return err
+	if hdr.PAXRecords == nil {
+		hdr.PAXRecords = map[string]string{}
 	}
-	names := strings.Split(strings.TrimRight(string(buf[:size]), "\x00"), "\x00")
-	sort.Strings(names)
-	for _, name := range names {
-		if name == "" || strings.HasPrefix(name, "trusted.") || name == "security.selinux" {
-			continue
-		}
-		vsize, err := unix.Lgetxattr(full, name, nil)
-		if err != nil {
-			return err
-		}
-		val := make([]byte, vsize)
-		if vsize > 0 {
-			if vsize, err = unix.Lgetxattr(full, name, val); err != nil {
-				return err
-			}
-		}
-		if hdr.PAXRecords == nil {
-			hdr.PAXRecords = map[string]string{}
-		}
-		hdr.PAXRecords["SCHILY.xattr."+name] = string(val[:vsize])
+	for name, value := range x {
+		hdr.PAXRecords["SCHILY.xattr."+name] = value
 	}
 	return nil
 }

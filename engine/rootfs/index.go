@@ -319,6 +319,36 @@ func FileMode(m uint32) fs.FileMode {
 	return mode
 }
 
+// UnixMode converts Go's mode bits, whose setuid, setgid and sticky bits are
+// not the kernel's, into a mode for chmod and mknod. A plain number such as
+// 0o1777 is taken as the kernel's bits.
+func UnixMode(m fs.FileMode) uint32 {
+	mode := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		mode |= unix.S_ISUID
+	}
+	if m&fs.ModeSetgid != 0 {
+		mode |= unix.S_ISGID
+	}
+	if m&fs.ModeSticky != 0 {
+		mode |= unix.S_ISVTX
+	}
+	return mode | uint32(m)&0o7000
+}
+
+// ImageXattrs returns the extended attributes that belong in an image:
+// all but trusted.* (overlayfs' own, and root-only) and security.selinux
+// (the host's labels).
+func ImageXattrs(hostPath string) (map[string]string, error) {
+	x, err := Xattrs(hostPath)
+	for name := range x {
+		if strings.HasPrefix(name, "trusted.") || name == "security.selinux" {
+			delete(x, name)
+		}
+	}
+	return x, err
+}
+
 // Xattrs returns the extended attributes of a path without following a
 // final symlink, or nil when it has none. File systems without xattr support
 // report none.

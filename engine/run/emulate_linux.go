@@ -16,6 +16,8 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
+
+	"github.com/slipway-build/slipway/engine/rootfs"
 )
 
 // emulateMounts stands in for RUN --mount in a pod that may not mount
@@ -109,7 +111,7 @@ func emulateMount(m Mount) (func() error, error) {
 
 	switch m.Type {
 	case MountTmpfs:
-		mode := unixMode(m.Mode)
+		mode := rootfs.UnixMode(m.Mode)
 		if m.Mode == 0 {
 			mode = 0o1777
 		}

@@ -14,6 +14,8 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
+
+	"github.com/slipway-build/slipway/engine/rootfs"
 )
 
 // initArg0 is argv[0] of the re-executed binary. Go cannot run code between
@@ -235,7 +237,7 @@ func applyMounts(cfg *initConfig) error {
 		}
 		switch m.Type {
 		case MountTmpfs:
-			mode := unixMode(m.Mode)
+			mode := rootfs.UnixMode(m.Mode)
 			if m.Mode == 0 {
 				mode = 0o1777
 			}
@@ -281,7 +283,7 @@ func applyMounts(cfg *initConfig) error {
 
 // stageSecret copies a secret with the mode and owner the mount asks for.
 func stageSecret(m Mount, dst string) error {
-	mode := unixMode(m.Mode)
+	mode := rootfs.UnixMode(m.Mode)
 	if m.Mode == 0 {
 		mode = 0o400
 	}
@@ -308,23 +310,6 @@ func stageSecret(m Mount, dst string) error {
 		return fmt.Errorf("secret for %s: %w", m.Target, err)
 	}
 	return nil
-}
-
-// unixMode converts Go's mode bits, whose setuid, setgid and sticky bits
-// are not the kernel's, into a mode for chmod and mount options.
-func unixMode(m os.FileMode) uint32 {
-	mode := uint32(m.Perm())
-	if m&os.ModeSetuid != 0 {
-		mode |= unix.S_ISUID
-	}
-	if m&os.ModeSetgid != 0 {
-		mode |= unix.S_ISGID
-	}
-	if m&os.ModeSticky != 0 {
-		mode |= unix.S_ISVTX
-	}
-	// Callers writing 0o1777 as a plain number mean the kernel's bits.
-	return mode | uint32(m)&0o7000
 }
 
 func mount(source, target, fstype string, flags uintptr, data string) error {
