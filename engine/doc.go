@@ -20,9 +20,14 @@
 //	             Executor seam.
 //	userdb       resolve user and group names in a root's /etc/passwd and
 //	             /etc/group.
+//	cache        the layer cache: content-addressed step keys, the registry
+//	             store of cached layers, and the --cache-dir layout of base
+//	             images.
+//	warm         the warmer: fill a --cache-dir with base images.
 //	build        the Builder: runs a Dockerfile's stages and returns the
 //	             image; it joins all of the above.
 //	publish      the Publisher: push to destinations, write tarballs, OCI
 //	             layouts and digest files, only after every push succeeded.
+//	job          the whole slipway-build step: context, build, publish.
 //	logging      the log format and verbosity shared by every step.
 package engine

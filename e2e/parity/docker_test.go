@@ -61,24 +61,6 @@ var (
 	pulled = map[string]bool{}
 )
 
-// dockerLoad hands img to dockerd under tag, as `docker load` of a tarball
-// written with ggcr, and removes it when t ends.
-func dockerLoad(t *testing.T, img v1.Image, tag string) {
-	t.Helper()
-	ref, err := name.NewTag(tag)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "image.tar")
-	if err := tarball.WriteToFile(path, ref, img); err != nil {
-		t.Fatalf("writing %s for docker load: %v", tag, err)
-	}
-	if _, err := docker(context.Background(), "load", "-q", "-i", path); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dockerRemove(t, tag) })
-}
-
 // dockerBuild builds dir with the legacy builder and returns the image as
 // `docker save` wrote it. The image stays in dockerd (a later case may
 // build FROM it) until t ends.

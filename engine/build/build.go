@@ -404,5 +404,5 @@ func commandError(cmd instructions.Command, err error) error {
 	if s, ok := cmd.(fmt.Stringer); ok {
 		text = s.String()
 	}
-	return fmt.Errorf("Dockerfile %s: %s: %w", lineOf(cmd), text, err)
+	return fmt.Errorf("failed at Dockerfile %s: %s: %w", lineOf(cmd), text, err)
 }

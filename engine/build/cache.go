@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
 	"sort"
 	"strings"
 	"time"
@@ -219,7 +218,7 @@ func (s *stage) copyInput(ctx context.Context, spec copySpec) (cache.StepInput, 
 			}
 			continue
 		}
-		local = append(local, globBase(src))
+		local = append(local, src)
 	}
 	digest, err := s.b.sourceDigest(local)
 	if err != nil {
@@ -242,7 +241,7 @@ func (s *stage) runInput(ctx context.Context, c *instructions.RunCommand) (cache
 	}
 	text := "RUN " + strings.Join(args, "\x00") + "\x00network=" + instructions.GetNetwork(c)
 	in := s.stepInput(text)
-	in.Env = s.scope.RunEnv()
+	in.Env = cache.ScopeEnv(s.scope)
 	var mounts, bound []string
 	for _, m := range instructions.GetMounts(c) {
 		def := fmt.Sprintf("type=%s,target=%s,source=%s,from=%s,id=%s,sharing=%s,ro=%v,required=%v", m.Type, m.Target, m.Source, m.From, m.CacheID, m.CacheSharing, m.ReadOnly, m.Required)
@@ -314,7 +313,7 @@ func (b *builder) sourceDigest(paths []string) (string, error) {
 	if ok {
 		return d, nil
 	}
-	d, err := cache.SourceDigest(b.opts.ContextDir, paths, b.ignore.Excluded)
+	d, err := cache.SourceDigest(b.opts.ContextDir, paths, b.ignore.Excluded, cache.WithSkipDir(b.ignore.SkipDir))
 	if err != nil {
 		return "", err
 	}
@@ -325,22 +324,6 @@ func (b *builder) sourceDigest(paths []string) (string, error) {
 	b.digests[memo] = d
 	b.mu.Unlock()
 	return d, nil
-}
-
-// globBase is the part of a source before its first wildcard: digesting
-// that directory covers every file the pattern can match.
-func globBase(src string) string {
-	if !hasMeta(src) {
-		return src
-	}
-	var keep []string
-	for _, part := range strings.Split(path.Clean("/"+src), "/") {
-		if hasMeta(part) {
-			break
-		}
-		keep = append(keep, part)
-	}
-	return strings.TrimPrefix(path.Join(append([]string{"/"}, keep...)...), "/")
 }
 
 // isCacheError reports a failure of the cache rather than of the build.

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/moby/patternmatcher"
 	"golang.org/x/sys/unix"
 
+	"github.com/slipway-build/slipway/engine/dockerfile"
 	"github.com/slipway-build/slipway/engine/layer"
 	"github.com/slipway-build/slipway/engine/rootfs"
 	"github.com/slipway-build/slipway/engine/userdb"
@@ -206,8 +206,8 @@ func (c *copier) copyLocal(spec copySpec, src, dest string, destIsDir bool) erro
 		return err
 	}
 	matches := []string{rel}
-	if hasMeta(rel) {
-		if matches, err = c.glob(rel); err != nil {
+	if dockerfile.HasWildcard(rel) {
+		if matches, err = dockerfile.Glob(c.tree.root, rel, c.tree.ignore); err != nil {
 			return err
 		}
 		if len(matches) == 0 {
@@ -315,50 +315,6 @@ func (t sourceTree) ignoreHint() string {
 		return " (check the path, relative to --context, and .dockerignore)"
 	}
 	return ""
-}
-
-// glob expands a wildcard source, component by component as docker's
-// filepath.Match does, skipping ignored paths.
-func (c *copier) glob(pattern string) ([]string, error) {
-	parts := strings.Split(pattern, "/")
-	current := []string{""}
-	for i, part := range parts {
-		var next []string
-		for _, dir := range current {
-			if !hasMeta(part) {
-				next = append(next, path.Join(dir, part))
-				continue
-			}
-			hostDir, err := securejoin.SecureJoin(c.tree.root, dir)
-			if err != nil {
-				return nil, err
-			}
-			entries, err := os.ReadDir(hostDir)
-			if err != nil {
-				continue
-			}
-			for _, e := range entries {
-				ok, err := path.Match(part, e.Name())
-				if err != nil {
-					return nil, fmt.Errorf("bad pattern %s: %w", pattern, err)
-				}
-				if !ok {
-					continue
-				}
-				p := path.Join(dir, e.Name())
-				if excluded, _ := c.tree.ignore(p, e.IsDir()); excluded {
-					continue
-				}
-				if i < len(parts)-1 && !e.IsDir() {
-					continue
-				}
-				next = append(next, p)
-			}
-		}
-		current = next
-	}
-	sort.Strings(current)
-	return current, nil
 }
 
 // copyDir copies a directory's contents (not the directory itself, as
@@ -709,8 +665,6 @@ func mkdirAll(root, imagePath string, mode os.FileMode, uid, gid int, epoch *tim
 	}
 	return created, nil
 }
-
-func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
 
 func isURL(s string) bool {
 	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")

@@ -17,7 +17,6 @@ import (
 // trees caches the filesystems that COPY --from and RUN --mount from= read,
 // so that an image or finished stage is extracted once per build.
 type trees struct {
-	mu    sync.Mutex
 	byKey map[string]*treeEntry
 }
 

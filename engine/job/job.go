@@ -158,7 +158,7 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 		return v1.Hash{}, err
 	}
 	images := build.ImageSource(client)
-	if fi, err := os.Stat(cfg.CacheDir); err == nil && fi.IsDir() {
+	if _, err := os.Stat(filepath.Join(cfg.CacheDir, "index.json")); err == nil {
 		// Base images a warmer (slipway-warm) stored in --cache-dir are
 		// read from there before the registry.
 		images = cache.CachedSource{Cache: cache.NewLayoutCache(cfg.CacheDir, cfg.CacheTTL, cache.WithLayoutLogger(cfg.Log)), Upstream: client}
@@ -179,7 +179,15 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 			return v1.Hash{}, fmt.Errorf("--cache-repo %s: an OCI layout as the layer cache is not supported; name a registry repository", repo)
 		}
 		cfg.Log.Info("Using the layer cache in " + repo)
-		store = cache.NewRegistryStore(repo, client, cfg.CacheTTL, cache.WithLogger(cfg.Log))
+		storeOpts := []cache.RegistryOption{cache.WithLogger(cfg.Log)}
+		if len(cfg.Publish.Destinations) > 0 {
+			if tags, err := tagsOf(cfg.Publish.Destinations[:1]); err == nil {
+				// Layers already pushed to the destination are mounted
+				// into the cache rather than uploaded twice.
+				storeOpts = append(storeOpts, cache.WithMountFrom(tags[0].Context().Name()))
+			}
+		}
+		store = cache.NewRegistryStore(repo, client, cfg.CacheTTL, storeOpts...)
 	}
 	started := time.Now()
 	img, err := build.Build(ctx, build.Options{
