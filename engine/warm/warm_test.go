@@ -1,6 +1,7 @@
 package warm
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"fmt"
@@ -14,9 +15,12 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/slipway-build/slipway/e2e/harness"
+	"github.com/slipway-build/slipway/engine/build"
 	"github.com/slipway-build/slipway/engine/cache"
+	"github.com/slipway-build/slipway/engine/run"
 )
 
 func TestDockerfileImages(t *testing.T) {
@@ -253,6 +257,8 @@ func TestWarmDockerfileAndPlatform(t *testing.T) {
 // entries and readers that use them at once, on one cache directory, then
 // checks that every reader got a correct image and the layout validates.
 // Builds (slipway-build --cache-dir) join by adding workers.
+// 2 warmers, 2 readers and 4 builds share one cache directory and one
+// cache repository at once.
 func TestConcurrentWarmersAndReaders(t *testing.T) {
 	f := newFixture(t)
 	index := harness.BusyboxIndex(t, f.reg)
@@ -300,7 +306,62 @@ func TestConcurrentWarmersAndReaders(t *testing.T) {
 			return nil
 		}
 	}
-	workers := []func() error{warmer(0), warmer(1), reader(0), reader(1), reader(2), reader(3)}
+	// Builds read their base through the layout and share one cache
+	// repository; the RUN step has the same key in all four, so they also
+	// race to write the same cache entry.
+	store := cache.NewRegistryStore(f.reg.Host+"/concurrent/cache", f.reg.Client(), time.Hour)
+	builder := func(i int) func() error {
+		return func() error {
+			dir := t.TempDir()
+			files := map[string]string{
+				"Dockerfile": "FROM " + f.base + "\nRUN echo shared > /shared\nCOPY id.txt /id.txt\n",
+				"id.txt":     fmt.Sprint(i),
+			}
+			for n, c := range files {
+				if err := os.WriteFile(filepath.Join(dir, n), []byte(c), 0o644); err != nil {
+					return err
+				}
+			}
+			exec, err := run.New(run.Chroot)
+			if err != nil {
+				return err
+			}
+			img, err := build.Build(ctx, build.Options{
+				ContextDir: dir, WorkDir: t.TempDir(), Output: io.Discard,
+				Images:   cache.CachedSource{Cache: cache.NewLayoutCache(f.dir, time.Hour), Upstream: f.reg.Client()},
+				Executor: exec, Cache: store, CacheRunLayers: true, CacheCopyLayers: true,
+				Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			})
+			if err != nil {
+				return fmt.Errorf("build %d: %w", i, err)
+			}
+			got := map[string]string{"shared": "shared\n", "id.txt": fmt.Sprint(i)}
+			rc := mutate.Extract(img)
+			defer rc.Close()
+			tr := tar.NewReader(rc)
+			for {
+				h, err := tr.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					return fmt.Errorf("build %d: reading its image: %w", i, err)
+				}
+				if want, ok := got[h.Name]; ok {
+					b, _ := io.ReadAll(tr)
+					if string(b) != want {
+						return fmt.Errorf("build %d: /%s is %q, want %q", i, h.Name, b, want)
+					}
+					delete(got, h.Name)
+				}
+			}
+			if len(got) > 0 {
+				return fmt.Errorf("build %d: missing %v", i, got)
+			}
+			return nil
+		}
+	}
+	workers := []func() error{warmer(0), warmer(1), reader(0), reader(1), builder(0), builder(1), builder(2), builder(3)}
 	errs := make([]error, len(workers))
 	var wg sync.WaitGroup
 	for i, w := range workers {
