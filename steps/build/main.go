@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -15,38 +14,24 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/slipway-build/slipway/engine/job"
-	"github.com/slipway-build/slipway/engine/logging"
 	"github.com/slipway-build/slipway/engine/publish"
-	"github.com/slipway-build/slipway/engine/registry"
 	"github.com/slipway-build/slipway/engine/run"
-	"github.com/slipway-build/slipway/tasks/argv"
+	"github.com/slipway-build/slipway/steps/internal/stepflags"
 )
 
 func main() {
 	run.MaybeReexec()
-	// Tekton and Argo cannot put a flag before each element of a list
-	// param, and the image has no shell: they pass lists as a tail.
-	args, err := argv.ExpandListTail(os.Args[1:], "--build-arg", "--destination")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "error:", err)
-		os.Exit(1)
-	}
-	app := &cli.App{
-		Name:                      "slipway-build",
-		Usage:                     "build a Dockerfile into an OCI image without a daemon, and push it",
-		DisableSliceFlagSeparator: true,
-		Flags:                     flags(),
-		Before:                    checkFlags,
-		Action:                    action,
-	}
-	if err := app.Run(append(os.Args[:1:1], args...)); err != nil {
-		fmt.Fprintln(os.Stderr, "error:", err)
-		os.Exit(1)
-	}
+	stepflags.Run(&cli.App{
+		Name:   "slipway-build",
+		Usage:  "build a Dockerfile into an OCI image without a daemon, and push it",
+		Flags:  flags(),
+		Before: checkFlags,
+		Action: action,
+	}, "--build-arg", "--destination")
 }
 
 func flags() []cli.Flag {
-	return []cli.Flag{
+	flags := []cli.Flag{
 		&cli.StringFlag{Name: "context", Aliases: []string{"c"}, Value: "/workspace/", Usage: "build context: a path, dir://, tar://, git://, https://, s3://, gs:// or Azure Blob URL"},
 		&cli.StringFlag{Name: "context-sub-path", Usage: "sub-directory of the context to build from"},
 		&cli.StringFlag{Name: "git", Usage: "git options: branch=,single-branch=,recurse-submodules=,insecure-skip-tls=,depth="},
@@ -93,22 +78,13 @@ func flags() []cli.Flag {
 		&cli.StringFlag{Name: "work-dir", EnvVars: []string{"SLIPWAY_WORK_DIR"}, Usage: "where stage filesystems and layers are kept during the build"},
 
 		&cli.BoolFlag{Name: "insecure", Usage: "push over plain HTTP"},
-		&cli.BoolFlag{Name: "insecure-pull", Usage: "pull over plain HTTP"},
-		&cli.StringSliceFlag{Name: "insecure-registry", Usage: "registry to use over plain HTTP (repeatable)"},
 		&cli.BoolFlag{Name: "skip-tls-verify", Usage: "do not verify TLS certificates when pushing"},
-		&cli.BoolFlag{Name: "skip-tls-verify-pull", Usage: "do not verify TLS certificates when pulling"},
-		&cli.StringSliceFlag{Name: "skip-tls-verify-registry", Usage: "registry whose certificate is not verified (repeatable)"},
-		&cli.StringSliceFlag{Name: "registry-certificate", Usage: "host=path/to/ca.pem (repeatable)"},
 		&cli.StringSliceFlag{Name: "registry-client-cert", Usage: "host=cert.pem,key.pem (repeatable)"},
-		&cli.StringSliceFlag{Name: "registry-mirror", Usage: "mirror for Docker Hub pulls (repeatable)"},
 		&cli.StringSliceFlag{Name: "registry-map", Usage: "original=remapped registry for pulls (repeatable)"},
 		&cli.BoolFlag{Name: "skip-default-registry-fallback", Usage: "fail instead of falling back to the original registry when mirrors fail"},
-		&cli.IntFlag{Name: "image-download-retry", Usage: "retries of a failed base image download"},
-
-		&cli.StringFlag{Name: "verbosity", Aliases: []string{"v"}, Value: "info", Usage: "panic, fatal, error, warn, info, debug or trace"},
-		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text, color or json"},
-		&cli.BoolFlag{Name: "log-timestamp", Usage: "timestamp each log line"},
 	}
+	flags = append(flags, stepflags.Pull()...)
+	return append(flags, stepflags.Logging()...)
 }
 
 func checkFlags(c *cli.Context) error {
@@ -119,24 +95,20 @@ func checkFlags(c *cli.Context) error {
 }
 
 func action(c *cli.Context) error {
-	log, err := logging.New(os.Stderr, logging.Options{
-		Verbosity: c.String("verbosity"), Format: c.String("log-format"), Timestamp: c.Bool("log-timestamp"),
-	})
+	log, err := stepflags.Logger(c)
 	if err != nil {
 		return err
 	}
-	// The engine's packages log through slog's default logger.
-	slog.SetDefault(log)
-	certs, err := pairs("--registry-certificate", c.StringSlice("registry-certificate"))
+	reg, err := stepflags.PullOptions(c, "slipway-build")
 	if err != nil {
 		return err
 	}
-	clientCerts, err := pairs("--registry-client-cert", c.StringSlice("registry-client-cert"))
-	if err != nil {
+	reg.Insecure, reg.SkipTLSVerify = c.Bool("insecure"), c.Bool("skip-tls-verify")
+	reg.SkipDefaultRegistryFallback, reg.PushRetry = c.Bool("skip-default-registry-fallback"), c.Int("push-retry")
+	if reg.RegistryClientCerts, err = stepflags.HostPairs("--registry-client-cert", c.StringSlice("registry-client-cert")); err != nil {
 		return err
 	}
-	maps, err := registryMaps(c.StringSlice("registry-map"))
-	if err != nil {
+	if reg.RegistryMaps, err = registryMaps(c.StringSlice("registry-map")); err != nil {
 		return err
 	}
 	ignore := c.StringSlice("ignore-path")
@@ -170,24 +142,9 @@ func action(c *cli.Context) error {
 			ImageNameTagWithDigestFile: c.String("image-name-tag-with-digest-file"),
 			SkipPushPermissionCheck:    c.Bool("skip-push-permission-check"),
 		},
-		ImageURLFile: c.String("image-url-file"),
-		ImagesFile:   c.String("images-file"),
-		Registry: registry.Options{
-			Insecure:                    c.Bool("insecure"),
-			InsecurePull:                c.Bool("insecure-pull"),
-			InsecureRegistries:          c.StringSlice("insecure-registry"),
-			SkipTLSVerify:               c.Bool("skip-tls-verify"),
-			SkipTLSVerifyPull:           c.Bool("skip-tls-verify-pull"),
-			SkipTLSVerifyRegistries:     c.StringSlice("skip-tls-verify-registry"),
-			RegistryCertificates:        certs,
-			RegistryClientCerts:         clientCerts,
-			Mirrors:                     c.StringSlice("registry-mirror"),
-			SkipDefaultRegistryFallback: c.Bool("skip-default-registry-fallback"),
-			RegistryMaps:                maps,
-			PushRetry:                   c.Int("push-retry"),
-			ImageDownloadRetry:          c.Int("image-download-retry"),
-			UserAgent:                   "slipway-build",
-		},
+		ImageURLFile:     c.String("image-url-file"),
+		ImagesFile:       c.String("images-file"),
+		Registry:         reg,
 		Cache:            c.Bool("cache"),
 		CacheRepo:        c.String("cache-repo"),
 		CacheTTL:         c.Duration("cache-ttl"),
@@ -208,21 +165,6 @@ func action(c *cli.Context) error {
 		Output:           os.Stderr,
 	})
 	return err
-}
-
-func pairs(flag string, values []string) (map[string]string, error) {
-	if len(values) == 0 {
-		return nil, nil
-	}
-	out := map[string]string{}
-	for _, v := range values {
-		k, val, ok := strings.Cut(v, "=")
-		if !ok || k == "" || val == "" {
-			return nil, fmt.Errorf("%s %q: want host=value", flag, v)
-		}
-		out[k] = val
-	}
-	return out, nil
 }
 
 func registryMaps(values []string) (map[string][]string, error) {

@@ -1,0 +1,100 @@
+// Package stepflags holds what every step binary's command line shares:
+// kaniko's logging and pull flags, and the way a step starts.
+package stepflags
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/slipway-build/slipway/engine/logging"
+	"github.com/slipway-build/slipway/engine/registry"
+	"github.com/slipway-build/slipway/tasks/argv"
+)
+
+// Run runs a step: the Tekton/Argo list tail (see tasks/argv) is expanded
+// for listFlags, list flags keep commas in their values, and an error is
+// printed with a non-zero exit.
+func Run(app *cli.App, listFlags ...string) {
+	args, err := argv.ExpandListTail(os.Args[1:], listFlags...)
+	if err == nil {
+		app.DisableSliceFlagSeparator = true
+		err = app.Run(append(os.Args[:1:1], args...))
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+// Logging are kaniko's logging flags.
+func Logging() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "verbosity", Aliases: []string{"v"}, Value: "info", Usage: "panic, fatal, error, warn, info, debug or trace"},
+		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text, color or json"},
+		&cli.BoolFlag{Name: "log-timestamp", Usage: "timestamp each log line"},
+	}
+}
+
+// Logger makes the logger the logging flags ask for and makes it slog's
+// default, which the engine's packages log through.
+func Logger(c *cli.Context) (*slog.Logger, error) {
+	log, err := logging.New(os.Stderr, logging.Options{
+		Verbosity: c.String("verbosity"), Format: c.String("log-format"), Timestamp: c.Bool("log-timestamp"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	slog.SetDefault(log)
+	return log, nil
+}
+
+// Pull are kaniko's flags for reaching the registries images come from.
+func Pull() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "insecure-pull", Usage: "pull over plain HTTP"},
+		&cli.StringSliceFlag{Name: "insecure-registry", Usage: "registry to use over plain HTTP (repeatable)"},
+		&cli.BoolFlag{Name: "skip-tls-verify-pull", Usage: "do not verify TLS certificates when pulling"},
+		&cli.StringSliceFlag{Name: "skip-tls-verify-registry", Usage: "registry whose certificate is not verified (repeatable)"},
+		&cli.StringSliceFlag{Name: "registry-certificate", Usage: "host=path/to/ca.pem (repeatable)"},
+		&cli.StringSliceFlag{Name: "registry-mirror", Usage: "mirror for Docker Hub pulls (repeatable)"},
+		&cli.IntFlag{Name: "image-download-retry", Usage: "retries of a failed image download, with backoff"},
+	}
+}
+
+// PullOptions reads the Pull flags.
+func PullOptions(c *cli.Context, userAgent string) (registry.Options, error) {
+	certs, err := HostPairs("--registry-certificate", c.StringSlice("registry-certificate"))
+	if err != nil {
+		return registry.Options{}, err
+	}
+	return registry.Options{
+		InsecurePull:            c.Bool("insecure-pull"),
+		InsecureRegistries:      c.StringSlice("insecure-registry"),
+		SkipTLSVerifyPull:       c.Bool("skip-tls-verify-pull"),
+		SkipTLSVerifyRegistries: c.StringSlice("skip-tls-verify-registry"),
+		RegistryCertificates:    certs,
+		Mirrors:                 c.StringSlice("registry-mirror"),
+		ImageDownloadRetry:      c.Int("image-download-retry"),
+		UserAgent:               userAgent,
+	}, nil
+}
+
+// HostPairs reads repeated host=value flags.
+func HostPairs(flag string, values []string) (map[string]string, error) {
+	if len(values) == 0 {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, v := range values {
+		k, val, ok := strings.Cut(v, "=")
+		if !ok || k == "" || val == "" {
+			return nil, fmt.Errorf("%s %q: want host=value", flag, v)
+		}
+		out[k] = val
+	}
+	return out, nil
+}
