@@ -90,6 +90,10 @@ type Options struct {
 	IgnorePaths []string
 	// Secrets for RUN --mount=type=secret, by id.
 	Secrets map[string]Secret
+	// LayerCacheDir, when set, keeps extracted layers uncompressed by diff
+	// ID, so that a later build on the same node neither downloads nor
+	// decompresses them again.
+	LayerCacheDir string
 	// CacheDir persists RUN --mount=type=cache directories.
 	CacheDir string
 	// Snapshotter is how RUN's changes are found: SnapshotWalk (the default)

@@ -80,10 +80,17 @@ func (b *builder) extractTree(ctx context.Context, key string, get func() (image
 			return
 		}
 		b.addCleanup(func() { removeAll(dir) })
-		e.err = rootfs.ExtractImage(ctx, dir, ref.image, rootfs.NewIndex())
+		e.err = rootfs.ExtractImage(ctx, dir, ref.image, rootfs.NewIndex(), b.layerCacheOptions()...)
 		e.root = dir
 	})
 	return e.root, e.err
+}
+
+func (b *builder) layerCacheOptions() []rootfs.Option {
+	if b.opts.LayerCacheDir == "" {
+		return nil
+	}
+	return []rootfs.Option{rootfs.WithLayerCache(b.opts.LayerCacheDir)}
 }
 
 // imageRef is an image whose filesystem a build reads.

@@ -476,7 +476,7 @@ func (s *stage) image() (v1.Image, error) {
 }
 
 func (s *stage) extractOptions() []rootfs.Option {
-	return []rootfs.Option{rootfs.WithIgnoreList(s.b.ignoreList)}
+	return append(s.b.layerCacheOptions(), rootfs.WithIgnoreList(s.b.ignoreList))
 }
 
 func commandText(cmd instructions.Command) string {

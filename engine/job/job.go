@@ -163,6 +163,14 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 		// read from there before the registry.
 		images = cache.CachedSource{Cache: cache.NewLayoutCache(cfg.CacheDir, cfg.CacheTTL, cache.WithLayoutLogger(cfg.Log)), Upstream: client}
 	}
+	layerCache := ""
+	if fi, err := os.Stat(cfg.CacheDir); err == nil && fi.IsDir() {
+		// A cache directory that exists (a Tekton workspace, a PVC) also
+		// keeps extracted layers, where it is writable.
+		if dir := filepath.Join(cfg.CacheDir, "layers"); os.MkdirAll(dir, 0o755) == nil {
+			layerCache = dir
+		}
+	}
 	var store cache.Store
 	var cacheWrites errgroup.Group
 	if cfg.Cache {
@@ -196,6 +204,7 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 		CacheCopyLayers:  cfg.CacheCopyLayers,
 		NoPushCache:      cfg.NoPushCache,
 		CacheWrites:      &cacheWrites,
+		LayerCacheDir:    layerCache,
 		ContextDir:       contextDir,
 		Dockerfile:       dockerfilePath(cfg.Dockerfile, contextDir),
 		BuildArgs:        buildArgs,

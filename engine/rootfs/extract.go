@@ -4,11 +4,14 @@ import (
 	"archive/tar"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,8 +37,18 @@ var ErrUnsafePath = errors.New("path climbs out of the root")
 type Option func(*options)
 
 type options struct {
-	ignore *IgnoreList
-	noHash bool
+	ignore     *IgnoreList
+	noHash     bool
+	layerCache string
+}
+
+// WithLayerCache keeps every layer ExtractImage applies, uncompressed and
+// named by its diff ID, in dir, and reads a layer from there when it is
+// already kept: a build on the same node skips both the download and the
+// decompression. Files appear by rename once their digest was checked, so
+// builds sharing dir never read half a layer.
+func WithLayerCache(dir string) Option {
+	return func(o *options) { o.layerCache = dir }
 }
 
 // WithIgnoreList makes extraction skip every listed path: entries there are
@@ -66,17 +79,79 @@ func ExtractImage(ctx context.Context, root string, img v1.Image, idx *Index, op
 		if d, err := l.Digest(); err == nil {
 			desc += " (" + d.String() + ")"
 		}
-		rc, err := l.Uncompressed()
+		rc, err := openLayer(l, opts)
 		if err != nil {
 			return fmt.Errorf("reading layer %s: %w", desc, err)
 		}
 		err = extract(ctx, root, rc, idx, opts)
-		rc.Close()
+		if cerr := rc.Close(); err == nil {
+			err = cerr
+		}
 		if err != nil {
 			return fmt.Errorf("extracting layer %s: %w", desc, err)
 		}
 	}
 	return nil
+}
+
+// openLayer returns a layer's uncompressed stream: from the layer cache
+// when it holds the layer, else from the layer itself, kept in the cache
+// as it is read.
+func openLayer(l v1.Layer, opts []Option) (io.ReadCloser, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.layerCache == "" {
+		return l.Uncompressed()
+	}
+	diffID, err := l.DiffID()
+	if err != nil {
+		return l.Uncompressed()
+	}
+	kept := filepath.Join(o.layerCache, diffID.Algorithm, diffID.Hex+".tar")
+	if f, err := os.Open(kept); err == nil {
+		return f, nil
+	}
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(kept), 0o755); err != nil {
+		return rc, nil
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(kept), ".layer-*")
+	if err != nil {
+		return rc, nil
+	}
+	h := sha256.New()
+	return &keepingReader{Reader: io.TeeReader(rc, io.MultiWriter(tmp, h)), src: rc, tmp: tmp, hash: h, want: diffID.Hex, path: kept}, nil
+}
+
+// keepingReader copies a layer into the layer cache while it is extracted,
+// and keeps the copy only when the whole layer was read and its digest is
+// the diff ID.
+type keepingReader struct {
+	io.Reader
+	src  io.ReadCloser
+	tmp  *os.File
+	hash hash.Hash
+	want string
+	path string
+}
+
+func (k *keepingReader) Close() error {
+	// Whatever extraction left unread (tar padding) belongs to the digest.
+	_, drainErr := io.Copy(io.Discard, k.Reader)
+	err := k.src.Close()
+	k.tmp.Close()
+	if drainErr == nil && err == nil && hex.EncodeToString(k.hash.Sum(nil)) == k.want {
+		if os.Rename(k.tmp.Name(), k.path) == nil {
+			return nil
+		}
+	}
+	os.Remove(k.tmp.Name())
+	return err
 }
 
 // Extract applies one uncompressed layer tar onto root and records every
