@@ -423,10 +423,11 @@ func (s *stage) commit(changes []layer.Change, createdBy string) error {
 // overlay mounted over it.
 func (s *stage) commitFrom(root string, changes []layer.Change, createdBy string) error {
 	l, err := layer.Write(root, changes, layer.Options{
-		Compression: s.b.opts.Compression,
-		Level:       s.b.opts.CompressionLevel,
-		Epoch:       s.b.opts.Epoch,
-		TempDir:     s.b.opts.WorkDir,
+		KeepUncompressed: s.b.opts.LayerCacheDir,
+		Compression:      s.b.opts.Compression,
+		Level:            s.b.opts.CompressionLevel,
+		Epoch:            s.b.opts.Epoch,
+		TempDir:          s.b.opts.WorkDir,
 	})
 	if err != nil {
 		return err

@@ -61,6 +61,11 @@ type Options struct {
 	Epoch *time.Time
 	// TempDir holds the compressed layer files; the default is os.TempDir.
 	TempDir string
+	// KeepUncompressed, when set, also keeps the uncompressed tar in this
+	// layer cache directory as <algorithm>/<diff ID>.tar, the form
+	// rootfs.WithLayerCache reads, so that unpacking the layer later needs
+	// neither a download nor a decompression.
+	KeepUncompressed string
 }
 
 // Write streams a tar of changes under root into a compressed temporary
@@ -91,7 +96,16 @@ func write(f *os.File, root string, changes []Change, opts Options) (v1.Layer, e
 		return nil, err
 	}
 	diffIDer := sha256.New()
-	tw := tar.NewWriter(io.MultiWriter(comp, diffIDer))
+	sinks := []io.Writer{comp, diffIDer}
+	var kept *os.File
+	if opts.KeepUncompressed != "" {
+		if kept, err = keepFile(opts.KeepUncompressed); err == nil {
+			defer os.Remove(kept.Name())
+			defer kept.Close()
+			sinks = append(sinks, kept)
+		}
+	}
+	tw := tar.NewWriter(io.MultiWriter(sinks...))
 	if err := writeEntries(tw, root, changes, opts.Epoch); err != nil {
 		return nil, err
 	}
@@ -101,6 +115,11 @@ func write(f *os.File, root string, changes []Change, opts Options) (v1.Layer, e
 	if err := comp.Close(); err != nil {
 		return nil, fmt.Errorf("finishing layer compression: %w", err)
 	}
+	if kept != nil && kept.Close() == nil {
+		// A failure to keep the copy costs only a later download.
+		d := hashOf(diffIDer)
+		_ = os.Rename(kept.Name(), filepath.Join(opts.KeepUncompressed, d.Algorithm, d.Hex+".tar"))
+	}
 	return &fileLayer{
 		path:      f.Name(),
 		digest:    hashOf(digester),
@@ -109,6 +128,13 @@ func write(f *os.File, root string, changes []Change, opts Options) (v1.Layer, e
 		mediaType: mediaType,
 		zstd:      mediaType == types.OCILayerZStd,
 	}, nil
+}
+
+func keepFile(dir string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "sha256"), 0o755); err != nil {
+		return nil, err
+	}
+	return os.CreateTemp(filepath.Join(dir, "sha256"), ".layer-*")
 }
 
 func compressor(w io.Writer, opts Options) (io.WriteCloser, types.MediaType, error) {

@@ -155,3 +155,25 @@ func TestWriteRejectsUnknownCompression(t *testing.T) {
 }
 
 func setxattr(p, name string, val []byte) error { return unix.Lsetxattr(p, name, val, 0) }
+
+func TestWriteKeepsTheUncompressedTar(t *testing.T) {
+	root, keep := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "f"), []byte("content"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Write(root, []Change{{Path: "/f"}}, Options{TempDir: t.TempDir(), KeepUncompressed: keep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	diffID, _ := l.DiffID()
+	kept, err := os.ReadFile(filepath.Join(keep, "sha256", diffID.Hex+".tar"))
+	if err != nil {
+		t.Fatalf("the uncompressed layer was not kept: %v", err)
+	}
+	rc, _ := l.Uncompressed()
+	defer rc.Close()
+	want, _ := io.ReadAll(rc)
+	if !bytes.Equal(kept, want) {
+		t.Error("the kept tar differs from the layer's uncompressed content")
+	}
+}
