@@ -336,7 +336,7 @@ func (b *builder) runStage(ctx context.Context, s *dockerfile.PlannedStage) erro
 		return err
 	}
 	res, err := st.build(ctx)
-	if err != nil && b.opts.Cache != nil && isCacheError(err) {
+	if err != nil && b.opts.Cache != nil && cache.IsCacheError(err) {
 		// A cached layer needed to unpack the root could not be read:
 		// build the stage again, without the cache.
 		b.opts.Log.Warn("A cached layer could not be read; building the stage again without the cache", "stage", name, "error", err.Error())

@@ -2,7 +2,6 @@ package build
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -324,10 +323,4 @@ func (b *builder) sourceDigest(paths []string) (string, error) {
 	b.digests[memo] = d
 	b.mu.Unlock()
 	return d, nil
-}
-
-// isCacheError reports a failure of the cache rather than of the build.
-func isCacheError(err error) bool {
-	var ce *cache.Error
-	return errors.As(err, &ce)
 }

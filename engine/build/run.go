@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
 	"github.com/slipway-build/slipway/engine/dockerfile"
@@ -224,7 +225,12 @@ func (s *stage) runMounts(ctx context.Context, c *instructions.RunCommand, tmp s
 			} else if cleaned := path.Clean(m.Source); cleaned == ".." || strings.HasPrefix(cleaned, "../") {
 				return nil, nil, fmt.Errorf("--mount=type=bind,source=%s: forbidden path outside the build context", m.Source)
 			}
-			host := filepath.Join(tree, filepath.FromSlash(path.Clean("/"+m.Source)))
+			// Resolved as if the tree were /, as COPY resolves its sources,
+			// so a symlink in the context cannot mount a host path.
+			host, err := securejoin.SecureJoin(tree, m.Source)
+			if err != nil {
+				return nil, nil, fmt.Errorf("--mount=type=bind,source=%s: %w", m.Source, err)
+			}
 			if _, err := os.Stat(host); err != nil {
 				return nil, nil, fmt.Errorf("--mount=type=bind,source=%s: %w", m.Source, err)
 			}

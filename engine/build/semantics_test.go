@@ -363,6 +363,8 @@ func TestBuildErrors(t *testing.T) {
 		{name: "unknown target", dockerfile: "FROM $BASE AS a\n", opts: func(o *Options) { o.Target = "b" }, want: []string{"b", "a"}},
 		{name: "failing RUN", dockerfile: "FROM $BASE\nRUN echo x && exit 3\n", want: []string{"line 2", "exit 3", "non-zero code: 3"}},
 		{name: "missing secret", dockerfile: "FROM $BASE\nRUN --mount=type=secret,id=t,required cat /run/secrets/t\n", want: []string{"secret t is required"}},
+		{name: "bind mount through a context symlink", dockerfile: "FROM $BASE\nRUN --mount=type=bind,source=hostetc/hostname,target=/x cat /x\n",
+			opts: func(o *Options) { must(t, os.Symlink("/etc", filepath.Join(o.ContextDir, "hostetc"))) }, want: []string{"line 2", "hostetc/hostname"}},
 		{name: "bad checksum", dockerfile: "FROM $BASE\nADD --checksum=sha256:0000 http://127.0.0.1:1/x /x\n", want: []string{"line 2"}},
 	}
 	for _, tt := range tests {
