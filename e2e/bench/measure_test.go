@@ -39,6 +39,8 @@ type command struct {
 	// useMaxRSS is false when the command is only a client of the process
 	// that does the work (docker), so its ru_maxrss is not reported.
 	useMaxRSS bool
+	// showOutput, when set, receives the output of a command that succeeded.
+	showOutput func(string)
 }
 
 // run starts c, samples memory while it runs and returns its measurement.
@@ -62,6 +64,9 @@ func (c command) run(ctx context.Context) (measurement, error) {
 	peak := s.stop()
 	if err != nil {
 		return measurement{}, fmt.Errorf("%s: %w\n%s", strings.Join(c.argv, " "), err, tail(out.String(), 60))
+	}
+	if c.showOutput != nil {
+		c.showOutput(out.String())
 	}
 	m := measurement{wall: wall, treePeak: peak}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && c.useMaxRSS {

@@ -3,8 +3,10 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -65,6 +67,9 @@ func BenchmarkRebuild(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		for _, tool := range tools {
+			if !benchTool(tool.name) {
+				continue
+			}
 			build, err := tool.setup(b, reg, base)
 			if errors.Is(err, errNoSlipwayCache) {
 				if i == 0 {
@@ -111,6 +116,14 @@ func BenchmarkRebuild(b *testing.B) {
 		}
 		reportTools(b, s.name[:1]+"-", per)
 	}
+}
+
+// benchTool reports whether SLIPWAY_BENCH_TOOLS (a comma-separated list,
+// all tools when unset) names tool, so that one tool's half can be rerun
+// alone while tuning it.
+func benchTool(tool string) bool {
+	only := os.Getenv("SLIPWAY_BENCH_TOOLS")
+	return only == "" || slices.Contains(strings.Split(only, ","), tool)
 }
 
 // errNoSlipwayCache marks slipway's half of the rebuild benchmark as not

@@ -42,6 +42,13 @@ func slipwayCold(b *testing.B, reg *harness.Registry, j job) (result, error) {
 
 func slipwayCommand(b *testing.B, reg *harness.Registry, j job, extra ...string) command {
 	work := b.TempDir()
+	// SLIPWAY_BENCH_VERBOSITY=info prints slipway-build's own log (with
+	// its timestamps) to stderr, to see where a build spends its time; the
+	// benchmark's own log would truncate it.
+	verbosity, showOutput := "warn", func(string) {}
+	if v := os.Getenv("SLIPWAY_BENCH_VERBOSITY"); v != "" {
+		verbosity, showOutput = v, func(out string) { fmt.Fprintf(os.Stderr, "--- %s:\n%s", j.dest, out) }
+	}
 	argv := []string{slipwayBinary,
 		"--mode", "chroot",
 		"--context", "dir://" + j.contextDir,
@@ -49,7 +56,10 @@ func slipwayCommand(b *testing.B, reg *harness.Registry, j job, extra ...string)
 		"--destination", j.dest,
 		"--insecure-registry", reg.Host,
 		"--work-dir", filepath.Join(work, "work"),
-		"--verbosity", "warn",
+		"--verbosity", verbosity,
+	}
+	if verbosity != "warn" {
+		argv = append(argv, "--log-format", "json")
 	}
 	if !slices.Contains(extra, "--cache-dir") {
 		// The default, /cache, is on the host: a cold build gets an
@@ -58,9 +68,10 @@ func slipwayCommand(b *testing.B, reg *harness.Registry, j job, extra ...string)
 	}
 	argv = append(argv, extra...)
 	return command{
-		argv:      argv,
-		env:       []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + work},
-		useMaxRSS: true,
+		argv:       argv,
+		env:        []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + work},
+		useMaxRSS:  true,
+		showOutput: showOutput,
 	}
 }
 

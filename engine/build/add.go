@@ -129,9 +129,13 @@ func (c *copier) extractArchive(file, dest string) error {
 				return fmt.Errorf("unpacking %s: %w", resolved, err)
 			}
 		case tar.TypeLink:
-			linkHost, _, err := c.destPath(path.Join(dest, path.Clean("/"+hdr.Linkname)))
+			linkHost, linkResolved, err := c.destPath(path.Join(dest, path.Clean("/"+hdr.Linkname)))
 			if err != nil {
 				return err
+			}
+			if c.dst.sparse != nil && !c.created[linkResolved] {
+				// A sparse root holds the image's files empty.
+				return fmt.Errorf("hardlink %s to %s, which the archive did not write: %w", resolved, linkResolved, errNeedsRoot)
 			}
 			if err := os.Link(linkHost, host); err != nil {
 				return fmt.Errorf("unpacking hardlink %s: %w", resolved, err)

@@ -135,6 +135,48 @@ func TestCacheHitsAndMisses(t *testing.T) {
 	}
 }
 
+// The rebuild of issue 4's benchmark (b): only the app code, copied last,
+// changed. Every RUN hits, and the COPY that misses writes onto a sparse
+// root: the image is never unpacked.
+func TestCacheLastCopyChangedUnpacksNothing(t *testing.T) {
+	c := newCacheFixture(t, time.Hour)
+	layerCache := t.TempDir()
+	files := map[string]string{"Dockerfile": `FROM $BASE
+COPY deps.txt /tmp/deps.txt
+RUN --mount=type=cache,id=counter,target=/counter echo deps >> /counter/runs && cp /tmp/deps.txt /installed
+WORKDIR /app
+COPY src/ /app/src/
+CMD ["/bin/sh", "/app/src/main.sh"]
+`, "deps.txt": "a\n", "src/main.sh": "echo v1\n"}
+	build := func() (v1.Image, string) {
+		var log syncBuffer
+		img, err := c.fixture.buildIn(t, c.ctxDir, files, func(o *Options) {
+			o.Cache = c.store
+			o.CacheRunLayers, o.CacheCopyLayers = true, true
+			o.CacheDir = c.counter
+			o.LayerCacheDir = layerCache
+			o.Log = slog.New(slog.NewTextHandler(&log, nil))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img, log.String()
+	}
+	build()
+	files["src/main.sh"] = "echo v2\n"
+	before := c.runs(t)
+	img, log := build()
+	if runs := c.runs(t) - before; runs != 0 {
+		t.Errorf("changing the app code ran %d RUNs, want 0", runs)
+	}
+	if strings.Contains(log, "Unpacking rootfs") {
+		t.Errorf("only the last COPY missed, yet the root filesystem was unpacked:\n%s", log)
+	}
+	fs := flatten(t, img)
+	hasFile("/app/src/main.sh", "echo v2\n", 0o644, 0, 0)(t, fs, nil)
+	hasFile("/installed", "a\n", 0o644, 0, 0)(t, fs, nil)
+}
+
 func TestCacheTTLExpires(t *testing.T) {
 	c := newCacheFixture(t, time.Second)
 	files := map[string]string{"Dockerfile": cachedDockerfile, "deps.txt": "a\n", "code.txt": "v1\n"}

@@ -67,6 +67,7 @@ type sourceTree struct {
 // copier holds one COPY's settings while it writes files.
 type copier struct {
 	s        *stage
+	dst      destRoot
 	tree     sourceTree
 	uid      int
 	gid      int
@@ -81,10 +82,11 @@ type copier struct {
 }
 
 func (s *stage) copy(ctx context.Context, spec copySpec) error {
-	if err := s.materialize(ctx); err != nil {
-		return err
-	}
-	c := &copier{s: s, epoch: s.b.opts.Epoch, links: map[uint64]string{}, created: map[string]bool{}}
+	return s.writeFiles(ctx, func(d destRoot) error { return s.copyTo(ctx, d, spec) })
+}
+
+func (s *stage) copyTo(ctx context.Context, d destRoot, spec copySpec) error {
+	c := &copier{s: s, dst: d, epoch: s.b.opts.Epoch, links: map[uint64]string{}, created: map[string]bool{}}
 	if err := c.setup(ctx, spec); err != nil {
 		return err
 	}
@@ -123,18 +125,7 @@ func (s *stage) copy(ctx context.Context, spec copySpec) error {
 			return err
 		}
 	}
-	written := make([]string, len(c.changes))
-	for i, ch := range c.changes {
-		written[i] = ch.Path
-	}
-	if !s.b.opts.SingleSnapshot {
-		// Recorded paths are not changes to a later snapshot; with a single
-		// snapshot they must be, since that snapshot is the only layer.
-		if err := s.idx.RecordPaths(s.root, written); err != nil {
-			return err
-		}
-	}
-	return s.commit(c.changes, copyHistory(spec)+" # buildkit")
+	return s.commitTo(d, c.changes, copyHistory(spec)+" # buildkit")
 }
 
 func copyHistory(spec copySpec) string {
@@ -159,7 +150,10 @@ func copyHistory(spec copySpec) string {
 func (c *copier) setup(ctx context.Context, spec copySpec) error {
 	s := c.s
 	if spec.chown != "" {
-		uid, gid, err := userdb.ResolveChown(s.root, spec.chown)
+		if err := c.dst.revealUserDB(); err != nil {
+			return err
+		}
+		uid, gid, err := userdb.ResolveChown(c.dst.dir, spec.chown)
 		if err != nil {
 			return err
 		}
@@ -325,7 +319,10 @@ func (c *copier) copyDir(hostSrc, relSrc, dest string) error {
 	if err := c.mkdirParents(path.Dir(path.Clean(dest))); err != nil {
 		return err
 	}
-	created, err := mkdirAll(c.s.root, dest, 0o755, c.parentUID(), c.parentGID(), c.epoch)
+	if err := c.dst.reveal(dest); err != nil {
+		return err
+	}
+	created, err := mkdirAll(c.dst.dir, dest, 0o755, c.parentUID(), c.parentGID(), c.epoch)
 	for _, p := range created {
 		c.record(p)
 	}
@@ -378,12 +375,15 @@ func (c *copier) copyDir(hostSrc, relSrc, dest string) error {
 // image's own symlinks (a COPY to /var/run/x lands where /var/run points),
 // and returns the host path and the image path it really names.
 func (c *copier) destPath(imagePath string) (host, resolved string, err error) {
+	if err := c.dst.reveal(imagePath); err != nil {
+		return "", "", err
+	}
 	dir, base := path.Split(path.Clean(imagePath))
-	hostDir, err := securejoin.SecureJoin(c.s.root, dir)
+	hostDir, err := securejoin.SecureJoin(c.dst.dir, dir)
 	if err != nil {
 		return "", "", fmt.Errorf("resolving %s in the image: %w", imagePath, err)
 	}
-	relDir, err := filepath.Rel(c.s.root, hostDir)
+	relDir, err := filepath.Rel(c.dst.dir, hostDir)
 	if err != nil {
 		return "", "", err
 	}
@@ -394,7 +394,10 @@ func (c *copier) destPath(imagePath string) (host, resolved string, err error) {
 // isDir reports whether an image path is an existing directory, which a
 // lone file source is copied into rather than over.
 func (c *copier) isDir(imagePath string) bool {
-	host, err := securejoin.SecureJoin(c.s.root, imagePath)
+	if c.dst.reveal(imagePath) != nil {
+		return false
+	}
+	host, err := securejoin.SecureJoin(c.dst.dir, imagePath)
 	if err != nil {
 		return false
 	}
@@ -458,7 +461,10 @@ func (c *copier) mkdirParents(dir string) error {
 	if c.mode != nil {
 		mode = *c.mode
 	}
-	created, err := mkdirAll(c.s.root, dir, mode, c.parentUID(), c.parentGID(), c.epoch)
+	if err := c.dst.reveal(dir); err != nil {
+		return err
+	}
+	created, err := mkdirAll(c.dst.dir, dir, mode, c.parentUID(), c.parentGID(), c.epoch)
 	for _, p := range created {
 		c.record(p)
 	}
@@ -567,6 +573,9 @@ func (c *copier) writeInline(content instructions.SourceContent, dest string, de
 		return err
 	}
 	if fi, err := os.Lstat(host); err == nil && fi.IsDir() {
+		if err := c.dst.reveal(path.Join(resolved, content.Path)); err != nil {
+			return err
+		}
 		host, resolved = filepath.Join(host, content.Path), path.Join(resolved, content.Path)
 	}
 	_ = os.Remove(host)

@@ -40,6 +40,10 @@ type stage struct {
 	root         string
 	idx          *rootfs.Index
 	materialized bool
+	// lower is the file tree of the base and of layers[:lowerLayers], for
+	// steps that write files onto a sparse root (dest.go).
+	lower       *rootfs.Lower
+	lowerLayers int
 	// cmdSet records a CMD in this stage, so that ENTRYPOINT only clears an
 	// inherited CMD, as docker does.
 	cmdSet bool
@@ -326,30 +330,35 @@ func (s *stage) setWorkdir(c *instructions.WorkdirCommand) string {
 // mkWorkdir creates the working directory as BuildKit does, owned by the
 // current USER, in a layer of its own.
 func (s *stage) mkWorkdir(ctx context.Context, c *instructions.WorkdirCommand, wd string) error {
-	if err := s.materialize(ctx); err != nil {
-		return err
-	}
-	uid, gid := 0, 0
-	if u := s.cfg.Config.User; u != "" {
-		usr, err := userdb.ResolveUser(s.root, u)
+	return s.writeFiles(ctx, func(d destRoot) error {
+		uid, gid := 0, 0
+		if u := s.cfg.Config.User; u != "" {
+			if err := d.revealUserDB(); err != nil {
+				return err
+			}
+			usr, err := userdb.ResolveUser(d.dir, u)
+			if err != nil {
+				return err
+			}
+			uid, gid = int(usr.UID), int(usr.GID)
+		}
+		if err := d.reveal(wd); err != nil {
+			return err
+		}
+		created, err := mkdirAll(d.dir, wd, 0o755, uid, gid, s.b.opts.Epoch)
 		if err != nil {
 			return err
 		}
-		uid, gid = int(usr.UID), int(usr.GID)
-	}
-	created, err := mkdirAll(s.root, wd, 0o755, uid, gid, s.b.opts.Epoch)
-	if err != nil {
-		return err
-	}
-	if len(created) == 0 {
-		s.emptyHistory(historyText(c))
-		return nil
-	}
-	changes := make([]layer.Change, 0, len(created))
-	for _, p := range created {
-		changes = append(changes, layer.Change{Path: p})
-	}
-	return s.commit(changes, historyText(c)+" # buildkit")
+		if len(created) == 0 {
+			s.emptyHistory(historyText(c))
+			return nil
+		}
+		changes := make([]layer.Change, 0, len(created))
+		for _, p := range created {
+			changes = append(changes, layer.Change{Path: p})
+		}
+		return s.commitTo(d, changes, historyText(c)+" # buildkit")
+	})
 }
 
 // materialize extracts the base image into the stage's root on the first
@@ -417,6 +426,36 @@ func (s *stage) commit(changes []layer.Change, createdBy string) error {
 		return nil
 	}
 	return s.commitFrom(s.root, changes, createdBy)
+}
+
+// commitTo commits changes a file-writing step made on d.
+func (s *stage) commitTo(d destRoot, changes []layer.Change, createdBy string) error {
+	if d.sparse != nil {
+		return s.commitFrom(d.dir, changes, createdBy)
+	}
+	if !s.b.opts.SingleSnapshot {
+		// What the step wrote, and the directories it wrote into, are in
+		// its layer, parents included, so they are not changes for the
+		// next snapshot. With a single snapshot they must be: that
+		// snapshot is the stage's only layer.
+		if err := s.idx.RecordPaths(s.root, withParents(changes)); err != nil {
+			return err
+		}
+	}
+	return s.commit(changes, createdBy)
+}
+
+// withParents lists the changed paths and every directory above them.
+func withParents(changes []layer.Change) []string {
+	seen := map[string]bool{}
+	var paths []string
+	for _, c := range changes {
+		for p := path.Clean(c.Path); p != "/" && !seen[p]; p = path.Dir(p) {
+			seen[p] = true
+			paths = append(paths, p)
+		}
+	}
+	return paths
 }
 
 // commitFrom writes changes read under root, which is the stage root or an

@@ -1,0 +1,114 @@
+package build
+
+import (
+	"archive/tar"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// A step that writes files onto a sparse root must make the layer it makes
+// on the unpacked root, byte for byte. With no layer cache and a RUN in the
+// stage, COPY, ADD and WORKDIR unpack the root; with a layer cache they use
+// a sparse root up to the RUN. The Dockerfile goes through symlinks of the
+// base and of its own layers, replaces a symlink, resolves --chown names,
+// merges into existing directories and unpacks an archive.
+func TestSparseRootMakesTheSameLayers(t *testing.T) {
+	f := newFixture(t)
+	epoch := time.Unix(1700000000, 0).UTC()
+	files := map[string]string{
+		"Dockerfile": `FROM $BASE
+COPY a.txt /dst/file
+COPY a.txt /dstdir/
+COPY dir /copied
+COPY *.txt /glob/
+COPY a.txt /etc
+COPY links/ /
+COPY a.txt /var/run/through-link
+COPY --chown=app:nogroup a.txt /o/bygroup
+COPY --chown=app dir /home/app/
+COPY --chmod=0640 --chown=7:8 dir /m2/
+COPY a.txt /bin/cat
+ADD pkg.tar.gz /unpacked/
+COPY <<EOF /inline.txt
+inline
+EOF
+USER app
+WORKDIR /home/app/made
+WORKDIR /srv/new
+COPY --parents dir/./sub/y /parents/
+RUN true
+`,
+		"a.txt": "A", "b.txt": "B", "dir/x": "X", "dir/sub/y": "Y",
+		"pkg.tar.gz": tarGz(t, map[string]string{"pkg/readme": "from the archive"}),
+	}
+	build := func(layerCache string) (v1.Image, string) {
+		dir := t.TempDir()
+		must(t, os.MkdirAll(filepath.Join(dir, "links", "var"), 0o755))
+		must(t, os.Symlink("/run", filepath.Join(dir, "links", "var", "run")))
+		log := &syncBuffer{}
+		img, err := f.buildIn(t, dir, files, func(o *Options) {
+			o.Epoch = &epoch
+			o.LayerCacheDir = layerCache
+			o.Log = slog.New(slog.NewTextHandler(log, nil))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img, log.String()
+	}
+	unpacked, unpackedLog := build("")
+	sparse, sparseLog := build(t.TempDir())
+	if !strings.Contains(unpackedLog, "Unpacking rootfs") {
+		t.Fatal("without a layer cache the COPY steps should unpack the root; the test compares nothing")
+	}
+	if strings.Index(sparseLog, "Unpacking rootfs") < strings.Index(sparseLog, "RUN true") {
+		t.Errorf("with a layer cache the root should be unpacked by the RUN, after every COPY:\n%s", sparseLog)
+	}
+	la, _ := unpacked.Layers()
+	lb, _ := sparse.Layers()
+	if len(la) != len(lb) {
+		for _, img := range []v1.Image{unpacked, sparse} {
+			cf, _ := img.ConfigFile()
+			for _, h := range cf.History {
+				t.Logf("%v %s", h.EmptyLayer, h.CreatedBy)
+			}
+		}
+		t.Fatalf("%d layers unpacked, %d sparse", len(la), len(lb))
+	}
+	for i := range la {
+		da, _ := la[i].Digest()
+		db, _ := lb[i].Digest()
+		if da != db {
+			t.Errorf("layer %d differs:\nunpacked: %s\nsparse:   %s", i, layerListing(t, la[i]), layerListing(t, lb[i]))
+		}
+	}
+}
+
+func layerListing(t *testing.T, l v1.Layer) string {
+	t.Helper()
+	rc, err := l.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var out []string
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return strings.Join(out, " ")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%s(%c %o %d:%d %s %d %s)", h.Name, h.Typeflag, h.Mode, h.Uid, h.Gid, h.ModTime.UTC().Format(time.RFC3339), h.Size, h.Linkname))
+	}
+}
