@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"syscall"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -97,6 +98,15 @@ func (c *LayoutCache) blobPath(h v1.Hash) string {
 // and every layer blob's size; layer contents are verified as they are
 // read, and a mismatch is then an error for which IsCacheError is true.
 func (c *LayoutCache) Get(ref string, platform v1.Platform) (v1.Image, bool, error) {
+	return c.get(ref, platform, nil)
+}
+
+// refetcher reads a layer blob again from where the cached image came from.
+type refetcher func(h v1.Hash) (io.ReadCloser, error)
+
+// get is Get; with refetch, a layer blob that is missing or corrupt when
+// it is read is read through refetch instead of failing.
+func (c *LayoutCache) get(ref string, platform v1.Platform, refetch func(manifest v1.Hash) refetcher) (v1.Image, bool, error) {
 	r, err := normalizeRef(ref)
 	if err != nil {
 		return nil, false, err
@@ -118,7 +128,11 @@ func (c *LayoutCache) Get(ref string, platform v1.Platform) (v1.Image, bool, err
 			return nil, false, nil
 		}
 	}
-	img, err := c.image(*desc)
+	var again refetcher
+	if refetch != nil {
+		again = refetch(desc.Digest)
+	}
+	img, err := c.image(*desc, again)
 	if err != nil {
 		c.log.Warn("Cached image is damaged; it will be pulled again", "image", r.Name(), "dir", c.dir, "error", err.Error())
 		return nil, false, nil
@@ -168,7 +182,7 @@ func (c *LayoutCache) readIndex() (*v1.IndexManifest, error) {
 
 // image opens the manifest desc names, checking the manifest's and the
 // config's digests and that every layer blob is there with its size.
-func (c *LayoutCache) image(desc v1.Descriptor) (v1.Image, error) {
+func (c *LayoutCache) image(desc v1.Descriptor, refetch refetcher) (v1.Image, error) {
 	rawManifest, err := c.readVerified(desc.Digest, desc.Size)
 	if err != nil {
 		return nil, err
@@ -190,7 +204,7 @@ func (c *LayoutCache) image(desc v1.Descriptor) (v1.Image, error) {
 			return nil, fmt.Errorf("layer %s: %s has %d bytes, the manifest says %d", l.Digest, c.blobPath(l.Digest), info.Size(), l.Size)
 		}
 	}
-	return partial.CompressedToImage(&layoutImage{cache: c, desc: desc, manifest: manifest, rawManifest: rawManifest, rawConfig: rawConfig})
+	return partial.CompressedToImage(&layoutImage{cache: c, desc: desc, manifest: manifest, rawManifest: rawManifest, rawConfig: rawConfig, refetch: refetch})
 }
 
 // readVerified reads a small blob (manifest or config) whole and checks it.
@@ -212,6 +226,7 @@ type layoutImage struct {
 	manifest    *v1.Manifest
 	rawManifest []byte
 	rawConfig   []byte
+	refetch     refetcher
 }
 
 func (i *layoutImage) RawConfigFile() ([]byte, error)      { return i.rawConfig, nil }
@@ -221,7 +236,7 @@ func (i *layoutImage) MediaType() (types.MediaType, error) { return i.desc.Media
 func (i *layoutImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 	for _, l := range i.manifest.Layers {
 		if l.Digest == h {
-			return &layoutLayer{cache: i.cache, desc: l}, nil
+			return &layoutLayer{cache: i.cache, desc: l, refetch: i.refetch}, nil
 		}
 	}
 	if i.manifest.Config.Digest == h {
@@ -233,6 +248,9 @@ func (i *layoutImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) 
 type layoutLayer struct {
 	cache *LayoutCache
 	desc  v1.Descriptor
+	// refetch, when set, reads the blob from upstream if the cached one
+	// is bad; the blob is then checked whole before it is used.
+	refetch refetcher
 }
 
 func (l *layoutLayer) Digest() (v1.Hash, error)            { return l.desc.Digest, nil }
@@ -241,6 +259,18 @@ func (l *layoutLayer) MediaType() (types.MediaType, error) { return l.desc.Media
 
 func (l *layoutLayer) Compressed() (io.ReadCloser, error) {
 	path := l.cache.blobPath(l.desc.Digest)
+	if l.refetch != nil {
+		// Checking first costs one more read of a local file; finding the
+		// damage halfway through the stream would leave nothing to retry.
+		if ok, err := fileMatches(path, l.desc.Digest); !ok {
+			reason := "its content does not match its digest"
+			if err != nil {
+				reason = err.Error()
+			}
+			l.cache.log.Warn("A cached base image layer is damaged; pulling it again", "layer", l.desc.Digest.String(), "dir", l.cache.dir, "reason", reason)
+			return l.refetch(l.desc.Digest)
+		}
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, &Error{Op: "reading cached layer " + path, Err: err}
@@ -519,7 +549,7 @@ type CachedSource struct {
 // Pull returns the cached image when there is a good one, else Upstream's.
 func (s CachedSource) Pull(ctx context.Context, ref string, platform v1.Platform) (v1.Image, error) {
 	if s.Cache != nil {
-		img, ok, err := s.Cache.Get(ref, platform)
+		img, ok, err := s.Cache.get(ref, platform, s.refetcher(ctx, ref, platform))
 		if err != nil {
 			return nil, err
 		}
@@ -529,6 +559,37 @@ func (s CachedSource) Pull(ctx context.Context, ref string, platform v1.Platform
 		}
 	}
 	return s.Upstream.Pull(ctx, ref, platform)
+}
+
+// refetcher reads layers of the cached image (by its manifest digest) from
+// Upstream, pulled at most once, so that a layer damaged in the cache is
+// read from the registry instead of failing the build.
+func (s CachedSource) refetcher(ctx context.Context, ref string, platform v1.Platform) func(manifest v1.Hash) refetcher {
+	return func(manifest v1.Hash) refetcher {
+		var (
+			once     sync.Once
+			upstream v1.Image
+			pullErr  error
+		)
+		return func(h v1.Hash) (io.ReadCloser, error) {
+			once.Do(func() {
+				r, err := normalizeRef(ref)
+				if err != nil {
+					pullErr = err
+					return
+				}
+				upstream, pullErr = s.Upstream.Pull(ctx, r.Context().Digest(manifest.String()).String(), platform)
+			})
+			if pullErr != nil {
+				return nil, fmt.Errorf("pulling %s again for its damaged cached layer %s: %w", ref, h, pullErr)
+			}
+			l, err := upstream.LayerByDigest(h)
+			if err != nil {
+				return nil, fmt.Errorf("pulling layer %s of %s again: %w", h, ref, err)
+			}
+			return l.Compressed()
+		}
+	}
 }
 
 // Validate checks the whole layout as a reader would: index.json parses,
@@ -545,7 +606,7 @@ func (c *LayoutCache) Validate() error {
 		return fmt.Errorf("index.json: %w", err)
 	}
 	for _, d := range index.Manifests {
-		img, err := c.image(d)
+		img, err := c.image(d, nil)
 		if err != nil {
 			return fmt.Errorf("%s (%s): %w", d.Annotations[AnnotationRefName], d.Digest, err)
 		}

@@ -249,10 +249,12 @@ func TestLayoutPutRepairs(t *testing.T) {
 type countingPuller struct {
 	img   v1.Image
 	pulls int
+	refs  []string
 }
 
-func (p *countingPuller) Pull(context.Context, string, v1.Platform) (v1.Image, error) {
+func (p *countingPuller) Pull(_ context.Context, ref string, _ v1.Platform) (v1.Image, error) {
 	p.pulls++
+	p.refs = append(p.refs, ref)
 	if p.img == nil {
 		return nil, errors.New("upstream has no image")
 	}
@@ -283,5 +285,33 @@ func TestCachedSource(t *testing.T) {
 	}
 	if upstream.pulls != 2 {
 		t.Errorf("upstream pulls = %d, want 2", upstream.pulls)
+	}
+}
+
+// A base layer damaged in the cache (same size, so Get cannot tell) is read
+// from the registry again, pinned to the cached image's digest, with a
+// warning; the build does not fail.
+func TestCachedSourceRepullsADamagedLayer(t *testing.T) {
+	var logBuf bytes.Buffer
+	c, img := cachedBusybox(t, WithLayoutLogger(slogTo(&logBuf)))
+	m, _ := img.Manifest()
+	flipByte(t, c.blobPath(m.Layers[0].Digest))
+	upstream := &countingPuller{img: img}
+	got, err := CachedSource{Cache: c, Upstream: upstream}.Pull(context.Background(), testRef, v1.Platform{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(got); err != nil {
+		t.Fatalf("reading the layers: %v", err)
+	}
+	digest, _ := img.Digest()
+	if want := "127.0.0.1:5000/base/busybox@" + digest.String(); upstream.pulls != 1 || upstream.refs[0] != want {
+		t.Errorf("upstream pulls %v, want one of %s", upstream.refs, want)
+	}
+	if !strings.Contains(logBuf.String(), "damaged") {
+		t.Errorf("no warning about the damaged layer: %s", logBuf.String())
+	}
+	if d, _ := got.Digest(); d != digest {
+		t.Errorf("image digest %s, want %s", d, digest)
 	}
 }
