@@ -15,8 +15,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"syscall"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
