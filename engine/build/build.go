@@ -4,9 +4,12 @@
 //
 // Each stage keeps a root filesystem under the work directory (or "/" in
 // in-place mode), extracted from its base image on the first instruction
-// that needs files. COPY and ADD write files into it and turn exactly the
-// paths they wrote into a layer; RUN executes there and a snapshot finds
-// what it changed. Metadata instructions only edit the image config.
+// that needs all its files: a RUN. COPY, ADD and WORKDIR write files into it
+// and turn exactly the paths they wrote into a layer; before the stage is
+// unpacked they write onto a sparse root instead, which holds only what
+// they look at of the image (dest.go). RUN executes in the root and a
+// snapshot finds what it changed. Metadata instructions only edit the image
+// config.
 // Independent stages run concurrently in chroot mode, since each has a root
 // of its own; in in-place mode there is only one "/", so they run in turn.
 package build
