@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -177,6 +178,25 @@ func (r *Registry) start(t testing.TB, configPath string) error {
 	stop()
 	out, _ := os.ReadFile(logPath)
 	return fmt.Errorf("registry on %s did not answer /v2/ within 20s: %s", r.Host, out)
+}
+
+// uploadLine matches the registry's log line for the request that completes
+// a blob upload; a cross-repository mount completes without one.
+var uploadLine = regexp.MustCompile(`http\.request\.method=PUT .*/blobs/uploads/.*digest=sha256%3A([0-9a-f]{64})`)
+
+// UploadedBlobs lists the digests of every blob uploaded to the registry so
+// far, from its log: what a test can hold a push's traffic to.
+func (r *Registry) UploadedBlobs(t testing.TB) []string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(r.Dir, "registry.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var digests []string
+	for _, m := range uploadLine.FindAllStringSubmatch(string(data), -1) {
+		digests = append(digests, "sha256:"+m[1])
+	}
+	return digests
 }
 
 // HTTPClient trusts the registry's CA, for tests that talk to it directly.

@@ -62,7 +62,7 @@ COPY code.txt /app/code.txt
 RUN --mount=type=cache,id=counter,target=/counter echo version >> /counter/runs && echo $VERSION > /version
 `
 
-func (c *cacheFixture) build(t *testing.T, files map[string]string, args map[string]string) (v1.Image, string, int) {
+func (c *cacheFixture) build(t *testing.T, files map[string]string, args map[string]string, more ...func(*Options)) (v1.Image, string, int) {
 	t.Helper()
 	before := c.runs(t)
 	var log syncBuffer
@@ -72,6 +72,9 @@ func (c *cacheFixture) build(t *testing.T, files map[string]string, args map[str
 		o.CacheDir = c.counter
 		o.BuildArgs = args
 		o.Log = slog.New(slog.NewTextHandler(&log, nil))
+		for _, m := range more {
+			m(o)
+		}
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -148,25 +151,11 @@ WORKDIR /app
 COPY src/ /app/src/
 CMD ["/bin/sh", "/app/src/main.sh"]
 `, "deps.txt": "a\n", "src/main.sh": "echo v1\n"}
-	build := func() (v1.Image, string) {
-		var log syncBuffer
-		img, err := c.fixture.buildIn(t, c.ctxDir, files, func(o *Options) {
-			o.Cache = c.store
-			o.CacheRunLayers, o.CacheCopyLayers = true, true
-			o.CacheDir = c.counter
-			o.LayerCacheDir = layerCache
-			o.Log = slog.New(slog.NewTextHandler(&log, nil))
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return img, log.String()
-	}
-	build()
+	withLayerCache := func(o *Options) { o.LayerCacheDir = layerCache }
+	c.build(t, files, nil, withLayerCache)
 	files["src/main.sh"] = "echo v2\n"
-	before := c.runs(t)
-	img, log := build()
-	if runs := c.runs(t) - before; runs != 0 {
+	img, log, runs := c.build(t, files, nil, withLayerCache)
+	if runs != 0 {
 		t.Errorf("changing the app code ran %d RUNs, want 0", runs)
 	}
 	if strings.Contains(log, "Unpacking rootfs") {

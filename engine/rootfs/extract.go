@@ -225,32 +225,58 @@ func (x *extractor) forget(p string) {
 	}
 }
 
-func (x *extractor) entry(hdr *tar.Header, tr io.Reader) error {
+// entryKind is what a layer entry asks of the tree it is applied to.
+type entryKind int
+
+const (
+	skipEntry     entryKind = iota
+	writeEntry              // create or replace the path
+	whiteoutEntry           // remove the path
+	opaqueEntry             // clear what earlier layers left in the directory
+)
+
+// classify reads what a layer entry asks, and of which clean, absolute
+// path. Extraction and Lower apply entries by it.
+func classify(hdr *tar.Header) (entryKind, string, error) {
 	switch hdr.Typeflag {
 	case tar.TypeXGlobalHeader, tar.TypeXHeader:
-		return nil
+		return skipEntry, "", nil
 	}
 	if Escapes(strings.TrimLeft(hdr.Name, "/")) {
-		return fmt.Errorf("%w: refusing an unsafe layer", ErrUnsafePath)
+		return skipEntry, "", fmt.Errorf("%w: refusing an unsafe layer", ErrUnsafePath)
 	}
 	p := Clean(hdr.Name)
 	if p == "/" {
 		// The root's own metadata belongs to whoever made the directory
 		// (the work dir, or the container's /), not to the image.
-		return nil
+		return skipEntry, "", nil
 	}
 	dir, base := path.Split(p)
 	switch {
 	case base == whiteoutOpaque:
-		return x.opaque(path.Clean(dir))
+		return opaqueEntry, path.Clean(dir), nil
 	case strings.HasPrefix(base, whiteoutMeta):
-		return nil
+		return skipEntry, "", nil
 	case strings.HasPrefix(base, whiteoutPrefix):
-		return x.whiteout(path.Join(dir, base[len(whiteoutPrefix):]))
+		return whiteoutEntry, path.Join(dir, base[len(whiteoutPrefix):]), nil
+	}
+	return writeEntry, p, nil
+}
+
+func (x *extractor) entry(hdr *tar.Header, tr io.Reader) error {
+	kind, p, err := classify(hdr)
+	switch {
+	case err != nil || kind == skipEntry:
+		return err
+	case kind == opaqueEntry:
+		return x.opaque(p)
+	case kind == whiteoutEntry:
+		return x.whiteout(p)
 	}
 	if x.ignored(p) {
 		return nil
 	}
+	dir, base := path.Split(p)
 	dfd, realDir, err := x.r.openDir(dir, lookup{follow: true, create: true, onCreate: x.markWritten})
 	if err != nil {
 		return err

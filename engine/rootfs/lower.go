@@ -150,45 +150,30 @@ func (l *Lower) scan(ctx context.Context, li int, r io.Reader) error {
 
 // entry mirrors extractor.entry on the tree.
 func (l *Lower) entry(li int, hdr *tar.Header) error {
-	switch hdr.Typeflag {
-	case tar.TypeXGlobalHeader, tar.TypeXHeader:
+	kind, p, err := classify(hdr)
+	if err != nil || kind == skipEntry {
+		return err
+	}
+	if l.ignore.Ignored(p) {
 		return nil
 	}
-	if Escapes(strings.TrimLeft(hdr.Name, "/")) {
-		return fmt.Errorf("%w: refusing an unsafe layer", ErrUnsafePath)
-	}
-	p := Clean(hdr.Name)
-	if p == "/" {
-		return nil
-	}
-	dir, base := path.Split(p)
-	switch {
-	case base == whiteoutOpaque:
-		if l.ignore.Ignored(path.Clean(dir)) {
-			return nil
-		}
-		parent, _, err := l.walkDir(dir, li, true)
+	switch kind {
+	case opaqueEntry:
+		parent, _, err := l.walkDir(p, li, true)
 		if err != nil {
 			return err
 		}
 		clearOlder(parent, li)
 		return nil
-	case strings.HasPrefix(base, whiteoutMeta):
-		return nil
-	case strings.HasPrefix(base, whiteoutPrefix):
-		name := base[len(whiteoutPrefix):]
-		if l.ignore.Ignored(path.Join(dir, name)) {
-			return nil
-		}
+	case whiteoutEntry:
+		dir, name := path.Split(p)
 		if parent, _, err := l.walkDir(dir, li, false); err == nil && parent.children[name] != nil {
 			delete(parent.children, name)
 			parent.changed = li
 		}
 		return nil
 	}
-	if l.ignore.Ignored(p) {
-		return nil
-	}
+	dir, base := path.Split(p)
 	parent, realDir, err := l.walkDir(dir, li, true)
 	if err != nil {
 		return err

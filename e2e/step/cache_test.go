@@ -1,0 +1,93 @@
+package step
+
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/slipway-build/slipway/e2e/harness"
+)
+
+const cachedApp = `ARG BASE
+FROM ${BASE}
+COPY deps.txt /tmp/deps.txt
+RUN cp /tmp/deps.txt /installed
+WORKDIR /app
+COPY src/ /app/src/
+CMD ["/bin/sh", "/app/src/main.sh"]
+`
+
+// Issue 4's promise for the registry traffic of cached rebuilds, each a
+// fresh process with only the registry and --cache-dir: with nothing
+// changed no layer is uploaded (manifests and configs only), and with only
+// the app code changed, only the app code's layer is. Neither rebuild
+// unpacks the base image.
+func TestCachedRebuildsUploadOnlyWhatChanged(t *testing.T) {
+	reg := harness.StartRegistry(t)
+	base := harness.Busybox(t, reg)
+	ctxDir := writeContext(t, map[string]string{"Dockerfile": cachedApp, "deps.txt": "a\n", "src/main.sh": "echo v1\n"})
+	cacheDir := t.TempDir()
+	build := func(tag string) (layers []string, log string) {
+		t.Helper()
+		dest := reg.Host + "/team/app:" + tag
+		res := slipway(t, nil, "--insecure-registry", reg.Host,
+			"--context", "dir://"+ctxDir, "--build-arg", "BASE="+base, "--destination", dest,
+			"--cache=true", "--cache-repo", reg.Host+"/team/cache", "--cache-dir", cacheDir)
+		if res.code != 0 {
+			t.Fatalf("building %s: exit %d:\n%s", tag, res.code, res.stderr)
+		}
+		ref, err := name.ParseReference(dest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := remote.Image(reg.Client().Reference(ref, false), reg.Client().RemoteOptions(ref, false)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, err := img.Layers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range ls {
+			d, err := l.Digest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			layers = append(layers, d.String())
+		}
+		return layers, res.stderr
+	}
+	uploadedLayers := func(before []string, layers []string) []string {
+		var out []string
+		for _, d := range reg.UploadedBlobs(t)[len(before):] {
+			if slices.Contains(layers, d) && !slices.Contains(out, d) {
+				out = append(out, d)
+			}
+		}
+		return out
+	}
+
+	build("cold")
+	before := reg.UploadedBlobs(t)
+	layers, log := build("unchanged")
+	if up := uploadedLayers(before, layers); len(up) > 0 {
+		t.Errorf("a rebuild with nothing changed uploaded layers %v", up)
+	}
+	if strings.Contains(log, "Unpacking rootfs") {
+		t.Errorf("a rebuild with nothing changed unpacked the base image:\n%s", log)
+	}
+
+	harness.WriteFile(t, filepath.Join(ctxDir, "src", "main.sh"), "echo v2\n")
+	before = reg.UploadedBlobs(t)
+	layers, log = build("app-changed")
+	if up := uploadedLayers(before, layers); len(up) != 1 || up[0] != layers[len(layers)-1] {
+		t.Errorf("a rebuild with only the app code changed uploaded layers %v, want only the last, %s", up, layers[len(layers)-1])
+	}
+	if strings.Contains(log, "Unpacking rootfs") || !strings.Contains(log, "Using caching version of cmd") {
+		t.Errorf("a rebuild with only the app code changed should take the RUN from the cache and unpack nothing:\n%s", log)
+	}
+}
