@@ -1,5 +1,6 @@
 // Package rootfs extracts image layers into a root directory and keeps the
-// Index that snapshots start from.
+// Index that snapshots start from; Lower and Sparse stand in for an
+// extracted image where a step only needs to see part of it (lower.go).
 //
 // Extraction treats every layer as untrusted. Each entry's parent directory
 // is opened as a file descriptor confined to the root (openat2 with
