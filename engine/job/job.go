@@ -43,12 +43,8 @@ type Config struct {
 	// Secrets are "id=NAME,src=FILE" or "id=NAME,env=VAR".
 	Secrets []string
 
-	Publish publish.Options
-	// ImageURLFile receives the first destination without its digest, and
-	// ImagesFile every destination as repo@digest, comma-separated: the
-	// Tekton Chains results IMAGE_URL and IMAGES. Neither ends in a newline.
-	ImageURLFile, ImagesFile string
-	Registry                 registry.Options
+	Publish  publish.Options
+	Registry registry.Options
 
 	// Cache turns on the registry layer cache in CacheRepo (default
 	// <first destination>/cache), entries older than CacheTTL missing.
@@ -238,9 +234,6 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	if err := writeResultFiles(cfg, digest); err != nil {
-		return v1.Hash{}, err
-	}
 	return digest, nil
 }
 
@@ -302,50 +295,4 @@ func buildEpoch(reproducible bool) (*time.Time, error) {
 		return &t, nil
 	}
 	return nil, nil
-}
-
-// writeResultFiles writes the Tekton result files after a publish.
-func writeResultFiles(cfg Config, digest v1.Hash) error {
-	if cfg.ImageURLFile == "" && cfg.ImagesFile == "" {
-		return nil
-	}
-	tags, err := tagsOf(cfg.Publish.Destinations)
-	if err != nil {
-		return err
-	}
-	if cfg.ImageURLFile != "" && len(tags) > 0 {
-		if err := writeFileAtomic(cfg.ImageURLFile, tags[0].Name()); err != nil {
-			return err
-		}
-	}
-	if cfg.ImagesFile != "" {
-		refs := make([]string, 0, len(tags))
-		for _, t := range tags {
-			refs = append(refs, t.Context().Name()+"@"+digest.String())
-		}
-		if err := writeFileAtomic(cfg.ImagesFile, strings.Join(refs, ",")); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func writeFileAtomic(path, content string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".slipway-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if _, err := tmp.WriteString(content); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

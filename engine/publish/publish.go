@@ -38,7 +38,11 @@ type Options struct {
 	// ImageNameWithDigestFile one "repo@digest" line per destination;
 	// ImageNameTagWithDigestFile one "repo:tag@digest" line per destination.
 	DigestFile, ImageNameWithDigestFile, ImageNameTagWithDigestFile string
-	SkipPushPermissionCheck                                         bool
+	// ImageURLFile receives the first destination without its digest, and
+	// ImagesFile every destination as repo@digest, comma-separated: the
+	// Tekton Chains results IMAGE_URL and IMAGES. Neither ends in a newline.
+	ImageURLFile, ImagesFile string
+	SkipPushPermissionCheck  bool
 }
 
 // dummyDestination names the image in a tarball when --no-push is given
@@ -82,16 +86,10 @@ func Publish(ctx context.Context, img v1.Image, c *registry.Client, opts Options
 		staged = append(staged, s)
 	}
 
-	if opts.NoPush {
-		slog.Info("Skipping push to container registry due to --no-push flag")
-	} else {
-		for _, tag := range tags {
-			if _, err := c.Push(ctx, img, tag); err != nil {
-				return v1.Hash{}, err
-			}
-		}
-	}
-
+	// The digest and result files are staged before the push, so that a
+	// results directory that cannot be written fails the build before
+	// anything is pushed.
+	//
 	// kaniko lists its placeholder name here when there is no destination;
 	// naming an image that exists nowhere would mislead, so the
 	// name files then stay empty.
@@ -106,6 +104,16 @@ func Publish(ctx context.Context, img v1.Image, c *registry.Client, opts Options
 			return v1.Hash{}, fmt.Errorf("writing %s: %w", f.flag, err)
 		}
 		staged = append(staged, s)
+	}
+
+	if opts.NoPush {
+		slog.Info("Skipping push to container registry due to --no-push flag")
+	} else {
+		for _, tag := range tags {
+			if _, err := c.Push(ctx, img, tag); err != nil {
+				return v1.Hash{}, err
+			}
+		}
 	}
 	if err := commit(staged); err != nil {
 		return v1.Hash{}, err
@@ -155,12 +163,23 @@ func destinations(opts Options) ([]name.Tag, error) {
 
 type digestFile struct{ flag, path, content string }
 
-// digestFiles renders kaniko's formats: the bare digest without a newline,
-// and one "name@digest" or "name:tag@digest" line per destination.
+// digestFiles renders kaniko's formats (the bare digest without a
+// newline, and one "name@digest" or "name:tag@digest" line per
+// destination) and Tekton's results. They are all written, or none.
 func digestFiles(opts Options, tags []name.Tag, digest v1.Hash) []digestFile {
 	var files []digestFile
 	if opts.DigestFile != "" {
 		files = append(files, digestFile{"--digest-file", opts.DigestFile, digest.String()})
+	}
+	if opts.ImageURLFile != "" && len(tags) > 0 {
+		files = append(files, digestFile{"--image-url-file", opts.ImageURLFile, tags[0].Name()})
+	}
+	if opts.ImagesFile != "" {
+		refs := make([]string, 0, len(tags))
+		for _, tag := range tags {
+			refs = append(refs, tag.Context().Name()+"@"+digest.String())
+		}
+		files = append(files, digestFile{"--images-file", opts.ImagesFile, strings.Join(refs, ",")})
 	}
 	if opts.ImageNameWithDigestFile != "" || opts.ImageNameTagWithDigestFile != "" {
 		var withDigest, withTag strings.Builder

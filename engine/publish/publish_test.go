@@ -23,6 +23,7 @@ import (
 type outputs struct {
 	dir                                            string
 	tar, layout, digest, nameDigest, nameTagDigest string
+	imageURL, images                               string
 }
 
 func newOutputs(t *testing.T) outputs {
@@ -34,6 +35,8 @@ func newOutputs(t *testing.T) outputs {
 		digest:        filepath.Join(dir, "results", "digest"),
 		nameDigest:    filepath.Join(dir, "results", "image-name-with-digest"),
 		nameTagDigest: filepath.Join(dir, "results", "image-name-tag-with-digest"),
+		imageURL:      filepath.Join(dir, "results", "IMAGE_URL"),
+		images:        filepath.Join(dir, "results", "IMAGES"),
 	}
 }
 
@@ -45,6 +48,8 @@ func (o outputs) options(dests ...string) publish.Options {
 		DigestFile:                 o.digest,
 		ImageNameWithDigestFile:    o.nameDigest,
 		ImageNameTagWithDigestFile: o.nameTagDigest,
+		ImageURLFile:               o.imageURL,
+		ImagesFile:                 o.images,
 	}
 }
 
@@ -128,6 +133,13 @@ func TestPublishEveryOutput(t *testing.T) {
 			if got := read(t, out.digest); got != want.String() {
 				t.Errorf("digest file = %q, want %q", got, want.String())
 			}
+			// Tekton's results, without newlines.
+			if got := read(t, out.imageURL); got != reg.Host+"/team/app:v1" {
+				t.Errorf("IMAGE_URL = %q", got)
+			}
+			if got, wantImages := read(t, out.images), reg.Host+"/team/app@"+want.String()+","+reg.Host+"/other/app@"+want.String(); got != wantImages {
+				t.Errorf("IMAGES = %q, want %q", got, wantImages)
+			}
 			wantName := reg.Host + "/team/app@" + want.String() + "\n" + reg.Host + "/other/app@" + want.String() + "\n"
 			if got := read(t, out.nameDigest); got != wantName {
 				t.Errorf("image-name-with-digest file = %q, want %q", got, wantName)
@@ -172,7 +184,7 @@ func assertOnlyOutputs(t *testing.T, out outputs) {
 	t.Helper()
 	for dir, want := range map[string][]string{
 		out.dir:                  {"image.tar", "layout", "results"},
-		filepath.Dir(out.digest): {"digest", "image-name-tag-with-digest", "image-name-with-digest"},
+		filepath.Dir(out.digest): {"IMAGES", "IMAGE_URL", "digest", "image-name-tag-with-digest", "image-name-with-digest"},
 	} {
 		entries, err := os.ReadDir(dir)
 		if err != nil {
@@ -319,5 +331,34 @@ func TestPublishIntoExistingLayout(t *testing.T) {
 	want, _ := second.Digest()
 	if len(m.Manifests) != 1 || m.Manifests[0].Digest != want {
 		t.Errorf("layout index = %+v, want only %s, as kaniko writes it", m.Manifests, want)
+	}
+}
+
+// A result file that cannot be written fails the publish before anything
+// is pushed: no tag, and no digest file beside it.
+func TestPublishUnwritableResultPushesNothing(t *testing.T) {
+	isolate(t)
+	reg := harness.StartRegistry(t)
+	c := registry.New(registry.Options{InsecureRegistries: []string{reg.Host}})
+	out := newOutputs(t)
+	dest := reg.Host + "/team/app:v1"
+	opts := out.options(dest)
+	// The IMAGES result lies under a regular file, where no directory can
+	// be made.
+	blocker := filepath.Join(out.dir, "not-a-dir")
+	harness.WriteFile(t, blocker, "")
+	opts.ImagesFile = filepath.Join(blocker, "IMAGES")
+	_, err := publish.Publish(context.Background(), harness.BusyboxImage(t), c, opts)
+	if err == nil || !strings.Contains(err.Error(), "--images-file") {
+		t.Fatalf("Publish = %v, want an error naming --images-file", err)
+	}
+	ref, _ := name.ParseReference(dest)
+	if _, err := remote.Head(c.Reference(ref, false), c.RemoteOptions(ref, false)...); err == nil {
+		t.Errorf("%s was pushed although the results could not be written", dest)
+	}
+	for _, p := range []string{out.digest, out.imageURL, out.tar} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s was written by a failed publish", p)
+		}
 	}
 }
