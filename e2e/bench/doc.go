@@ -52,7 +52,11 @@
 //
 // Run it as root with dockerd running and buildah installed. It builds
 // slipway-build from this tree; SLIPWAY_BUILD_BIN=/abs/path/slipway-build
-// measures a given binary instead. Here it takes about 16 minutes.
+// measures a given binary instead. While tuning, SLIPWAY_BENCH_TOOLS=slipway
+// (a comma-separated list) runs only those tools' halves of the rebuild
+// benchmark, and SLIPWAY_BENCH_VERBOSITY=info prints slipway-build's JSON
+// log, with timestamps, to stderr. On an idle machine it takes about 5
+// minutes; under load from other work, 16.
 //
 //	make bench
 //	go test -run '^$' -bench . -benchtime 1x -timeout 60m ./e2e/bench/...
