@@ -12,19 +12,21 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/slipway-build/slipway/e2e/harness"
 )
 
 // A step that writes files onto a sparse root must make the layer it makes
 // on the unpacked root, byte for byte. With no layer cache and a RUN in the
 // stage, COPY, ADD and WORKDIR unpack the root; with a layer cache they use
-// a sparse root up to the RUN. The Dockerfile goes through symlinks of the
-// base and of its own layers, replaces a symlink, resolves --chown names,
-// merges into existing directories and unpacks an archive.
+// a sparse root up to the RUN. The Dockerfiles go through symlinks of the
+// base and of their own layers, replace a symlink, resolve --chown names,
+// merge into existing directories and unpack an archive.
 func TestSparseRootMakesTheSameLayers(t *testing.T) {
 	f := newFixture(t)
-	epoch := time.Unix(1700000000, 0).UTC()
-	files := map[string]string{
-		"Dockerfile": `FROM $BASE
+	t.Run("busybox", func(t *testing.T) {
+		assertSparseSameLayers(t, f, map[string]string{
+			"Dockerfile": `FROM $BASE
 COPY a.txt /dst/file
 COPY a.txt /dstdir/
 COPY dir /copied
@@ -46,9 +48,36 @@ WORKDIR /srv/new
 COPY --parents dir/./sub/y /parents/
 RUN true
 `,
-		"a.txt": "A", "b.txt": "B", "dir/x": "X", "dir/sub/y": "Y",
-		"pkg.tar.gz": tarGz(t, map[string]string{"pkg/readme": "from the archive"}),
-	}
+			"a.txt": "A", "b.txt": "B", "dir/x": "X", "dir/sub/y": "Y",
+			"pkg.tar.gz": tarGz(t, map[string]string{"pkg/readme": "from the archive"}),
+		})
+	})
+	// Debian's merged /usr (/bin -> usr/bin, /lib -> usr/lib), its
+	// /var/run -> /run and its real user database.
+	t.Run("debian", func(t *testing.T) {
+		debian := fixture{reg: f.reg, base: harness.Debian(t, f.reg)}
+		assertSparseSameLayers(t, debian, map[string]string{
+			"Dockerfile": `FROM $BASE
+COPY a.txt /bin/tool
+COPY dir /lib/app/
+COPY a.txt /var/run/pid
+COPY --chown=nobody:nogroup a.txt /var/lib/owned
+COPY --chown=_apt dir /usr/share/doc/app/
+COPY a.txt /etc/ssl/
+USER nobody
+WORKDIR /tmp/work
+RUN true
+`,
+			"a.txt": "A", "dir/x": "X", "dir/sub/y": "Y",
+		})
+	})
+}
+
+// assertSparseSameLayers builds files without a layer cache (the COPY steps
+// unpack the root, since a RUN follows) and with one (they write onto
+// sparse roots until the RUN), and compares the layers.
+func assertSparseSameLayers(t *testing.T, f fixture, files map[string]string) {
+	epoch := time.Unix(1700000000, 0).UTC()
 	build := func(layerCache string) (v1.Image, string) {
 		dir := t.TempDir()
 		must(t, os.MkdirAll(filepath.Join(dir, "links", "var"), 0o755))
