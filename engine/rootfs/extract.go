@@ -190,6 +190,16 @@ func extract(ctx context.Context, root string, r io.Reader, idx *Index, opts []O
 	}
 	defer rt.Close()
 	x := &extractor{r: rt, o: o, idx: idx, written: map[string]bool{}, hashes: map[string][]byte{}}
+	if err := eachEntry(ctx, r, x.entry); err != nil {
+		return err
+	}
+	x.finishDirTimes()
+	return x.record()
+}
+
+// eachEntry calls fn with every entry of a layer tar and its content, in
+// order, until an error or the end of ctx.
+func eachEntry(ctx context.Context, r io.Reader, fn func(*tar.Header, io.Reader) error) error {
 	tr := tar.NewReader(r)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -197,17 +207,15 @@ func extract(ctx context.Context, root string, r io.Reader, idx *Index, opts []O
 		}
 		hdr, err := tr.Next()
 		if err == io.EOF {
-			break
+			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("reading layer tar: %w", err)
 		}
-		if err := x.entry(hdr, tr); err != nil {
+		if err := fn(hdr, tr); err != nil {
 			return fmt.Errorf("layer entry %q: %w", hdr.Name, err)
 		}
 	}
-	x.finishDirTimes()
-	return x.record()
 }
 
 func (x *extractor) ignored(p string) bool { return x.o.ignore.Ignored(p) }

@@ -119,7 +119,7 @@ func (l *Lower) Add(ctx context.Context, layer v1.Layer) error {
 	if err != nil {
 		return fmt.Errorf("reading layer %s: %w", desc, err)
 	}
-	err = l.scan(ctx, li, rc)
+	err = eachEntry(ctx, rc, func(hdr *tar.Header, _ io.Reader) error { return l.entry(li, hdr) })
 	if cerr := rc.Close(); err == nil {
 		err = cerr
 	}
@@ -127,25 +127,6 @@ func (l *Lower) Add(ctx context.Context, layer v1.Layer) error {
 		return fmt.Errorf("reading the headers of layer %s: %w", desc, err)
 	}
 	return nil
-}
-
-func (l *Lower) scan(ctx context.Context, li int, r io.Reader) error {
-	tr := tar.NewReader(r)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("reading layer tar: %w", err)
-		}
-		if err := l.entry(li, hdr); err != nil {
-			return fmt.Errorf("layer entry %q: %w", hdr.Name, err)
-		}
-	}
 }
 
 // entry mirrors extractor.entry on the tree.
