@@ -5,9 +5,9 @@
 // Each stage keeps a root filesystem under the work directory (or "/" in
 // in-place mode), extracted from its base image on the first instruction
 // that needs files. COPY, ADD and WORKDIR write files into it and turn
-// exactly the paths they wrote into a layer; before the stage is unpacked
-// they may write onto a sparse root instead, which holds only what they
-// look at of the image (dest.go), so that often only a RUN unpacks it. RUN executes in the root and a
+// exactly the paths they wrote into a layer; when no RUN is left to unpack
+// the stage they write onto a sparse root instead, which holds only what
+// they look at of the image (dest.go). RUN executes in the root and a
 // snapshot finds what it changed. Metadata instructions only edit the image
 // config.
 // Independent stages run concurrently in chroot mode, since each has a root

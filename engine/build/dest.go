@@ -16,6 +16,8 @@ import (
 // what the step looks at of the image below (rootfs.Sparse). A rebuild in
 // which only the last COPY missed the cache then never unpacks the image:
 // it reads the layers' headers, writes the new files and makes their layer.
+// Once a RUN is to come, the root is unpacked instead: the RUN needs it
+// anyway, and would otherwise unpack what the step wrote a second time.
 
 // errNeedsRoot stops a step on a sparse root that needs more of the image
 // than its metadata; the step then runs again on the unpacked root.
@@ -78,19 +80,15 @@ func (s *stage) writeFiles(ctx context.Context, step func(destRoot) error) error
 }
 
 // sparseWrites says whether a step that only writes files may use a sparse
-// root. Reading the layers' headers for it is cheap when the layer cache
-// keeps them uncompressed (and a download for it fills that cache), or when
-// no RUN will unpack the stage anyway; otherwise a later RUN would download
-// and decompress the same layers a second time. A single snapshot needs the
-// unpacked root to take the stage's one layer.
+// root: when no RUN comes later in the stage. A later RUN misses the cache
+// too once this step runs (its key is chained from this step's), so it
+// would unpack the stage, and this step's layer, anyway. A single snapshot
+// needs the unpacked root to take the stage's one layer.
 func (s *stage) sparseWrites() bool {
 	if s.b.opts.SingleSnapshot {
 		return false
 	}
-	if s.b.opts.LayerCacheDir != "" {
-		return true
-	}
-	for _, cmd := range s.ps.Commands {
+	for _, cmd := range s.later {
 		if _, ok := cmd.(*instructions.RunCommand); ok {
 			return false
 		}

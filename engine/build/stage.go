@@ -44,6 +44,8 @@ type stage struct {
 	// steps that write files onto a sparse root (dest.go).
 	lower       *rootfs.Lower
 	lowerLayers int
+	// later holds the instructions after the one being dispatched.
+	later []instructions.Command
 	// cmdSet records a CMD in this stage, so that ENTRYPOINT only clears an
 	// inherited CMD, as docker does.
 	cmdSet bool
@@ -158,17 +160,19 @@ func (s *stage) steps(ctx context.Context, commands []instructions.Command) erro
 		if err != nil {
 			return fmt.Errorf("ONBUILD triggers of %s: %w", s.ps.Base, err)
 		}
-		for _, cmd := range cmds {
+		for i, cmd := range cmds {
 			s.log("Executing ONBUILD trigger: " + cmd.Name())
+			s.later = append(cmds[i+1:len(cmds):len(cmds)], commands...)
 			if err := s.dispatch(ctx, cmd); err != nil {
 				return fmt.Errorf("ONBUILD trigger of %s: %w", s.ps.Base, err)
 			}
 		}
 	}
-	for _, cmd := range commands {
+	for i, cmd := range commands {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		s.later = commands[i+1:]
 		if err := s.dispatch(ctx, cmd); err != nil {
 			return err
 		}

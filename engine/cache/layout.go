@@ -98,15 +98,15 @@ func (c *LayoutCache) blobPath(h v1.Hash) string {
 // and every layer blob's size; layer contents are verified as they are
 // read, and a mismatch is then an error for which IsCacheError is true.
 func (c *LayoutCache) Get(ref string, platform v1.Platform) (v1.Image, bool, error) {
-	return c.get(ref, platform, nil)
+	return c.get(context.Background(), ref, platform, nil)
 }
 
 // refetcher reads a layer blob again from where the cached image came from.
 type refetcher func(h v1.Hash) (io.ReadCloser, error)
 
-// get is Get; with refetch, a layer blob that is missing or corrupt when
-// it is read is read through refetch instead of failing.
-func (c *LayoutCache) get(ref string, platform v1.Platform, refetch func(manifest v1.Hash) refetcher) (v1.Image, bool, error) {
+// get is Get; with upstream, a layer blob found damaged when it is read is
+// read from upstream instead, pinned to the cached image's digest.
+func (c *LayoutCache) get(ctx context.Context, ref string, platform v1.Platform, upstream ImagePuller) (v1.Image, bool, error) {
 	r, err := normalizeRef(ref)
 	if err != nil {
 		return nil, false, err
@@ -128,11 +128,11 @@ func (c *LayoutCache) get(ref string, platform v1.Platform, refetch func(manifes
 			return nil, false, nil
 		}
 	}
-	var again refetcher
-	if refetch != nil {
-		again = refetch(desc.Digest)
+	var refetch refetcher
+	if upstream != nil {
+		refetch = pinnedRefetcher(ctx, upstream, r.Context().Digest(desc.Digest.String()), platform)
 	}
-	img, err := c.image(*desc, again)
+	img, err := c.image(*desc, refetch)
 	if err != nil {
 		c.log.Warn("Cached image is damaged; it will be pulled again", "image", r.Name(), "dir", c.dir, "error", err.Error())
 		return nil, false, nil
@@ -260,22 +260,36 @@ func (l *layoutLayer) MediaType() (types.MediaType, error) { return l.desc.Media
 func (l *layoutLayer) Compressed() (io.ReadCloser, error) {
 	path := l.cache.blobPath(l.desc.Digest)
 	if l.refetch != nil {
-		// Checking first costs one more read of a local file; finding the
-		// damage halfway through the stream would leave nothing to retry.
-		if ok, err := fileMatches(path, l.desc.Digest); !ok {
-			reason := "its content does not match its digest"
-			if err != nil {
-				reason = err.Error()
-			}
-			l.cache.log.Warn("A cached base image layer is damaged; pulling it again", "layer", l.desc.Digest.String(), "dir", l.cache.dir, "reason", reason)
-			return l.refetch(l.desc.Digest)
-		}
+		return l.checkedOrRefetched(path)
 	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, &Error{Op: "reading cached layer " + path, Err: err}
 	}
 	return &verifyingReader{f: f, h: sha256.New(), want: l.desc.Digest, size: l.desc.Size, path: path}, nil
+}
+
+// checkedOrRefetched returns the cached blob once its whole content matched
+// its digest, else the blob from upstream. Checking first costs one more
+// read of a local file; finding the damage halfway through the stream
+// would leave nothing to retry.
+func (l *layoutLayer) checkedOrRefetched(path string) (io.ReadCloser, error) {
+	f, err := os.Open(path)
+	if err == nil {
+		sum := sha256.New()
+		if _, err = io.Copy(sum, f); err == nil && "sha256:"+hex.EncodeToString(sum.Sum(nil)) == l.desc.Digest.String() {
+			if _, err = f.Seek(0, io.SeekStart); err == nil {
+				return f, nil
+			}
+		}
+		f.Close()
+	}
+	reason := "its content does not match its digest"
+	if err != nil {
+		reason = err.Error()
+	}
+	l.cache.log.Warn("A cached base image layer is damaged; pulling it again", "layer", l.desc.Digest.String(), "dir", l.cache.dir, "reason", reason)
+	return l.refetch(l.desc.Digest)
 }
 
 // verifyingReader fails the read that reaches the end of a blob whose
@@ -549,7 +563,7 @@ type CachedSource struct {
 // Pull returns the cached image when there is a good one, else Upstream's.
 func (s CachedSource) Pull(ctx context.Context, ref string, platform v1.Platform) (v1.Image, error) {
 	if s.Cache != nil {
-		img, ok, err := s.Cache.get(ref, platform, s.refetcher(ctx, ref, platform))
+		img, ok, err := s.Cache.get(ctx, ref, platform, s.Upstream)
 		if err != nil {
 			return nil, err
 		}
@@ -561,34 +575,25 @@ func (s CachedSource) Pull(ctx context.Context, ref string, platform v1.Platform
 	return s.Upstream.Pull(ctx, ref, platform)
 }
 
-// refetcher reads layers of the cached image (by its manifest digest) from
-// Upstream, pulled at most once, so that a layer damaged in the cache is
-// read from the registry instead of failing the build.
-func (s CachedSource) refetcher(ctx context.Context, ref string, platform v1.Platform) func(manifest v1.Hash) refetcher {
-	return func(manifest v1.Hash) refetcher {
-		var (
-			once     sync.Once
-			upstream v1.Image
-			pullErr  error
-		)
-		return func(h v1.Hash) (io.ReadCloser, error) {
-			once.Do(func() {
-				r, err := normalizeRef(ref)
-				if err != nil {
-					pullErr = err
-					return
-				}
-				upstream, pullErr = s.Upstream.Pull(ctx, r.Context().Digest(manifest.String()).String(), platform)
-			})
-			if pullErr != nil {
-				return nil, fmt.Errorf("pulling %s again for its damaged cached layer %s: %w", ref, h, pullErr)
-			}
-			l, err := upstream.LayerByDigest(h)
-			if err != nil {
-				return nil, fmt.Errorf("pulling layer %s of %s again: %w", h, ref, err)
-			}
-			return l.Compressed()
+// pinnedRefetcher reads layers of the image ref pins from upstream, pulled
+// at most once, so that a layer damaged in the cache is read from the
+// registry instead of failing the build.
+func pinnedRefetcher(ctx context.Context, upstream ImagePuller, ref name.Digest, platform v1.Platform) refetcher {
+	var (
+		once    sync.Once
+		img     v1.Image
+		pullErr error
+	)
+	return func(h v1.Hash) (io.ReadCloser, error) {
+		once.Do(func() { img, pullErr = upstream.Pull(ctx, ref.String(), platform) })
+		if pullErr != nil {
+			return nil, fmt.Errorf("pulling %s again for its damaged cached layer %s: %w", ref, h, pullErr)
 		}
+		l, err := img.LayerByDigest(h)
+		if err != nil {
+			return nil, fmt.Errorf("pulling layer %s of %s again: %w", h, ref, err)
+		}
+		return l.Compressed()
 	}
 }
 

@@ -473,13 +473,23 @@ func setTimes(dfd int, name, real string, atime, mtime time.Time) error {
 	return nil
 }
 
-func (x *extractor) link(dfd int, base, real string, hdr *tar.Header) error {
-	if Escapes(strings.TrimLeft(hdr.Linkname, "/")) {
-		return fmt.Errorf("hardlink target %q: %w: refusing an unsafe layer", hdr.Linkname, ErrUnsafePath)
+// linkTarget cleans a hardlink's target, refusing one that climbs out of
+// the root or names the root itself.
+func linkTarget(linkname string) (string, error) {
+	if Escapes(strings.TrimLeft(linkname, "/")) {
+		return "", fmt.Errorf("hardlink target %q: %w: refusing an unsafe layer", linkname, ErrUnsafePath)
 	}
-	target := Clean(hdr.Linkname)
+	target := Clean(linkname)
 	if target == "/" {
-		return fmt.Errorf("hardlink to the root directory: refusing an unsafe layer")
+		return "", fmt.Errorf("hardlink to the root directory: refusing an unsafe layer")
+	}
+	return target, nil
+}
+
+func (x *extractor) link(dfd int, base, real string, hdr *tar.Header) error {
+	target, err := linkTarget(hdr.Linkname)
+	if err != nil {
+		return err
 	}
 	tdir, tbase := path.Split(target)
 	tfd, trealDir, err := x.r.openDir(tdir, lookup{follow: true})

@@ -172,7 +172,7 @@ func (l *Lower) entry(li int, hdr *tar.Header) error {
 		}
 		parent.children[base] = newDir(hdr, li)
 	case tar.TypeLink:
-		target, err := l.linkTarget(hdr.Linkname)
+		target, err := l.linkedNode(hdr.Linkname)
 		if err != nil {
 			return err
 		}
@@ -196,13 +196,11 @@ func keepXattrsOnly(hdr *tar.Header) {
 	hdr.Uname, hdr.Gname = "", ""
 }
 
-func (l *Lower) linkTarget(linkname string) (*lowerNode, error) {
-	if Escapes(strings.TrimLeft(linkname, "/")) {
-		return nil, fmt.Errorf("hardlink target %q: %w: refusing an unsafe layer", linkname, ErrUnsafePath)
-	}
-	target := Clean(linkname)
-	if target == "/" {
-		return nil, fmt.Errorf("hardlink to the root directory: refusing an unsafe layer")
+// linkedNode is the entry a hardlink names.
+func (l *Lower) linkedNode(linkname string) (*lowerNode, error) {
+	target, err := linkTarget(linkname)
+	if err != nil {
+		return nil, err
 	}
 	tdir, tbase := path.Split(target)
 	parent, _, err := l.walkDir(tdir, -1, false)
@@ -304,26 +302,21 @@ func (l *Lower) content(n *lowerNode) ([]byte, error) {
 		return nil, err
 	}
 	defer rc.Close()
-	tr := tar.NewReader(rc)
 	var found []byte
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reading %s from its layer: %w", n.src.name, err)
-		}
+	err = eachEntry(context.Background(), rc, func(hdr *tar.Header, r io.Reader) error {
 		if Clean(hdr.Name) != n.src.name || hdr.Typeflag != tar.TypeReg {
-			continue
+			return nil
 		}
 		if hdr.Size > maxContent {
-			return nil, fmt.Errorf("reading %s from its layer: %d bytes is more than a user database holds", n.src.name, hdr.Size)
+			return fmt.Errorf("%d bytes is more than a user database holds", hdr.Size)
 		}
 		// A name written twice in one layer ends as its last entry.
-		if found, err = io.ReadAll(tr); err != nil {
-			return nil, fmt.Errorf("reading %s from its layer: %w", n.src.name, err)
-		}
+		var err error
+		found, err = io.ReadAll(r)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading %s from its layer: %w", n.src.name, err)
 	}
 	if found == nil {
 		return nil, fmt.Errorf("reading %s from its layer: %w", n.src.name, os.ErrNotExist)
