@@ -12,6 +12,7 @@ import (
 
 	"github.com/slipway-build/slipway/engine/logging"
 	"github.com/slipway-build/slipway/engine/registry"
+	"github.com/slipway-build/slipway/engine/version"
 	"github.com/slipway-build/slipway/tasks/argv"
 )
 
@@ -19,6 +20,10 @@ import (
 // for listFlags, list flags keep commas in their values, and an error is
 // printed with a non-zero exit.
 func Run(app *cli.App, listFlags ...string) {
+	if wantsVersion(os.Args[1:]) {
+		fmt.Println(app.Name, version.Get())
+		return
+	}
 	args, err := argv.ExpandListTail(os.Args[1:], listFlags...)
 	if err == nil {
 		app.DisableSliceFlagSeparator = true
@@ -28,6 +33,23 @@ func Run(app *cli.App, listFlags ...string) {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
+}
+
+// wantsVersion is `STEP version` (kaniko's `executor version`) or
+// --version anywhere before a list tail.
+func wantsVersion(args []string) bool {
+	if len(args) == 1 && args[0] == "version" {
+		return true
+	}
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "--version" {
+			return true
+		}
+	}
+	return false
 }
 
 // Logging are kaniko's logging flags.
