@@ -67,7 +67,7 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 		return err
 	}
 	spec.Mounts = append(spec.Mounts, mounts...)
-	spec.Env = append(spec.Env, env...)
+	spec.Env = withHome(append(spec.Env, env...), usr.Home)
 
 	var overlay *snapshot.Overlay
 	if s.b.opts.Snapshotter == SnapshotOverlay && !s.b.opts.SingleSnapshot {
@@ -98,6 +98,23 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 		return s.overlaySnapshot(ctx, overlay, createdBy)
 	}
 	return s.snapshot(ctx, createdBy)
+}
+
+// withHome gives the process the user's home as HOME unless its
+// environment has a non-empty one, as runc does under BuildKit. It is the
+// process's alone: the image config gets no HOME.
+func withHome(env []string, home string) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "HOME="); ok {
+			if v != "" {
+				return env
+			}
+			continue
+		}
+		out = append(out, kv)
+	}
+	return append(out, "HOME="+home)
 }
 
 // overlaySnapshot commits what the overlay's upper directory holds: the

@@ -18,7 +18,10 @@ type User struct {
 	UID, GID uint32
 	// Groups are the supplementary groups the user belongs to in /etc/group.
 	Groups []uint32
-	Home   string
+	// Home is the HOME a process gets when its environment has none:
+	// runc, under BuildKit, takes it from the first passwd entry with the
+	// process's uid, and "/" when there is none.
+	Home string
 }
 
 type passwdEntry struct {
@@ -51,7 +54,7 @@ func ResolveUser(root, spec string) (User, error) {
 		u.UID, u.GID = id, 0
 		for _, p := range passwd {
 			if p.uid == id {
-				u.GID, u.Home, name = p.gid, p.home, p.name
+				u.GID, name = p.gid, p.name
 				break
 			}
 		}
@@ -60,7 +63,14 @@ func ResolveUser(root, spec string) (User, error) {
 		if !found {
 			return User{}, fmt.Errorf("unable to find user %s: no matching entries in /etc/passwd of the image", userPart)
 		}
-		u.UID, u.GID, u.Home, name = p.uid, p.gid, p.home, p.name
+		u.UID, u.GID, name = p.uid, p.gid, p.name
+	}
+	u.Home = "/"
+	for _, p := range passwd {
+		if p.uid == u.UID {
+			u.Home = p.home
+			break
+		}
 	}
 	groups, err := readGroup(root)
 	if err != nil {

@@ -1,0 +1,127 @@
+package build
+
+import (
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/slipway-build/slipway/e2e/harness"
+)
+
+// Conformance with BuildKit v0.34.2, the reference builder: each case is a
+// defect an outside corpus found (issue 12), with BuildKit's behaviour as
+// the expectation. The parity suite checks the same against buildkitd.
+
+func hasContent(p, content string) check {
+	return func(t *testing.T, fs map[string]fsEntry, _ *v1.ConfigFile) {
+		t.Helper()
+		if e, ok := fs[p]; !ok || e.content != content {
+			t.Errorf("%s = %q (present %v); want %q", p, e.content, ok, content)
+		}
+	}
+}
+
+func envHas(key string, want bool) check {
+	return func(t *testing.T, _ map[string]fsEntry, cf *v1.ConfigFile) {
+		t.Helper()
+		found := false
+		for _, kv := range cf.Config.Env {
+			found = found || strings.HasPrefix(kv, key+"=")
+		}
+		if found != want {
+			t.Errorf("config Env %q: %s present %v, want %v", cf.Config.Env, key, found, want)
+		}
+	}
+}
+
+func TestConformance(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		name   string
+		files  map[string]string
+		opts   func(*Options)
+		checks []check
+	}{
+		{
+			// runc, under BuildKit, sets HOME for the process from the
+			// passwd entry of its uid, "/" without one, unless the
+			// environment has a non-empty HOME; the image config has none.
+			name: "RUN gets HOME from the user's passwd entry",
+			files: map[string]string{"Dockerfile": `FROM $BASE
+RUN echo "$HOME" > /h-root
+USER app
+RUN echo "$HOME" > /tmp/h-app
+USER 4242
+RUN echo "$HOME" > /tmp/h-no-entry
+USER 1000:0
+RUN echo "$HOME" > /tmp/h-uid-gid
+USER root
+RUN echo 'alice:x:1001:1001::/home/alice:/bin/sh' >> /etc/passwd
+USER alice
+RUN echo "$HOME" > /tmp/h-alice
+`},
+			checks: []check{
+				hasContent("/h-root", "/root\n"),
+				hasContent("/tmp/h-app", "/home/app\n"),
+				hasContent("/tmp/h-no-entry", "/\n"),
+				hasContent("/tmp/h-uid-gid", "/home/app\n"),
+				hasContent("/tmp/h-alice", "/home/alice\n"),
+				envHas("HOME", false),
+			},
+		},
+		{
+			name: "ENV HOME wins over the passwd entry, an empty one does not",
+			files: map[string]string{"Dockerfile": `FROM $BASE
+ENV HOME=/x
+RUN echo "$HOME" > /h-env
+USER app
+RUN echo "$HOME" > /tmp/h-env-app
+USER root
+ENV HOME=
+RUN echo "$HOME" > /h-empty
+`},
+			checks: []check{
+				hasContent("/h-env", "/x\n"),
+				hasContent("/tmp/h-env-app", "/x\n"),
+				hasContent("/h-empty", "/root\n"),
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			img, err := f.build(t, tt.files, tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cf, err := img.ConfigFile()
+			if err != nil {
+				t.Fatal(err)
+			}
+			fs := flatten(t, img)
+			for _, c := range tt.checks {
+				c(t, fs, cf)
+			}
+		})
+	}
+}
+
+// TestRunHomeDebian is issue 12's reproduction: a Debian user made with
+// useradd -m, and Go's build cache, which needs HOME.
+func TestRunHomeDebian(t *testing.T) {
+	f := newFixture(t)
+	debian := fixture{reg: f.reg, base: harness.Debian(t, f.reg)}
+	img, err := debian.build(t, map[string]string{"Dockerfile": `FROM $BASE
+RUN echo "$HOME" > /h
+RUN useradd -m alice
+USER alice
+RUN echo "$HOME" > /tmp/h2 && touch ~/made
+`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := flatten(t, img)
+	hasContent("/h", "/root\n")(t, fs, nil)
+	hasContent("/tmp/h2", "/home/alice\n")(t, fs, nil)
+	hasFile("/home/alice/made", "", 0o644, 1000, 1000)(t, fs, nil)
+}
