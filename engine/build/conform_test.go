@@ -1,9 +1,12 @@
 package build
 
 import (
+	"archive/tar"
+	"context"
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/slipway-build/slipway/e2e/harness"
@@ -124,4 +127,59 @@ RUN echo "$HOME" > /tmp/h2 && touch ~/made
 	hasContent("/h", "/root\n")(t, fs, nil)
 	hasContent("/tmp/h2", "/home/alice\n")(t, fs, nil)
 	hasFile("/home/alice/made", "", 0o644, 1000, 1000)(t, fs, nil)
+}
+
+// TestCopyFromKeepsOwners: without --chown, COPY --from a stage or an
+// image keeps the source's uid and gid, for directories and files, and for
+// owners an earlier --chown set; from the build context it gives root.
+func TestCopyFromKeepsOwners(t *testing.T) {
+	f := newFixture(t)
+	files := map[string]string{"Dockerfile": `FROM $BASE AS b
+RUN mkdir -p /a/s && touch /a/s/f && chown 123:123 /a/s && chown 321:321 /a/s/f
+RUN mkdir /h && echo x > /h/a && ln /h/a /h/b && mkfifo /h/p && chown 7:7 /h/p
+FROM $BASE AS sparse
+COPY --chown=55:66 x.txt /c/x
+FROM $BASE
+COPY --from=b /a /a
+COPY --from=b /a/s/f /single
+COPY --from=b /a/s /s-dir
+COPY --from=sparse /c /c
+COPY --from=sparse /c/x /cx
+COPY x.txt /ctx
+COPY --from=b /h /h
+`, "x.txt": "X"}
+	img, err := f.build(t, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := flatten(t, img)
+	hasDir("/a/s", 0o755, 123, 123)(t, fs, nil)
+	hasFile("/a/s/f", "", 0o644, 321, 321)(t, fs, nil)
+	hasFile("/single", "", 0o644, 321, 321)(t, fs, nil)
+	hasFile("/s-dir/f", "", 0o644, 321, 321)(t, fs, nil)
+	hasFile("/c/x", "X", 0o644, 55, 66)(t, fs, nil)
+	hasFile("/cx", "X", 0o644, 55, 66)(t, fs, nil)
+	hasFile("/ctx", "X", 0o644, 0, 0)(t, fs, nil)
+	// Hard links within one COPY stay links, and a fifo stays a fifo, as
+	// BuildKit's copy keeps them.
+	if a, b := fs["/h/a"], fs["/h/b"]; a.typ == b.typ || (a.typ != tar.TypeLink && b.typ != tar.TypeLink) {
+		t.Errorf("/h/a %+v and /h/b %+v: want one a hard link to the other", a, b)
+	}
+	if p := fs["/h/p"]; p.typ != tar.TypeFifo || p.uid != 7 || p.gid != 7 {
+		t.Errorf("/h/p = %+v; want a fifo owned 7:7", p)
+	}
+
+	// The same from an image in a registry.
+	ref, err := name.ParseReference(f.reg.Host + "/conform/owners:1")
+	must(t, err)
+	_, err = f.reg.Client().Push(context.Background(), img, ref)
+	must(t, err)
+	img, err = f.build(t, map[string]string{"Dockerfile": "FROM $BASE\nCOPY --from=" + ref.String() + " /a /a\nCOPY --from=" + ref.String() + " /cx /cx\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs = flatten(t, img)
+	hasDir("/a/s", 0o755, 123, 123)(t, fs, nil)
+	hasFile("/a/s/f", "", 0o644, 321, 321)(t, fs, nil)
+	hasFile("/cx", "X", 0o644, 55, 66)(t, fs, nil)
 }

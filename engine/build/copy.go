@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -407,7 +408,7 @@ func (c *copier) isDir(imagePath string) bool {
 
 func (c *copier) owner(fi os.FileInfo) (int, int) {
 	if c.keepIDs {
-		if st, ok := fi.Sys().(*unix.Stat_t); ok {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 			return int(st.Uid), int(st.Gid)
 		}
 	}
@@ -515,7 +516,8 @@ func (c *copier) copyFile(hostSrc, dest string, fi os.FileInfo) error {
 	if c.mode != nil && fi.Mode()&os.ModeSymlink == 0 {
 		mode = *c.mode | (fi.Mode() & os.ModeType)
 	}
-	st, _ := fi.Sys().(*unix.Stat_t)
+	// os.Stat gives a *syscall.Stat_t, never x/sys/unix's type.
+	st, _ := fi.Sys().(*syscall.Stat_t)
 	if st != nil && st.Nlink > 1 && fi.Mode().IsRegular() {
 		if first, ok := c.links[st.Ino]; ok {
 			if err := os.Link(first, host); err != nil {
