@@ -23,7 +23,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"time"
 
@@ -145,6 +144,11 @@ func Build(ctx context.Context, opts Options) (v1.Image, error) {
 	plan, err := df.Plan(planOpts)
 	if err != nil {
 		return nil, err
+	}
+	// BuildKit prints these and builds on; they are the only sign of a
+	// mistyped --build-arg or an ARG that expands to nothing.
+	for _, w := range append(append([]string(nil), df.Warnings...), plan.Warnings...) {
+		opts.Log.Warn(w)
 	}
 	ignore, err := readIgnore(opts)
 	if err != nil {
@@ -364,25 +368,6 @@ func (b *builder) result(index int) (*stageResult, bool) {
 	defer b.mu.Unlock()
 	r, ok := b.done[index]
 	return r, ok
-}
-
-// stageIndex finds a stage by name or number, as COPY --from and
-// RUN --mount from= refer to it; ok is false for an image reference.
-func (b *builder) stageIndex(ref string) (int, bool) {
-	for _, s := range b.plan.Stages {
-		if s.Name != "" && strings.EqualFold(s.Name, ref) {
-			return s.Index, true
-		}
-	}
-	var n int
-	if _, err := fmt.Sscanf(ref, "%d", &n); err == nil && fmt.Sprint(n) == ref {
-		for _, s := range b.plan.Stages {
-			if s.Index == n {
-				return n, true
-			}
-		}
-	}
-	return 0, false
 }
 
 func (b *builder) addCleanup(f func()) {

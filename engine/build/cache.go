@@ -200,7 +200,7 @@ func (s *stage) copyInput(ctx context.Context, spec copySpec) (cache.StepInput, 
 	}
 	in := s.stepInput(strings.Join(parts, "\x00"))
 	if spec.from != "" {
-		from, ok, err := s.fromKey(ctx, spec.from)
+		from, ok, err := s.fromKey(ctx, spec.from, true)
 		if err != nil || !ok {
 			return in, false, err
 		}
@@ -257,7 +257,7 @@ func (s *stage) runInput(ctx context.Context, c *instructions.RunCommand) (cache
 			continue
 		}
 		if m.From != "" {
-			from, ok, err := s.fromKey(ctx, m.From)
+			from, ok, err := s.fromKey(ctx, m.From, false)
 			if err != nil || !ok {
 				return in, false, err
 			}
@@ -276,9 +276,9 @@ func (s *stage) runInput(ctx context.Context, c *instructions.RunCommand) (cache
 }
 
 // fromKey is the key of what --from names: a finished stage's final key,
-// or an image's base key.
-func (s *stage) fromKey(ctx context.Context, ref string) (cache.Key, bool, error) {
-	if idx, ok := s.b.stageIndex(ref); ok {
+// or an image's base key. byIndex is as for fromTree.
+func (s *stage) fromKey(ctx context.Context, ref string, byIndex bool) (cache.Key, bool, error) {
+	if idx, ok := s.b.plan.StageRef(ref, byIndex); ok {
 		res, ok := s.b.result(idx)
 		if !ok || res.key == "" {
 			return "", false, nil

@@ -181,7 +181,7 @@ func (c *copier) setup(ctx context.Context, spec copySpec) error {
 		return nil
 	}
 	c.keepIDs = spec.chown == ""
-	root, err := s.b.fromTree(ctx, spec.from, s)
+	root, err := s.b.fromTree(ctx, spec.from, true, s)
 	if err != nil {
 		return err
 	}

@@ -27,9 +27,10 @@ type treeEntry struct {
 }
 
 // fromTree returns a directory holding the filesystem that ref names: a
-// finished stage (by name or index) or an image.
-func (b *builder) fromTree(ctx context.Context, ref string, requester *stage) (string, error) {
-	if idx, ok := b.stageIndex(ref); ok {
+// finished stage or an image. byIndex says whether a number names a stage,
+// as for COPY --from but not RUN --mount from= (see Plan.StageRef).
+func (b *builder) fromTree(ctx context.Context, ref string, byIndex bool, requester *stage) (string, error) {
+	if idx, ok := b.plan.StageRef(ref, byIndex); ok {
 		if idx >= requester.ps.Index {
 			return "", fmt.Errorf("--from=%s: a stage can only copy from an earlier stage", ref)
 		}

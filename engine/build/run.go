@@ -234,7 +234,7 @@ func (s *stage) runMounts(ctx context.Context, c *instructions.RunCommand, tmp s
 		case instructions.MountTypeBind:
 			tree := s.b.opts.ContextDir
 			if m.From != "" {
-				root, err := s.b.fromTree(ctx, m.From, s)
+				root, err := s.b.fromTree(ctx, m.From, false, s)
 				if err != nil {
 					return nil, nil, err
 				}

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -615,4 +616,71 @@ func describeState(state map[string]string) string {
 	}
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
+}
+
+// Two stages named alike: BuildKit registers names in order, so the later
+// stage wins every --from, whether or not unused stages are built, and the
+// stage that reads it waits for that one.
+func TestDuplicateStageNamesResolveToTheLast(t *testing.T) {
+	f := newFixture(t)
+	files := map[string]string{
+		"Dockerfile": `FROM $BASE AS a
+COPY first.txt /which
+FROM $BASE AS a
+RUN sleep 1
+COPY second.txt /which
+FROM $BASE
+COPY --from=a /which /copied
+RUN --mount=type=bind,from=a,source=/which,target=/m cp /m /mounted
+`,
+		"first.txt": "first", "second.txt": "second",
+	}
+	no := false
+	for _, tt := range []struct {
+		name string
+		skip *bool
+	}{{"skip unused stages", nil}, {"build every stage", &no}} {
+		t.Run(tt.name, func(t *testing.T) {
+			img, err := f.build(t, files, func(o *Options) { o.SkipUnusedStages = tt.skip })
+			if err != nil {
+				t.Fatal(err)
+			}
+			fs := flatten(t, img)
+			hasFile("/copied", "second", 0o644, 0, 0)(t, fs, nil)
+			hasFile("/mounted", "second", 0o644, 0, 0)(t, fs, nil)
+		})
+	}
+}
+
+// The Dockerfile's and the plan's warnings reach the build's logger at warn
+// level: a mistyped --build-arg is otherwise silently ignored.
+func TestWarningsAreLogged(t *testing.T) {
+	f := newFixture(t)
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	_, err := f.build(t, map[string]string{
+		"Dockerfile": "FROM $BASE\nARG VERSION\nRUN echo a \\\n\n  b\n",
+	}, func(o *Options) { o.Log = log; o.BuildArgs = map[string]string{"VERSION": "1", "TYPO": "x"} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warns []string
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if strings.Contains(line, "level=WARN") {
+			warns = append(warns, line)
+		}
+	}
+	want := []string{"build-args [TYPO] were not consumed", "Empty continuation line"}
+	for _, w := range want {
+		found := false
+		for _, l := range warns {
+			found = found || strings.Contains(l, w)
+		}
+		if !found {
+			t.Errorf("no warning mentions %q; warnings:\n%s", w, strings.Join(warns, "\n"))
+		}
+	}
+	if strings.Contains(logs.String(), "VERSION") {
+		t.Errorf("the consumed build arg VERSION is warned about:\n%s", logs.String())
+	}
 }
