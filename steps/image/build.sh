@@ -14,8 +14,12 @@
 # runs over the same binaries give the same digest.
 #
 # The build context is staged in a temporary directory because the image
-# holds files from outside the repository (the Debian CA bundle, busybox
-# from busybox-static) and directories whose mode matters (/tmp is 1777).
+# holds files from outside the repository (the CA bundle, busybox from
+# busybox-static) and directories whose mode matters (/tmp is 1777).
+#
+# The CA bundle is the Mozilla root set of the Go module pinned in go.mod
+# (steps/image/cabundle), never this machine's trust store, which may hold a
+# local or proxy CA that would then ship to every user.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -36,15 +40,10 @@ executor | debug) ;;
 *) echo "$0: -t $target: the targets are executor and debug" >&2; exit 2 ;;
 esac
 
-ca_bundle=/etc/ssl/certs/ca-certificates.crt
 busybox=/bin/busybox
 builder="$bin/slipway-build"
 if [ ! -x "$builder" ]; then
 	echo "$0: $builder is missing: run make build first" >&2
-	exit 1
-fi
-if [ ! -s "$ca_bundle" ]; then
-	echo "$0: $ca_bundle is missing: apt-get install ca-certificates" >&2
 	exit 1
 fi
 
@@ -64,7 +63,7 @@ for f in "$bin"/slipway-*; do
 	found=1
 done
 [ "$found" = 1 ] || { echo "$0: no step binaries in $bin" >&2; exit 1; }
-install -m 0644 "$ca_bundle" "$ctx/certs/ca-certificates.crt"
+(cd "$here/../.." && "${GO:-go}" run ./steps/image/cabundle -o "$ctx/certs/ca-certificates.crt")
 install -m 0644 "$here/Dockerfile" "$ctx/Dockerfile"
 
 if [ "$target" = debug ]; then
