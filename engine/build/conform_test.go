@@ -90,6 +90,22 @@ RUN echo "$HOME" > /h-empty
 				hasContent("/h-empty", "/root\n"),
 			},
 		},
+		{
+			// BuildKit copies each source on its own and lets a wildcard
+			// match nothing; the destination is a directory only when it
+			// ends in / or already is one.
+			name: "a wildcard that matches nothing beside one that matches",
+			files: map[string]string{"Dockerfile": `FROM $BASE
+COPY nomatch* foo /dst
+COPY foo nomatch* /dst2/
+COPY nomatch* f?o none[0-9] /dst3
+`, "foo": "F"},
+			checks: []check{
+				hasFile("/dst", "F", 0o644, 0, 0),
+				hasFile("/dst2/foo", "F", 0o644, 0, 0),
+				hasFile("/dst3", "F", 0o644, 0, 0),
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -182,4 +198,29 @@ COPY --from=b /h /h
 	hasDir("/a/s", 0o755, 123, 123)(t, fs, nil)
 	hasFile("/a/s/f", "", 0o644, 321, 321)(t, fs, nil)
 	hasFile("/cx", "X", 0o644, 55, 66)(t, fs, nil)
+}
+
+func TestConformanceErrors(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		name  string
+		files map[string]string
+		want  []string
+	}{
+		{name: "every wildcard matches nothing", files: map[string]string{"Dockerfile": "FROM $BASE\nCOPY nomatch* none? /dst/\n", "foo": "F"},
+			want: []string{"line 2", "no source files were specified", "nomatch*"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := f.build(t, tt.files)
+			if err == nil {
+				t.Fatal("the build succeeded")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
 }

@@ -102,8 +102,16 @@ func (s *stage) copyTo(ctx context.Context, d destRoot, spec copySpec) error {
 			dest += "/"
 		}
 	}
-	destIsDir := strings.HasSuffix(dest, "/") || strings.HasSuffix(spec.dest, "/.") || len(spec.sources)+len(spec.contents) > 1
+	// BuildKit copies each source, and each match of a wildcard, on its
+	// own: into dest when dest ends in / or is a directory by then, else
+	// as dest. Several sources need no trailing slash (docker's classic
+	// builder asks for one): without it, the last source wins.
+	destIsDir := strings.HasSuffix(dest, "/") || strings.HasSuffix(spec.dest, "/.")
 
+	// As in BuildKit, a wildcard that matches nothing is no error while
+	// another source gives files; only when none does is it one.
+	var noMatch error
+	matched := len(spec.contents) > 0
 	for _, src := range spec.sources {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -117,9 +125,20 @@ func (s *stage) copyTo(ctx context.Context, d destRoot, spec copySpec) error {
 		} else {
 			err = c.copyLocal(spec, src, dest, destIsDir)
 		}
+		var empty errEmptyWildcard
+		if errors.As(err, &empty) {
+			if noMatch == nil {
+				noMatch = err
+			}
+			continue
+		}
 		if err != nil {
 			return err
 		}
+		matched = true
+	}
+	if !matched && noMatch != nil {
+		return noMatch
 	}
 	for _, content := range spec.contents {
 		if err := c.writeInline(content, dest, destIsDir); err != nil {
@@ -206,10 +225,7 @@ func (c *copier) copyLocal(spec copySpec, src, dest string, destIsDir bool) erro
 			return err
 		}
 		if len(matches) == 0 {
-			return fmt.Errorf("no source files were specified: %s matches nothing in %s", src, c.tree.describe())
-		}
-		if len(matches) > 1 {
-			destIsDir = true
+			return errEmptyWildcard{src: src, tree: c.tree.describe()}
 		}
 	}
 	for _, m := range matches {
@@ -250,6 +266,13 @@ func (c *copier) copyLocal(spec copySpec, src, dest string, destIsDir bool) erro
 		}
 	}
 	return nil
+}
+
+// errEmptyWildcard is a wildcard source that matches nothing.
+type errEmptyWildcard struct{ src, tree string }
+
+func (e errEmptyWildcard) Error() string {
+	return fmt.Sprintf("no source files were specified: %s matches nothing in %s", e.src, e.tree)
 }
 
 // excluded reports a source that --exclude names, whether matched by the
