@@ -106,6 +106,32 @@ COPY nomatch* f?o none[0-9] /dst3
 				hasFile("/dst3", "F", 0o644, 0, 0),
 			},
 		},
+		{
+			// fsutil's copy makes the destination of a directory source
+			// with the --chmod mode, as it makes missing parents; an
+			// existing destination keeps its mode.
+			name: "--chmod applies to the destination directory COPY and ADD create",
+			files: map[string]string{"Dockerfile": `FROM $BASE
+RUN mkdir -m 710 /existing
+COPY --chmod=777 d /d777
+ADD --chmod=700 d /d700
+COPY --chmod=751 d /new/
+COPY --chmod=750 d /deep/er/dir
+COPY --chmod=700 d /existing
+`, "d/f": "F", "d/sub/g": "G"},
+			checks: []check{
+				hasDir("/d777", 0o777, 0, 0),
+				hasFile("/d777/f", "F", 0o777, 0, 0),
+				hasDir("/d777/sub", 0o777, 0, 0),
+				hasDir("/d700", 0o700, 0, 0),
+				hasDir("/new", 0o751, 0, 0),
+				hasFile("/new/sub/g", "G", 0o751, 0, 0),
+				hasDir("/deep", 0o750, 0, 0),
+				hasDir("/deep/er/dir", 0o750, 0, 0),
+				hasDir("/existing", 0o710, 0, 0),
+				hasFile("/existing/f", "F", 0o700, 0, 0),
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -336,9 +336,10 @@ func (t sourceTree) ignoreHint() string {
 }
 
 // copyDir copies a directory's contents (not the directory itself, as
-// docker does) to dest. A dest it creates is 0755 even with --chmod, as
-// BuildKit makes it (kaniko's #3166 left it unreadable); the directories
-// inside take the source's mode, or --chmod.
+// docker does) to dest. A dest it creates is made as its missing parents
+// are, with the --chmod mode (BuildKit v0.34's fsutil copy), else 0755; an
+// existing dest keeps its mode. The directories inside take the source's
+// mode, or --chmod.
 func (c *copier) copyDir(hostSrc, relSrc, dest string) error {
 	if err := c.mkdirParents(path.Dir(path.Clean(dest))); err != nil {
 		return err
@@ -346,7 +347,11 @@ func (c *copier) copyDir(hostSrc, relSrc, dest string) error {
 	if err := c.dst.reveal(dest); err != nil {
 		return err
 	}
-	created, err := mkdirAll(c.dst.dir, dest, 0o755, c.parentUID(), c.parentGID(), c.epoch)
+	mode := os.FileMode(0o755)
+	if c.mode != nil {
+		mode = *c.mode
+	}
+	created, err := mkdirAll(c.dst.dir, dest, mode, c.parentUID(), c.parentGID(), c.epoch)
 	for _, p := range created {
 		c.record(p)
 	}
