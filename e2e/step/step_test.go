@@ -281,3 +281,29 @@ func TestStepsLinkNoClusterPackages(t *testing.T) {
 		}
 	}
 }
+
+// slipway-warm only reads a Dockerfile and pulls images: it must not link
+// the builder, nor the build-context fetchers with their git and cloud
+// SDKs.
+func TestWarmLinksNoBuilder(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "../../steps/warm").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		for _, banned := range []string{
+			"github.com/slipway-build/slipway/engine/build",
+			"github.com/slipway-build/slipway/engine/buildcontext",
+			"github.com/slipway-build/slipway/engine/job",
+			"github.com/go-git/",
+			"github.com/aws/",
+			"cloud.google.com/",
+			"github.com/Azure/",
+		} {
+			if pkg == banned || strings.HasPrefix(pkg, banned) && strings.HasSuffix(banned, "/") {
+				t.Errorf("slipway-warm links %s", pkg)
+			}
+		}
+	}
+}
+

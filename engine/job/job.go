@@ -22,6 +22,7 @@ import (
 	"github.com/slipway-build/slipway/engine/build"
 	"github.com/slipway-build/slipway/engine/buildcontext"
 	"github.com/slipway-build/slipway/engine/cache"
+	"github.com/slipway-build/slipway/engine/flagvalue"
 	"github.com/slipway-build/slipway/engine/publish"
 	"github.com/slipway-build/slipway/engine/registry"
 	"github.com/slipway-build/slipway/engine/run"
@@ -81,11 +82,11 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 	if err := cfg.Registry.Validate(); err != nil {
 		return v1.Hash{}, err
 	}
-	buildArgs, err := ParseBuildArgs(cfg.BuildArgs, os.LookupEnv)
+	buildArgs, err := flagvalue.BuildArgs(cfg.BuildArgs, os.LookupEnv)
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	labels, err := parseKeyValues("--label", cfg.Labels)
+	labels, err := flagvalue.Pairs("--label", "key=value", cfg.Labels, false)
 	if err != nil {
 		return v1.Hash{}, err
 	}
@@ -93,7 +94,7 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	platform, err := ParsePlatform(cfg.CustomPlatform)
+	platform, err := flagvalue.Platform(cfg.CustomPlatform)
 	if err != nil {
 		return v1.Hash{}, err
 	}

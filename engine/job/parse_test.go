@@ -1,28 +1,11 @@
 package job
 
 import (
-	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/slipway-build/slipway/engine/build"
 )
-
-func TestParseBuildArgs(t *testing.T) {
-	env := map[string]string{"FROM_ENV": "e", "EMPTY": ""}
-	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	got, err := ParseBuildArgs([]string{"A=1", "B=x=y", "C=", "FROM_ENV", "EMPTY", "MISSING"}, lookup)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{"A": "1", "B": "x=y", "C": "", "FROM_ENV": "e", "EMPTY": ""}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("got %v, want %v", got, want)
-	}
-	if _, err := ParseBuildArgs([]string{"=v"}, lookup); err == nil {
-		t.Error("an empty name must be refused")
-	}
-}
 
 func TestParseSecrets(t *testing.T) {
 	tests := []struct {
@@ -51,15 +34,5 @@ func TestParseSecrets(t *testing.T) {
 				t.Errorf("got %v %v", got, err)
 			}
 		})
-	}
-}
-
-func TestParsePlatform(t *testing.T) {
-	p, err := ParsePlatform("linux/arm64/v8")
-	if err != nil || p.OS != "linux" || p.Architecture != "arm64" || p.Variant != "v8" {
-		t.Errorf("got %+v %v", p, err)
-	}
-	if _, err := ParsePlatform("arm64"); err == nil {
-		t.Error("want an error for a platform without an OS")
 	}
 }

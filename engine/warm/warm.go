@@ -16,7 +16,7 @@ import (
 
 	"github.com/slipway-build/slipway/engine/cache"
 	"github.com/slipway-build/slipway/engine/dockerfile"
-	"github.com/slipway-build/slipway/engine/job"
+	"github.com/slipway-build/slipway/engine/flagvalue"
 	"github.com/slipway-build/slipway/engine/registry"
 )
 
@@ -52,7 +52,7 @@ func Warm(ctx context.Context, opts Options) error {
 	if err := opts.Registry.Validate(); err != nil {
 		return err
 	}
-	platform, err := job.ParsePlatform(opts.Platform)
+	platform, err := flagvalue.Platform(opts.Platform)
 	if err != nil {
 		return err
 	}
@@ -61,7 +61,7 @@ func Warm(ctx context.Context, opts Options) error {
 		images = append(images, Image{Ref: ref, Platform: platform})
 	}
 	if opts.Dockerfile != "" {
-		args, err := job.ParseBuildArgs(opts.BuildArgs, os.LookupEnv)
+		args, err := flagvalue.BuildArgs(opts.BuildArgs, os.LookupEnv)
 		if err != nil {
 			return err
 		}

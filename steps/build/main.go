@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/slipway-build/slipway/engine/flagvalue"
 	"github.com/slipway-build/slipway/engine/job"
 	"github.com/slipway-build/slipway/engine/publish"
 	"github.com/slipway-build/slipway/engine/run"
@@ -105,7 +106,7 @@ func action(c *cli.Context) error {
 	}
 	reg.Insecure, reg.SkipTLSVerify = c.Bool("insecure"), c.Bool("skip-tls-verify")
 	reg.SkipDefaultRegistryFallback, reg.PushRetry = c.Bool("skip-default-registry-fallback"), c.Int("push-retry")
-	if reg.RegistryClientCerts, err = stepflags.HostPairs("--registry-client-cert", c.StringSlice("registry-client-cert")); err != nil {
+	if reg.RegistryClientCerts, err = flagvalue.Pairs("--registry-client-cert", "host=value", c.StringSlice("registry-client-cert"), true); err != nil {
 		return err
 	}
 	if reg.RegistryMaps, err = registryMaps(c.StringSlice("registry-map")); err != nil {
@@ -173,9 +174,9 @@ func registryMaps(values []string) (map[string][]string, error) {
 	}
 	out := map[string][]string{}
 	for _, v := range values {
-		k, val, ok := strings.Cut(v, "=")
-		if !ok || k == "" || val == "" {
-			return nil, fmt.Errorf("--registry-map %q: want original=remapped", v)
+		k, val, err := flagvalue.Pair("--registry-map", "original=remapped", v, true)
+		if err != nil {
+			return nil, err
 		}
 		out[k] = append(out[k], strings.Split(val, ";")...)
 	}

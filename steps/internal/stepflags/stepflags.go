@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/slipway-build/slipway/engine/flagvalue"
 	"github.com/slipway-build/slipway/engine/logging"
 	"github.com/slipway-build/slipway/engine/registry"
 	"github.com/slipway-build/slipway/engine/version"
@@ -89,7 +89,7 @@ func Pull() []cli.Flag {
 
 // PullOptions reads the Pull flags.
 func PullOptions(c *cli.Context, userAgent string) (registry.Options, error) {
-	certs, err := HostPairs("--registry-certificate", c.StringSlice("registry-certificate"))
+	certs, err := flagvalue.Pairs("--registry-certificate", "host=value", c.StringSlice("registry-certificate"), true)
 	if err != nil {
 		return registry.Options{}, err
 	}
@@ -103,20 +103,4 @@ func PullOptions(c *cli.Context, userAgent string) (registry.Options, error) {
 		ImageDownloadRetry:      c.Int("image-download-retry"),
 		UserAgent:               userAgent,
 	}, nil
-}
-
-// HostPairs reads repeated host=value flags.
-func HostPairs(flag string, values []string) (map[string]string, error) {
-	if len(values) == 0 {
-		return nil, nil
-	}
-	out := map[string]string{}
-	for _, v := range values {
-		k, val, ok := strings.Cut(v, "=")
-		if !ok || k == "" || val == "" {
-			return nil, fmt.Errorf("%s %q: want host=value", flag, v)
-		}
-		out[k] = val
-	}
-	return out, nil
 }
