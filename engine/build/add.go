@@ -2,9 +2,6 @@ package build
 
 import (
 	"archive/tar"
-	"bufio"
-	"bytes"
-	"compress/bzip2"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -18,39 +15,33 @@ import (
 	"strings"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/ulikunitz/xz"
+	"github.com/slipway-build/slipway/engine/compressed"
 )
 
 // openArchive returns a tar reader if the file is a tar, plain or
-// compressed with gzip, bzip2 or xz: the formats docker's ADD unpacks.
+// compressed in one of the formats docker's ADD unpacks.
 func openArchive(file string) (*tar.Reader, io.Closer, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, nil, err
 	}
-	br := bufio.NewReader(f)
-	magic, _ := br.Peek(6)
-	var r io.Reader = br
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			f.Close()
-			return nil, nil, err
-		}
-		r = zr
-	case bytes.HasPrefix(magic, []byte("BZh")):
-		r = bzip2.NewReader(br)
-	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
-		zr, err := xz.NewReader(br)
-		if err != nil {
-			f.Close()
-			return nil, nil, err
-		}
-		r = zr
+	r, _, err := compressed.Reader(f)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
 	}
-	return tar.NewReader(r), f, nil
+	return tar.NewReader(r), closers{r, f}, nil
+}
+
+// closers closes the decompressor, then the file under it.
+type closers []io.Closer
+
+func (cs closers) Close() error {
+	var errs []error
+	for _, c := range cs {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // isArchive reports whether ADD should unpack the file: it must read as a

@@ -22,6 +22,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
 )
 
 // check inspects a built image.
@@ -181,11 +183,15 @@ COPY --chown=app dir /owned/deep/
 		{
 			name: "ADD unpacks local archives and fetches URLs",
 			files: map[string]string{
-				"Dockerfile": fmt.Sprintf("FROM $BASE\nADD pkg.tar.gz /opt/\nADD --checksum=sha256:%s %s/dl/file.bin /downloads/\nCOPY pkg.tar.gz /kept/\n", hex.EncodeToString(sum[:]), server.URL),
-				"pkg.tar.gz": tarball,
+				"Dockerfile":  fmt.Sprintf("FROM $BASE\nADD pkg.tar.gz /opt/\nADD pkg.tar.zst pkg.tar.xz /zx/\nADD --checksum=sha256:%s %s/dl/file.bin /downloads/\nCOPY pkg.tar.gz /kept/\n", hex.EncodeToString(sum[:]), server.URL),
+				"pkg.tar.gz":  tarball,
+				"pkg.tar.zst": compressTar(t, "zstd", map[string]string{"z/readme": "zstd"}),
+				"pkg.tar.xz":  compressTar(t, "xz", map[string]string{"x/readme": "xz"}),
 			},
 			checks: []check{
 				hasFile("/opt/pkg/readme", "from the archive", 0o644, 0, 0),
+				hasFile("/zx/z/readme", "zstd", 0o644, 0, 0),
+				hasFile("/zx/x/readme", "xz", 0o644, 0, 0),
 				hasFile("/downloads/file.bin", string(payload), 0o600, 0, 0),
 				hasFile("/kept/pkg.tar.gz", tarball, 0o644, 0, 0),
 			},
@@ -499,8 +505,24 @@ func must(t *testing.T, err error) {
 
 func tarGz(t *testing.T, files map[string]string) string {
 	t.Helper()
+	return compressTar(t, "gzip", files)
+}
+
+// compressTar makes a tar of files, compressed with gzip, xz or zstd.
+func compressTar(t *testing.T, format string, files map[string]string) string {
+	t.Helper()
 	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
+	var zw io.WriteCloser
+	var err error
+	switch format {
+	case "gzip":
+		zw = gzip.NewWriter(&buf)
+	case "xz":
+		zw, err = xz.NewWriter(&buf)
+	case "zstd":
+		zw, err = zstd.NewWriter(&buf)
+	}
+	must(t, err)
 	tw := tar.NewWriter(zw)
 	for name, content := range files {
 		must(t, tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(content)), Typeflag: tar.TypeReg, ModTime: time.Unix(1600000000, 0)}))

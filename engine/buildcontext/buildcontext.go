@@ -3,7 +3,7 @@
 // It accepts every --context form kaniko accepts, with kaniko's syntax:
 //
 //	/path, dir:///path          a local directory, used in place
-//	tar:///path/ctx.tar.gz      a local tarball (tar, gzip, bzip2 or zstd)
+//	tar:///path/ctx.tar.gz      a local tarball (tar, gzip, bzip2, xz or zstd)
 //	tar://stdin                 a tarball on standard input
 //	https://host/ctx.tar.gz     a tarball over http(s); basic auth from the URL's user:password
 //	git://host/org/repo[#REF[#COMMIT]]

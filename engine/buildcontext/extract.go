@@ -2,10 +2,6 @@ package buildcontext
 
 import (
 	"archive/tar"
-	"bufio"
-	"bytes"
-	"compress/bzip2"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -16,12 +12,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
+
+	"github.com/slipway-build/slipway/engine/compressed"
 )
 
-// Extract unpacks a tar stream, plain or compressed with gzip, bzip2 or
-// zstd (detected from its first bytes), into dest. It reads the stream once,
+// Extract unpacks a tar stream, plain or compressed with gzip, bzip2, xz
+// or zstd (detected from its first bytes), into dest. It reads the stream once,
 // as it arrives, and stops with ErrTooLarge as soon as more than maxSize
 // bytes come out of the decompressor or are written to disk, so a
 // decompression bomb costs at most maxSize of disk.
@@ -36,29 +33,11 @@ func Extract(ctx context.Context, r io.Reader, dest string, maxSize int64) error
 	if maxSize <= 0 {
 		maxSize = DefaultMaxSize
 	}
-	br := bufio.NewReaderSize(r, 64<<10)
-	magic, _ := br.Peek(6)
-	var stream io.Reader = br
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return fmt.Errorf("%w: bad gzip header: %v", ErrNotTarball, err)
-		}
-		defer zr.Close()
-		stream = zr
-	case bytes.HasPrefix(magic, []byte("BZh")):
-		stream = bzip2.NewReader(br)
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return fmt.Errorf("%w: bad zstd header: %v", ErrNotTarball, err)
-		}
-		defer zr.Close()
-		stream = zr
-	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
-		return fmt.Errorf("%w: xz compression is not supported; compress the context with gzip, bzip2 or zstd", ErrNotTarball)
+	stream, _, err := compressed.Reader(r)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrNotTarball, err)
 	}
+	defer stream.Close()
 	x := &extractor{dest: dest, budget: &budget{max: maxSize}}
 	counted := &countingReader{r: stream, b: x.budget}
 	return x.run(ctx, tar.NewReader(counted), counted)
@@ -115,7 +94,7 @@ func (x *extractor) run(ctx context.Context, tr *tar.Reader, counted *countingRe
 				return err
 			}
 			if entries == 0 {
-				return fmt.Errorf("%w (expected tar, tar.gz, tar.bz2 or tar.zst): %v", ErrNotTarball, err)
+				return fmt.Errorf("%w (expected tar, tar.gz, tar.bz2, tar.xz or tar.zst): %v", ErrNotTarball, err)
 			}
 			return fmt.Errorf("reading the archive after %d entries: %w", entries, err)
 		}

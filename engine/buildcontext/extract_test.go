@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
 )
 
 func TestExtractTree(t *testing.T) {
@@ -18,6 +19,13 @@ func TestExtractTree(t *testing.T) {
 	zw, _ := zstd.NewWriter(&zst)
 	zw.Write(plain)
 	zw.Close()
+	var txz bytes.Buffer
+	xw, err := xz.NewWriter(&txz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	xw.Write(plain)
+	xw.Close()
 	for _, tc := range []struct {
 		name string
 		data []byte
@@ -25,6 +33,7 @@ func TestExtractTree(t *testing.T) {
 		{"tar", plain},
 		{"tar.gz", gzipBytes(t, plain)},
 		{"tar.zst", zst.Bytes()},
+		{"tar.xz", txz.Bytes()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dest := t.TempDir()
@@ -127,7 +136,7 @@ func TestExtractNotATarball(t *testing.T) {
 		{"empty", ""},
 		{"html", "<html><body>Sign in</body></html>\n"},
 		{"gzip of text", string(gzipBytes(t, []byte("hello, this is not a tar archive at all")))},
-		{"xz", "\xfd7zXZ\x00rest"},
+		{"bad xz header", "\xfd7zXZ\x00rest"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := Extract(context.Background(), strings.NewReader(tc.data), t.TempDir(), 1<<20)

@@ -1,0 +1,85 @@
+// Package compressed recognises a compressed stream by its first bytes and
+// decompresses it: gzip, bzip2, xz and zstd, the formats docker's ADD and
+// build contexts take. Build contexts and ADD share it, so both accept the
+// same four.
+package compressed
+
+import (
+	"bufio"
+	"bytes"
+	"compress/bzip2"
+	"fmt"
+	"io"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+)
+
+// Format is a compression a stream was found to use.
+type Format string
+
+// The formats Detect tells apart; Uncompressed is anything else.
+const (
+	Uncompressed Format = ""
+	Gzip         Format = "gzip"
+	Bzip2        Format = "bzip2"
+	Xz           Format = "xz"
+	Zstd         Format = "zstd"
+)
+
+var magics = []struct {
+	format Format
+	magic  []byte
+}{
+	{Gzip, []byte{0x1f, 0x8b}},
+	{Bzip2, []byte("BZh")},
+	{Xz, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}},
+	{Zstd, []byte{0x28, 0xb5, 0x2f, 0xfd}},
+}
+
+// Detect names the compression of the stream br starts with, without
+// consuming anything.
+func Detect(br *bufio.Reader) Format {
+	head, _ := br.Peek(6)
+	for _, m := range magics {
+		if bytes.HasPrefix(head, m.magic) {
+			return m.format
+		}
+	}
+	return Uncompressed
+}
+
+// Reader returns the decompressed content of r, whichever of the formats
+// it is in, and the format found; an uncompressed stream is returned as
+// is. Close releases the decompressor, not r.
+func Reader(r io.Reader) (io.ReadCloser, Format, error) {
+	br, ok := r.(*bufio.Reader)
+	if !ok {
+		br = bufio.NewReaderSize(r, 64<<10)
+	}
+	format := Detect(br)
+	switch format {
+	case Gzip:
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, format, fmt.Errorf("bad gzip header: %w", err)
+		}
+		return zr, format, nil
+	case Bzip2:
+		return io.NopCloser(bzip2.NewReader(br)), format, nil
+	case Xz:
+		zr, err := xz.NewReader(br)
+		if err != nil {
+			return nil, format, fmt.Errorf("bad xz header: %w", err)
+		}
+		return io.NopCloser(zr), format, nil
+	case Zstd:
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, format, fmt.Errorf("bad zstd header: %w", err)
+		}
+		return zr.IOReadCloser(), format, nil
+	}
+	return io.NopCloser(br), format, nil
+}
