@@ -306,4 +306,3 @@ func TestWarmLinksNoBuilder(t *testing.T) {
 		}
 	}
 }
-
