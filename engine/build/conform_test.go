@@ -132,6 +132,39 @@ COPY --chmod=700 d /existing
 				hasFile("/existing/f", "F", 0o700, 0, 0),
 			},
 		},
+		{
+			// BuildKit's file operations take "root" and numbers as
+			// uid:uid without a passwd file, and a name without an entry
+			// as 0:0.
+			name: "WORKDIR under USER root in an image without /etc/passwd",
+			files: map[string]string{"Dockerfile": `FROM scratch
+USER root
+WORKDIR /w
+USER 5:6
+WORKDIR /five
+USER nobody-here
+WORKDIR /ghost
+`},
+			checks: []check{
+				hasDir("/w", 0o755, 0, 0),
+				hasDir("/five", 0o755, 5, 6),
+				hasDir("/ghost", 0o755, 0, 0),
+			},
+		},
+		{
+			name: "WORKDIR under a numeric USER without a passwd entry",
+			files: map[string]string{"Dockerfile": `FROM $BASE
+USER 9999
+WORKDIR /w/x
+USER app:nogroup
+WORKDIR /app-nogroup
+`},
+			checks: []check{
+				hasDir("/w", 0o755, 9999, 9999),
+				hasDir("/w/x", 0o755, 9999, 9999),
+				hasDir("/app-nogroup", 0o755, 1000, 65534),
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

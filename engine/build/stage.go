@@ -332,7 +332,8 @@ func (s *stage) setWorkdir(c *instructions.WorkdirCommand) string {
 }
 
 // mkWorkdir creates the working directory as BuildKit does, owned by the
-// current USER, in a layer of its own.
+// current USER as BuildKit's file operations resolve it, in a layer of its
+// own.
 func (s *stage) mkWorkdir(ctx context.Context, c *instructions.WorkdirCommand, wd string) error {
 	return s.writeFiles(ctx, func(d destRoot) error {
 		uid, gid := 0, 0
@@ -340,11 +341,11 @@ func (s *stage) mkWorkdir(ctx context.Context, c *instructions.WorkdirCommand, w
 			if err := d.revealUserDB(); err != nil {
 				return err
 			}
-			usr, err := userdb.ResolveUser(d.dir, u)
+			u32, g32, err := userdb.ResolveFileOwner(d.dir, u)
 			if err != nil {
 				return err
 			}
-			uid, gid = int(usr.UID), int(usr.GID)
+			uid, gid = int(u32), int(g32)
 		}
 		if err := d.reveal(wd); err != nil {
 			return err

@@ -48,6 +48,15 @@ func ResolveUser(root, spec string) (User, error) {
 	if err != nil {
 		return User{}, err
 	}
+	// BuildKit's fast path (executor/oci.ParseUIDGID): with both ids
+	// numeric, or "root", no user database is read for them.
+	if hasGroup {
+		uid, ok1 := fileOpID(userPart)
+		gid, ok2 := fileOpID(groupPart)
+		if ok1 && ok2 {
+			return User{UID: uid, GID: gid, Groups: []uint32{gid}, Home: homeOf(passwd, uid)}, nil
+		}
+	}
 	var u User
 	var name string
 	if id, ok := numeric(userPart); ok {
@@ -65,13 +74,7 @@ func ResolveUser(root, spec string) (User, error) {
 		}
 		u.UID, u.GID, name = p.uid, p.gid, p.name
 	}
-	u.Home = "/"
-	for _, p := range passwd {
-		if p.uid == u.UID {
-			u.Home = p.home
-			break
-		}
-	}
+	u.Home = homeOf(passwd, u.UID)
 	groups, err := readGroup(root)
 	if err != nil {
 		return User{}, err
@@ -98,6 +101,52 @@ func ResolveUser(root, spec string) (User, error) {
 		}
 	}
 	return u, nil
+}
+
+// ResolveFileOwner resolves a USER value to the owner of the directories
+// WORKDIR creates, with the rules of BuildKit's file operations
+// (llb.WithUser, readUser), which differ from those for a process: "root"
+// and a number need no passwd file and give that id as uid and gid; a name
+// takes its passwd entry's uid and gid, and 0:0 when it has none; a group,
+// by "root", number or name, sets the gid, and a name /etc/group lacks
+// leaves it as it was.
+func ResolveFileOwner(root, spec string) (uid, gid uint32, err error) {
+	userPart, groupPart, _ := strings.Cut(spec, ":")
+	if id, ok := fileOpID(userPart); ok {
+		uid, gid = id, id
+	} else {
+		passwd, err := readPasswd(root)
+		if err != nil {
+			return 0, 0, err
+		}
+		if p, found := findPasswd(passwd, userPart); found {
+			uid, gid = p.uid, p.gid
+		}
+	}
+	if groupPart == "" {
+		return uid, gid, nil
+	}
+	if id, ok := fileOpID(groupPart); ok {
+		return uid, id, nil
+	}
+	groups, err := readGroup(root)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, g := range groups {
+		if g.name == groupPart {
+			return uid, g.gid, nil
+		}
+	}
+	return uid, gid, nil
+}
+
+// fileOpID is BuildKit's parseUID: "root" is 0 without a passwd file.
+func fileOpID(s string) (uint32, bool) {
+	if s == "root" {
+		return 0, true
+	}
+	return numeric(s)
 }
 
 // ResolveChown resolves a COPY/ADD --chown value. As Docker documents, a
@@ -129,6 +178,16 @@ func ResolveChown(root, spec string) (uid, gid uint32, err error) {
 		return 0, 0, fmt.Errorf("--chown=%s: %w", spec, err)
 	}
 	return uid, gid, nil
+}
+
+// homeOf is runc's HOME for a uid: the first passwd entry with it, else /.
+func homeOf(passwd []passwdEntry, uid uint32) string {
+	for _, p := range passwd {
+		if p.uid == uid {
+			return p.home
+		}
+	}
+	return "/"
 }
 
 func resolveGroup(groups []groupEntry, spec string) (uint32, error) {

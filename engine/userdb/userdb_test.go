@@ -40,6 +40,7 @@ func TestResolveUser(t *testing.T) {
 		{spec: "1000:0", want: User{UID: 1000, GID: 0, Groups: []uint32{0}, Home: "/home/app"}},
 		{spec: "app:staff", want: User{UID: 1000, GID: 50, Groups: []uint32{50}, Home: "/home/app"}},
 		{spec: "app:7", want: User{UID: 1000, GID: 7, Groups: []uint32{7}, Home: "/home/app"}},
+		{spec: "root:root", want: User{UID: 0, GID: 0, Groups: []uint32{0}, Home: "/root"}},
 		{spec: "ghost", wantErr: "unable to find user ghost"},
 		{spec: "app:ghosts", wantErr: "unable to find group ghosts"},
 	}
@@ -112,5 +113,60 @@ func TestEtcSymlinkStaysInRoot(t *testing.T) {
 	}
 	if _, err := ResolveUser(root, "evil"); err == nil {
 		t.Error("an absolute /etc symlink was followed outside the root")
+	}
+}
+
+func TestResolveUserWithoutPasswd(t *testing.T) {
+	empty := t.TempDir()
+	for spec, want := range map[string]User{
+		"root:root": {UID: 0, GID: 0, Groups: []uint32{0}, Home: "/"},
+		"5:6":       {UID: 5, GID: 6, Groups: []uint32{6}, Home: "/"},
+		"5":         {UID: 5, GID: 0, Groups: []uint32{0}, Home: "/"},
+	} {
+		got, err := ResolveUser(empty, spec)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: got %+v, %v; want %+v", spec, got, err, want)
+		}
+	}
+	// BuildKit's RUN (GetExecUser) finds no user "root" without a
+	// passwd file; only WORKDIR's file operation takes the name as 0.
+	if _, err := ResolveUser(empty, "root"); err == nil {
+		t.Error("USER root resolved without /etc/passwd for a process")
+	}
+}
+
+func TestResolveFileOwner(t *testing.T) {
+	root := testRoot(t)
+	empty := t.TempDir()
+	tests := []struct {
+		root     string
+		spec     string
+		uid, gid uint32
+	}{
+		{root: root, spec: "root", uid: 0, gid: 0},
+		{root: root, spec: "app", uid: 1000, gid: 1001},  // the passwd entry's gid
+		{root: root, spec: "1000", uid: 1000, gid: 1000}, // a number is uid and gid, passwd or not
+		{root: root, spec: "9999", uid: 9999, gid: 9999}, // no entry
+		{root: root, spec: "ghost", uid: 0, gid: 0},      // BuildKit: no entry, root
+		{root: root, spec: "app:staff", uid: 1000, gid: 50},
+		{root: root, spec: "app:7", uid: 1000, gid: 7},
+		{root: root, spec: "app:root", uid: 1000, gid: 0},
+		{root: root, spec: "app:ghosts", uid: 1000, gid: 1001}, // unknown group: the gid stays
+		{root: root, spec: "app:", uid: 1000, gid: 1001},
+		{root: empty, spec: "root", uid: 0, gid: 0},
+		{root: empty, spec: "9999", uid: 9999, gid: 9999},
+		{root: empty, spec: "root:root", uid: 0, gid: 0},
+		{root: empty, spec: "app", uid: 0, gid: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.spec, func(t *testing.T) {
+			uid, gid, err := ResolveFileOwner(tt.root, tt.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if uid != tt.uid || gid != tt.gid {
+				t.Errorf("got %d:%d, want %d:%d", uid, gid, tt.uid, tt.gid)
+			}
+		})
 	}
 }
