@@ -285,7 +285,10 @@ func (x *extractor) entry(hdr *tar.Header, tr io.Reader) error {
 		return nil
 	}
 	dir, base := path.Split(p)
-	dfd, realDir, err := x.r.openDir(dir, lookup{follow: true, create: true, onCreate: x.markWritten})
+	dfd, realDir, err := x.r.openDir(dir, lookup{follow: true, create: true, onCreate: x.markWritten, skip: x.ignored})
+	if errors.Is(err, errIgnoredPath) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -543,7 +546,10 @@ func (x *extractor) opaque(dir string) error {
 	if x.ignored(dir) {
 		return nil
 	}
-	dfd, realDir, err := x.r.openDir(dir, lookup{follow: true, create: true, onCreate: x.markWritten})
+	dfd, realDir, err := x.r.openDir(dir, lookup{follow: true, create: true, onCreate: x.markWritten, skip: x.ignored})
+	if errors.Is(err, errIgnoredPath) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}

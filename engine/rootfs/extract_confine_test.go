@@ -182,3 +182,37 @@ func mustMkdir(t testing.TB, p string) {
 		t.Fatal(err)
 	}
 }
+
+// In in-place mode the pod's mounts are ignored paths inside the root. An
+// entry reaching one through a symlink is skipped, and so are the
+// directories its lookup would have made there: they would land in the
+// mounted volume, on the host.
+func TestExtractMakesNothingInIgnoredPaths(t *testing.T) {
+	needRoot(t)
+	resolverModes(t, func(t *testing.T) {
+		root := t.TempDir()
+		mnt := filepath.Join(root, "mnt")
+		mustMkdir(t, mnt)
+		layer := mktar(t,
+			symlink("d", "/mnt/new/deeper"), file("d/pwned", "x"),
+			symlink("o", "/mnt/opq/deeper"), file("o/.wh..wh..opq", ""),
+			symlink("w", "/mnt/wh/deeper"), file("w/.wh.x", ""),
+			symlink("up", "../../.."), dir("up/mnt/dir/"), file("up/mnt/sub/f", "x"),
+			file("kept", "x"),
+		)
+		err := Extract(root, layer, NewIndex(), WithIgnoreList(NewIgnoreList("/mnt")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ents, err := os.ReadDir(mnt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			t.Errorf("extraction made /mnt/%s in an ignored path", e.Name())
+		}
+		if _, err := os.Stat(filepath.Join(root, "kept")); err != nil {
+			t.Errorf("the entries after the skipped ones are missing: %v", err)
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -22,6 +23,10 @@ var openat2Unavailable atomic.Bool
 
 // errSymlinkParent is returned by strict lookups that met a symlink.
 var errSymlinkParent = errors.New("a parent is a symlink")
+
+// errIgnoredPath is returned by lookups that would have made a directory
+// at a path their skip function names.
+var errIgnoredPath = errors.New("the path is ignored")
 
 // Root is a directory that lookups are confined to. Paths given to its
 // methods are image paths ("/etc/passwd"), relative to the root.
@@ -70,6 +75,10 @@ type lookup struct {
 	// each through onCreate.
 	create   bool
 	onCreate func(real string)
+	// skip names paths where create must not make a directory: in
+	// in-place mode, the pod's mounts. A symlink may lead a lookup into
+	// one, and a directory made there lands in the mounted volume.
+	skip func(real string) bool
 }
 
 // openDir opens the directory at image path dir as an O_PATH descriptor,
@@ -135,9 +144,14 @@ func (r *Root) walkDir(dir string, lk lookup) (int, string, error) {
 		var st unix.Stat_t
 		err := unix.Fstatat(cur(), name, &st, unix.AT_SYMLINK_NOFOLLOW)
 		if errors.Is(err, unix.ENOENT) && lk.create {
+			made := "/" + path.Join(append(append([]string{}, names...), name)...)
+			if lk.skip != nil && lk.skip(made) {
+				closeAll()
+				return -1, "", fmt.Errorf("resolving %s in %s: %s: %w", dir, r.path, made, errIgnoredPath)
+			}
 			if err = unix.Mkdirat(cur(), name, 0o755); err == nil || errors.Is(err, unix.EEXIST) {
 				if err == nil && lk.onCreate != nil {
-					lk.onCreate("/" + path.Join(append(append([]string{}, names...), name)...))
+					lk.onCreate(made)
 				}
 				err = unix.Fstatat(cur(), name, &st, unix.AT_SYMLINK_NOFOLLOW)
 			}
@@ -241,7 +255,13 @@ func statAt(dfd int, name, hostPath string) (Entry, error) {
 		}
 		e.Linkname = t
 	}
-	x, err := Xattrs(hostPath)
+	xattrPath := hostPath
+	if len(hostPath) >= unix.PathMax {
+		// A layer may nest deeper than the host can name in one path;
+		// the descriptor's /proc entry reaches it all the same.
+		xattrPath = "/proc/self/fd/" + strconv.Itoa(dfd) + "/" + name
+	}
+	x, err := Xattrs(xattrPath)
 	if err != nil {
 		return Entry{}, err
 	}
