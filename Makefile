@@ -22,6 +22,39 @@ build:
 		$(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/slipway-$$s ./steps/$$s || exit 1; \
 	done
 
+# fuzz runs every Go fuzz target for FUZZTIME each; CI gives each 20s. Go
+# fuzzes one target per `go test`, so FUZZ_TARGETS lists them all as
+# package:Function, and the loop fails when a Fuzz function is missing from
+# it. A crasher is written to the package's testdata/fuzz; commit it, and it
+# runs with the package's tests from then on.
+FUZZTIME ?= 1m
+# Minimizing every new interesting input for the default minute would
+# take most of a short run.
+FUZZMINIMIZETIME ?= 5s
+FUZZ_TARGETS := \
+	./engine/dockerfile:FuzzParsePlan \
+	./engine/dockerfile:FuzzExpandWord \
+	./engine/dockerfile:FuzzIgnore \
+	./engine/rootfs:FuzzExtract \
+	./engine/rootfs:FuzzLower \
+	./engine/buildcontext:FuzzExtract \
+	./engine/buildcontext:FuzzParseGitOptions \
+	./engine/job:FuzzFlagValues \
+	./steps/build:FuzzRegistryMap \
+	./steps/internal/stepflags:FuzzHostPairs
+
+.PHONY: fuzz
+fuzz:
+	@for f in $$(grep -rl --include='*_test.go' '^func Fuzz' engine steps e2e $(wildcard tasks)); do \
+		for fn in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo " $(FUZZ_TARGETS) " | grep -q " ./$$(dirname $$f):$$fn " || { echo "fuzz: $$fn in $$f is not in FUZZ_TARGETS"; exit 1; }; \
+		done; \
+	done
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz: $${t##*:} in $${t%%:*} for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) $(FUZZFLAGS) $${t%%:*} || exit 1; \
+	done
+
 # deps installs the Debian packages the tests and the demo run for real.
 deps:
 	@./.ci/deps

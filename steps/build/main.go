@@ -178,7 +178,14 @@ func registryMaps(values []string) (map[string][]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		out[k] = append(out[k], strings.Split(val, ";")...)
+		for _, to := range strings.Split(val, ";") {
+			if to == "" {
+				// An empty name would mean Docker Hub to the registry
+				// client: never a mirror the user asked for.
+				return nil, fmt.Errorf("--registry-map %q: an empty registry between the semicolons; want original=remapped[;remapped...]", v)
+			}
+			out[k] = append(out[k], to)
+		}
 	}
 	return out, nil
 }
