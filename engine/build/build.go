@@ -63,8 +63,7 @@ type Secret struct {
 type Options struct {
 	// ContextDir is the local build context, already fetched.
 	ContextDir string
-	// Dockerfile is the path of the Dockerfile; a relative path that does not
-	// exist is taken relative to ContextDir, as kaniko does.
+	// Dockerfile is the path of the Dockerfile, resolved by DockerfilePath.
 	Dockerfile string
 	BuildArgs  map[string]string
 	Target     string
@@ -225,16 +224,27 @@ func hostPlatform() v1.Platform {
 	return p
 }
 
-func readDockerfile(opts Options) (*dockerfile.Dockerfile, error) {
-	path := opts.Dockerfile
-	if path == "" {
-		path = "Dockerfile"
+// DockerfilePath resolves --dockerfile as kaniko does: empty means the
+// context's Dockerfile; a relative path is taken as given when it exists
+// from the working directory, else inside the context. It is the one rule
+// for where the Dockerfile, and the ignore file beside it, are.
+func DockerfilePath(p, contextDir string) string {
+	if p == "" {
+		return filepath.Join(contextDir, "Dockerfile")
 	}
-	if !filepath.IsAbs(path) {
-		if _, err := os.Stat(path); err != nil {
-			path = filepath.Join(opts.ContextDir, path)
+	if filepath.IsAbs(p) {
+		return p
+	}
+	if _, err := os.Stat(p); err == nil {
+		if abs, err := filepath.Abs(p); err == nil {
+			return abs
 		}
 	}
+	return filepath.Join(contextDir, p)
+}
+
+func readDockerfile(opts Options) (*dockerfile.Dockerfile, error) {
+	path := DockerfilePath(opts.Dockerfile, opts.ContextDir)
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading Dockerfile: %w (check --dockerfile and --context)", err)
@@ -244,11 +254,7 @@ func readDockerfile(opts Options) (*dockerfile.Dockerfile, error) {
 }
 
 func readIgnore(opts Options) (*dockerfile.Ignore, error) {
-	name := opts.Dockerfile
-	if name == "" {
-		name = "Dockerfile"
-	}
-	return dockerfile.ReadIgnore(opts.ContextDir, name)
+	return dockerfile.ReadIgnore(opts.ContextDir, DockerfilePath(opts.Dockerfile, opts.ContextDir))
 }
 
 // builder runs the planned stages and keeps their results for later

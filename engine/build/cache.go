@@ -66,7 +66,7 @@ func (s *stage) prefetch(ctx context.Context) {
 		return
 	}
 	s.b.opts.Log.Info(fmt.Sprintf("Checking the cache for %d steps", len(shadow.dryKeys)), "stage", s.ps.Name)
-	entries := cache.Lookup(ctx, s.b.opts.Cache, shadow.dryKeys)
+	entries := cache.Lookup(ctx, s.b.opts.Log, s.b.opts.Cache, shadow.dryKeys)
 	s.prefetched = make(map[cache.Key]*cache.Entry, len(entries))
 	for i, e := range entries {
 		s.prefetched[shadow.dryKeys[i]] = e

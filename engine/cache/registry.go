@@ -342,9 +342,10 @@ func (r *cacheReader) Read(p []byte) (int, error) {
 }
 
 // Lookup asks store for every key at once and returns the entries in the
-// order of keys, nil for a miss. A failed lookup is logged as a warning and
-// counts as a miss: the step is then built, never the build failed.
-func Lookup(ctx context.Context, store Store, keys []Key) []*Entry {
+// order of keys, nil for a miss. A failed lookup is logged to log as a
+// warning and counts as a miss: the step is then built, never the build
+// failed.
+func Lookup(ctx context.Context, log *slog.Logger, store Store, keys []Key) []*Entry {
 	out := make([]*Entry, len(keys))
 	// A bound keeps a long stage from opening a connection per step.
 	sem := make(chan struct{}, 16)
@@ -357,7 +358,7 @@ func Lookup(ctx context.Context, store Store, keys []Key) []*Entry {
 			defer func() { <-sem }()
 			e, err := store.Get(ctx, k)
 			if err != nil {
-				slog.Warn("Cache lookup failed; building the step instead", "key", string(k), "error", err.Error())
+				log.Warn("Cache lookup failed; building the step instead", "key", string(k), "error", err.Error())
 				return
 			}
 			out[i] = e

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -232,7 +233,7 @@ func TestRegistryStoreCorruptConfig(t *testing.T) {
 	if err == nil || !IsCacheError(err) || e != nil {
 		t.Fatalf("Get = %v, %v; want a cache error", e, err)
 	}
-	if got := Lookup(ctx, store, []Key{k, testKey("never stored")}); got[0] != nil || got[1] != nil {
+	if got := Lookup(ctx, slog.Default(), store, []Key{k, testKey("never stored")}); got[0] != nil || got[1] != nil {
 		t.Errorf("Lookup = %v, want two misses", got)
 	}
 }
@@ -252,7 +253,7 @@ func TestLookupKeepsOrder(t *testing.T) {
 			}
 		}
 	}
-	got := Lookup(ctx, store, keys)
+	got := Lookup(ctx, slog.Default(), store, keys)
 	for i, e := range got {
 		if hit := e != nil; hit != (i%2 == 1) {
 			t.Errorf("step %d: hit = %v", i, hit)

@@ -79,38 +79,19 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	cfg.Registry.Log, cfg.Publish.Log = cfg.Log, cfg.Log
 	if err := cfg.Registry.Validate(); err != nil {
 		return v1.Hash{}, err
 	}
-	buildArgs, err := flagvalue.BuildArgs(cfg.BuildArgs, os.LookupEnv)
+	in, err := parseInputs(cfg)
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	labels, err := flagvalue.Pairs("--label", "key=value", cfg.Labels, false)
-	if err != nil {
+	client := registry.New(cfg.Registry)
+	// Fail before a long build when a destination is wrong or the
+	// credentials cannot push to it.
+	if err := publish.Check(ctx, client, cfg.Publish); err != nil {
 		return v1.Hash{}, err
-	}
-	secrets, err := ParseSecrets(cfg.Secrets)
-	if err != nil {
-		return v1.Hash{}, err
-	}
-	platform, err := flagvalue.Platform(cfg.CustomPlatform)
-	if err != nil {
-		return v1.Hash{}, err
-	}
-	epoch, err := buildEpoch(cfg.Reproducible)
-	if err != nil {
-		return v1.Hash{}, err
-	}
-	mode := run.Mode(cfg.Mode)
-	if mode == "" {
-		mode = run.Chroot
-	}
-	if mode != run.Chroot && mode != run.InPlace {
-		return v1.Hash{}, fmt.Errorf("unknown --mode %q: use chroot or in-place", cfg.Mode)
-	}
-	if len(cfg.Publish.Destinations) == 0 && !cfg.Publish.NoPush {
-		return v1.Hash{}, errors.New("no --destination given: name where to push the image, or pass --no-push")
 	}
 	workDir, err := makeWorkDir(cfg.WorkDir)
 	if err != nil {
@@ -118,31 +99,11 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 	}
 	defer os.RemoveAll(workDir)
 
-	client := registry.New(cfg.Registry)
-	if !cfg.Publish.NoPush && !cfg.Publish.SkipPushPermissionCheck {
-		// Fail before a long build when the credentials cannot push.
-		tags, err := tagsOf(cfg.Publish.Destinations)
-		if err != nil {
-			return v1.Hash{}, err
-		}
-		if err := publish.CheckPushPermissions(ctx, client, tags); err != nil {
-			return v1.Hash{}, err
-		}
-	}
-
-	contextURL := cfg.Context
-	if contextURL == "" {
-		contextURL = "/workspace/"
-	}
-	gitOpts, err := buildcontext.ParseGitOptions(cfg.Git)
+	store, err := layerCacheStore(cfg, client)
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	contextDir, cleanup, err := buildcontext.Prepare(ctx, contextURL, workDir, buildcontext.Options{
-		SubPath: cfg.ContextSubPath,
-		Git:     gitOpts,
-		Stdin:   cfg.Stdin,
-	})
+	contextDir, cleanup, err := fetchContext(ctx, cfg, workDir)
 	if err != nil {
 		return v1.Hash{}, err
 	}
@@ -150,50 +111,11 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 
 	// The executor's scratch files live in the work directory, which
 	// snapshots never see.
-	executor, err := run.New(mode, run.WithLogger(cfg.Log), run.WithStateDir(workDir))
+	executor, err := run.New(in.mode, run.WithLogger(cfg.Log), run.WithStateDir(workDir))
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	images := build.ImageSource(client)
-	if _, err := os.Stat(filepath.Join(cfg.CacheDir, "index.json")); err == nil {
-		// Base images a warmer (slipway-warm) stored in --cache-dir are
-		// read from there before the registry.
-		images = cache.CachedSource{Cache: cache.NewLayoutCache(cfg.CacheDir, cfg.CacheTTL, cache.WithLayoutLogger(cfg.Log)), Upstream: client}
-	}
-	layerCache := ""
-	if fi, err := os.Stat(cfg.CacheDir); err == nil && fi.IsDir() {
-		// A cache directory that exists (a Tekton workspace, a PVC) also
-		// keeps extracted layers, where it is writable.
-		if dir := filepath.Join(cfg.CacheDir, "layers"); os.MkdirAll(dir, 0o755) == nil {
-			layerCache = dir
-		}
-	}
-	var store cache.Store
 	var cacheWrites errgroup.Group
-	if cfg.Cache {
-		repo := cfg.CacheRepo
-		if repo == "" {
-			if len(cfg.Publish.Destinations) == 0 {
-				return v1.Hash{}, errors.New("--cache needs --cache-repo, or a --destination to derive <destination>/cache from")
-			}
-			if repo, err = cache.DefaultRepo(cfg.Publish.Destinations[0]); err != nil {
-				return v1.Hash{}, err
-			}
-		}
-		if strings.HasPrefix(repo, "oci:") {
-			return v1.Hash{}, fmt.Errorf("--cache-repo %s: an OCI layout as the layer cache is not supported; name a registry repository", repo)
-		}
-		cfg.Log.Info("Using the layer cache in " + repo)
-		storeOpts := []cache.RegistryOption{cache.WithLogger(cfg.Log)}
-		if len(cfg.Publish.Destinations) > 0 {
-			if tags, err := tagsOf(cfg.Publish.Destinations[:1]); err == nil {
-				// Layers already pushed to the destination are mounted
-				// into the cache rather than uploaded twice.
-				storeOpts = append(storeOpts, cache.WithMountFrom(tags[0].Context().Name()))
-			}
-		}
-		store = cache.NewRegistryStore(repo, client, cfg.CacheTTL, storeOpts...)
-	}
 	started := time.Now()
 	img, err := build.Build(ctx, build.Options{
 		Cache:            store,
@@ -201,22 +123,22 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 		CacheCopyLayers:  cfg.CacheCopyLayers,
 		NoPushCache:      cfg.NoPushCache,
 		CacheWrites:      &cacheWrites,
-		LayerCacheDir:    layerCache,
+		LayerCacheDir:    extractedLayerDir(cfg.CacheDir),
 		ContextDir:       contextDir,
-		Dockerfile:       dockerfilePath(cfg.Dockerfile, contextDir),
-		BuildArgs:        buildArgs,
+		Dockerfile:       cfg.Dockerfile,
+		BuildArgs:        in.buildArgs,
 		Target:           cfg.Target,
-		Platform:         platform,
-		Labels:           labels,
-		Epoch:            epoch,
+		Platform:         in.platform,
+		Labels:           in.labels,
+		Epoch:            in.epoch,
 		Compression:      cfg.Compression,
 		CompressionLevel: cfg.CompressionLevel,
 		WorkDir:          workDir,
-		Images:           images,
+		Images:           imageSource(cfg, client),
 		Executor:         executor,
-		Mode:             mode,
+		Mode:             in.mode,
 		IgnorePaths:      cfg.IgnorePaths,
-		Secrets:          secrets,
+		Secrets:          in.secrets,
 		CacheDir:         cfg.CacheDir,
 		SkipUnusedStages: &cfg.SkipUnusedStages,
 		SingleSnapshot:   cfg.SingleSnapshot,
@@ -238,20 +160,118 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 	return digest, nil
 }
 
-// dockerfilePath resolves --dockerfile as kaniko does: as given when it
-// exists, else relative to the context.
-func dockerfilePath(p, contextDir string) string {
-	if p == "" {
-		return filepath.Join(contextDir, "Dockerfile")
+// inputs are the Config's flag values, parsed.
+type inputs struct {
+	buildArgs, labels map[string]string
+	secrets           map[string]build.Secret
+	platform          v1.Platform
+	epoch             *time.Time
+	mode              run.Mode
+}
+
+func parseInputs(cfg Config) (in inputs, err error) {
+	if in.buildArgs, err = flagvalue.BuildArgs(cfg.BuildArgs, os.LookupEnv); err != nil {
+		return in, err
 	}
-	if filepath.IsAbs(p) {
-		return p
+	if in.labels, err = flagvalue.Pairs("--label", "key=value", cfg.Labels, false); err != nil {
+		return in, err
 	}
-	if _, err := os.Stat(p); err == nil {
-		abs, _ := filepath.Abs(p)
-		return abs
+	if in.secrets, err = ParseSecrets(cfg.Secrets); err != nil {
+		return in, err
 	}
-	return filepath.Join(contextDir, p)
+	if in.platform, err = flagvalue.Platform(cfg.CustomPlatform); err != nil {
+		return in, err
+	}
+	if in.epoch, err = buildEpoch(cfg.Reproducible); err != nil {
+		return in, err
+	}
+	in.mode = run.Mode(cfg.Mode)
+	if in.mode == "" {
+		in.mode = run.Chroot
+	}
+	if in.mode != run.Chroot && in.mode != run.InPlace {
+		return in, fmt.Errorf("unknown --mode %q: use chroot or in-place", cfg.Mode)
+	}
+	return in, nil
+}
+
+// fetchContext places the build context (--context, /workspace/ by
+// default) under workDir.
+func fetchContext(ctx context.Context, cfg Config, workDir string) (dir string, cleanup func(), err error) {
+	contextURL := cfg.Context
+	if contextURL == "" {
+		contextURL = "/workspace/"
+	}
+	gitOpts, err := buildcontext.ParseGitOptions(cfg.Git)
+	if err != nil {
+		return "", nil, err
+	}
+	return buildcontext.Prepare(ctx, contextURL, workDir, buildcontext.Options{
+		SubPath: cfg.ContextSubPath,
+		Git:     gitOpts,
+		Stdin:   cfg.Stdin,
+	})
+}
+
+// imageSource pulls base images from the registries, or first from the
+// base-image layout a warmer (slipway-warm) stored in --cache-dir.
+func imageSource(cfg Config, client *registry.Client) build.ImageSource {
+	if _, err := os.Stat(filepath.Join(cfg.CacheDir, "index.json")); err != nil {
+		return client
+	}
+	return cache.CachedSource{Cache: cache.NewLayoutCache(cfg.CacheDir, cfg.CacheTTL, cache.WithLayoutLogger(cfg.Log)), Upstream: client}
+}
+
+// extractedLayerDir is where extracted layers are kept between builds: in a
+// --cache-dir that exists (a Tekton workspace, a PVC) and is writable;
+// empty otherwise.
+func extractedLayerDir(cacheDir string) string {
+	if fi, err := os.Stat(cacheDir); err != nil || !fi.IsDir() {
+		return ""
+	}
+	dir := filepath.Join(cacheDir, "layers")
+	if os.MkdirAll(dir, 0o755) != nil {
+		return ""
+	}
+	return dir
+}
+
+// layerCacheStore is the registry layer cache (--cache, --cache-repo); nil
+// when --cache is off.
+func layerCacheStore(cfg Config, client *registry.Client) (cache.Store, error) {
+	if !cfg.Cache {
+		return nil, nil
+	}
+	var dest name.Tag
+	if len(cfg.Publish.Destinations) > 0 {
+		// Check has accepted every destination already.
+		tags, err := publish.Tags(cfg.Publish)
+		if err != nil {
+			return nil, err
+		}
+		dest = tags[0]
+	}
+	repo := cfg.CacheRepo
+	if repo == "" {
+		if len(cfg.Publish.Destinations) == 0 {
+			return nil, errors.New("--cache needs --cache-repo, or a --destination to derive <destination>/cache from")
+		}
+		var err error
+		if repo, err = cache.DefaultRepo(cfg.Publish.Destinations[0]); err != nil {
+			return nil, err
+		}
+	}
+	if strings.HasPrefix(repo, "oci:") {
+		return nil, fmt.Errorf("--cache-repo %s: an OCI layout as the layer cache is not supported; name a registry repository", repo)
+	}
+	cfg.Log.Info("Using the layer cache in " + repo)
+	storeOpts := []cache.RegistryOption{cache.WithLogger(cfg.Log)}
+	if len(cfg.Publish.Destinations) > 0 {
+		// Layers already pushed to the destination are mounted into the
+		// cache rather than uploaded twice.
+		storeOpts = append(storeOpts, cache.WithMountFrom(dest.Context().Name()))
+	}
+	return cache.NewRegistryStore(repo, client, cfg.CacheTTL, storeOpts...), nil
 }
 
 func makeWorkDir(dir string) (string, error) {
@@ -266,18 +286,6 @@ func makeWorkDir(dir string) (string, error) {
 		return "", fmt.Errorf("--work-dir %s: %w", dir, err)
 	}
 	return w, nil
-}
-
-func tagsOf(dests []string) ([]name.Tag, error) {
-	var tags []name.Tag
-	for _, d := range dests {
-		t, err := name.NewTag(d, name.WeakValidation)
-		if err != nil {
-			return nil, fmt.Errorf("--destination %s: %w", d, err)
-		}
-		tags = append(tags, t)
-	}
-	return tags, nil
 }
 
 // buildEpoch is the time a reproducible build stamps everywhere:

@@ -42,27 +42,41 @@ type Options struct {
 	// ImagesFile every destination as repo@digest, comma-separated: the
 	// Tekton Chains results IMAGE_URL and IMAGES. Neither ends in a newline.
 	ImageURLFile, ImagesFile string
-	SkipPushPermissionCheck  bool
+	// SkipPushPermissionCheck makes Check pass without asking the
+	// registries.
+	SkipPushPermissionCheck bool
+	// Log receives progress; nil means slog.Default().
+	Log *slog.Logger
 }
 
 // dummyDestination names the image in a tarball when --no-push is given
 // without a destination, as kaniko does.
 const dummyDestination = "docker.io/unset-repo/unset-image-name"
 
+// Check refuses, before a build, outputs that cannot work: destinations
+// that are not image names, or (unless SkipPushPermissionCheck) that the
+// credentials cannot push to. Publish does not check again: a refused push
+// fails it all the same, and leaves nothing behind.
+func Check(ctx context.Context, c *registry.Client, opts Options) error {
+	tags, err := Tags(opts)
+	if err != nil || opts.NoPush || opts.SkipPushPermissionCheck {
+		return err
+	}
+	return checkPushPermissions(ctx, c, tags)
+}
+
 // Publish writes img to every output in opts and returns its digest.
 func Publish(ctx context.Context, img v1.Image, c *registry.Client, opts Options) (v1.Hash, error) {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
 	digest, err := img.Digest()
 	if err != nil {
 		return v1.Hash{}, fmt.Errorf("computing the image digest: %w", err)
 	}
-	tags, err := destinations(opts)
+	tags, err := Tags(opts)
 	if err != nil {
 		return v1.Hash{}, err
-	}
-	if !opts.NoPush && !opts.SkipPushPermissionCheck {
-		if err := CheckPushPermissions(ctx, c, tags); err != nil {
-			return v1.Hash{}, err
-		}
 	}
 
 	var staged []*stagedPath
@@ -72,14 +86,14 @@ func Publish(ctx context.Context, img v1.Image, c *registry.Client, opts Options
 		}
 	}()
 	if opts.OCILayoutPath != "" {
-		s, err := stageOCILayout(img, opts.OCILayoutPath)
+		s, err := stageOCILayout(opts.Log, img, opts.OCILayoutPath)
 		if err != nil {
 			return v1.Hash{}, err
 		}
 		staged = append(staged, s)
 	}
 	if opts.TarPath != "" {
-		s, err := stageTarball(img, tags, opts.TarPath)
+		s, err := stageTarball(opts.Log, img, tags, opts.TarPath)
 		if err != nil {
 			return v1.Hash{}, err
 		}
@@ -107,7 +121,7 @@ func Publish(ctx context.Context, img v1.Image, c *registry.Client, opts Options
 	}
 
 	if opts.NoPush {
-		slog.Info("Skipping push to container registry due to --no-push flag")
+		opts.Log.Info("Skipping push to container registry due to --no-push flag")
 	} else {
 		for _, tag := range tags {
 			if _, err := c.Push(ctx, img, tag); err != nil {
@@ -122,10 +136,9 @@ func Publish(ctx context.Context, img v1.Image, c *registry.Client, opts Options
 	return digest, nil
 }
 
-// CheckPushPermissions fails early, before a build, when the credentials
-// cannot push to one of the destination repositories. Each repository is
-// checked once.
-func CheckPushPermissions(ctx context.Context, c *registry.Client, tags []name.Tag) error {
+// checkPushPermissions fails when the credentials cannot push to one of
+// the destination repositories. Each repository is checked once.
+func checkPushPermissions(ctx context.Context, c *registry.Client, tags []name.Tag) error {
 	checked := map[string]bool{}
 	for _, tag := range tags {
 		repo := tag.Context().String()
@@ -140,7 +153,10 @@ func CheckPushPermissions(ctx context.Context, c *registry.Client, tags []name.T
 	return nil
 }
 
-func destinations(opts Options) ([]name.Tag, error) {
+// Tags parses the destinations: the one parser of --destination. Without
+// one, --no-push is needed, and a --tar-path names its image as kaniko
+// does.
+func Tags(opts Options) ([]name.Tag, error) {
 	dests := opts.Destinations
 	if len(dests) == 0 {
 		if !opts.NoPush {
@@ -262,7 +278,7 @@ func stageFile(path, content string) (*stagedPath, error) {
 	return s, nil
 }
 
-func stageTarball(img v1.Image, tags []name.Tag, path string) (*stagedPath, error) {
+func stageTarball(log *slog.Logger, img v1.Image, tags []name.Tag, path string) (*stagedPath, error) {
 	s, err := stageFile(path, "")
 	if err != nil {
 		return nil, fmt.Errorf("--tar-path %s: %w", path, err)
@@ -271,7 +287,7 @@ func stageTarball(img v1.Image, tags []name.Tag, path string) (*stagedPath, erro
 	for _, tag := range tags {
 		refs[tag] = img
 	}
-	slog.Info("Writing image tarball to " + path)
+	log.Info("Writing image tarball to " + path)
 	if err := tarball.MultiRefWriteToFile(s.tmp, refs); err != nil {
 		s.discard()
 		return nil, fmt.Errorf("--tar-path %s: writing the tarball: %w", path, err)
@@ -282,7 +298,7 @@ func stageTarball(img v1.Image, tags []name.Tag, path string) (*stagedPath, erro
 // stageOCILayout writes a fresh layout beside path. An existing layout is
 // rewritten in place at commit, its index then holding only this image, as
 // kaniko does; any other non-empty path is refused rather than overwritten.
-func stageOCILayout(img v1.Image, path string) (*stagedPath, error) {
+func stageOCILayout(log *slog.Logger, img v1.Image, path string) (*stagedPath, error) {
 	entries, err := os.ReadDir(path)
 	switch {
 	case err == nil && len(entries) > 0:
@@ -306,7 +322,7 @@ func stageOCILayout(img v1.Image, path string) (*stagedPath, error) {
 		return nil, fmt.Errorf("--oci-layout-path %s: %w", path, err)
 	}
 	s := &stagedPath{tmp: tmp, final: path}
-	slog.Info("Writing OCI layout to " + path)
+	log.Info("Writing OCI layout to " + path)
 	if err := writeLayout(tmp, img); err != nil {
 		s.discard()
 		return nil, err

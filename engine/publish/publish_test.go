@@ -215,9 +215,15 @@ func TestPublishRefusedCredentials(t *testing.T) {
 			out := newOutputs(t)
 			opts := out.options(reg.Host + "/team/app:v1")
 			opts.SkipPushPermissionCheck = skipCheck
-			_, err := publish.Publish(context.Background(), harness.BusyboxImage(t), c, opts)
+			err := publish.Check(context.Background(), c, opts)
+			if skipCheck {
+				if err != nil {
+					t.Fatalf("Check with SkipPushPermissionCheck asked the registry: %v", err)
+				}
+				_, err = publish.Publish(context.Background(), harness.BusyboxImage(t), c, opts)
+			}
 			if err == nil {
-				t.Fatal("Publish with a wrong password succeeded")
+				t.Fatal("a wrong password was accepted")
 			}
 			t.Logf("error: %v", err)
 			for _, want := range []string{reg.Host + "/team/app", "UNAUTHORIZED", "check the credentials for " + reg.Host} {

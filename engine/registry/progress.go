@@ -23,7 +23,10 @@ var progressInterval = 5 * time.Second
 // progressTransport reports downloads of large blobs. Pulls are lazy in
 // go-containerregistry (layers are fetched when read), so the transport is
 // the one place that sees every blob download, whoever triggers it.
-type progressTransport struct{ inner http.RoundTripper }
+type progressTransport struct {
+	inner http.RoundTripper
+	log   *slog.Logger
+}
 
 func (p *progressTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := p.inner.RoundTrip(req)
@@ -40,6 +43,7 @@ func (p *progressTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	resp.Body = &progressBody{
 		ReadCloser: resp.Body,
 		what:       "Downloading " + shortDigest(blob) + " from " + req.URL.Host,
+		log:        p.log,
 		total:      resp.ContentLength,
 		last:       time.Now(),
 	}
@@ -49,6 +53,7 @@ func (p *progressTransport) RoundTrip(req *http.Request) (*http.Response, error)
 type progressBody struct {
 	io.ReadCloser
 	what  string
+	log   *slog.Logger
 	total int64
 	done  int64
 	last  time.Time
@@ -59,7 +64,7 @@ func (b *progressBody) Read(p []byte) (int, error) {
 	b.done += int64(n)
 	if now := time.Now(); now.Sub(b.last) >= progressInterval {
 		b.last = now
-		slog.Info(b.what, "progress", fmt.Sprintf("%s of %s", size(b.done), size(b.total)))
+		b.log.Info(b.what, "progress", fmt.Sprintf("%s of %s", size(b.done), size(b.total)))
 	}
 	return n, err
 }
@@ -68,7 +73,7 @@ func (b *progressBody) Read(p []byte) (int, error) {
 // push and logs them at most every progressInterval, only for large pushes.
 // The returned stop must be called once the push returned: the channel is
 // closed by go-containerregistry only if it got as far as using it.
-func logPushProgress(dest string, updates <-chan v1.Update) (stop func()) {
+func logPushProgress(log *slog.Logger, dest string, updates <-chan v1.Update) (stop func()) {
 	var wg sync.WaitGroup
 	quit := make(chan struct{})
 	wg.Add(1)
@@ -91,7 +96,7 @@ func logPushProgress(dest string, updates <-chan v1.Update) (stop func()) {
 			}
 			if now := time.Now(); now.Sub(last) >= progressInterval {
 				last = now
-				slog.Info("Pushing "+dest, "progress", fmt.Sprintf("%s of %s", size(u.Complete), size(u.Total)))
+				log.Info("Pushing "+dest, "progress", fmt.Sprintf("%s of %s", size(u.Complete), size(u.Total)))
 			}
 		}
 	}()

@@ -3,7 +3,6 @@ package registry
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"runtime"
 	"strings"
 
@@ -40,15 +39,15 @@ func (c *Client) Pull(ctx context.Context, ref string, platform v1.Platform) (v1
 	if err != nil {
 		return nil, fmt.Errorf("pulling %s: invalid image reference: %w", ref, err)
 	}
-	slog.Info("Retrieving image manifest " + ref)
+	c.opts.Log.Info("Retrieving image manifest " + ref)
 
 	for _, alt := range c.alternatives(parsed) {
-		slog.Info("Retrieving image " + alt.String() + " from mapped registry " + alt.Context().RegistryStr())
+		c.opts.Log.Info("Retrieving image " + alt.String() + " from mapped registry " + alt.Context().RegistryStr())
 		img, err := c.pullFrom(ctx, ref, alt, platform)
 		if err == nil {
 			return img, nil
 		}
-		slog.Warn("Failed to retrieve image from mapped registry; trying the next one, or the original registry",
+		c.opts.Log.Warn("Failed to retrieve image from mapped registry; trying the next one, or the original registry",
 			"image", alt.String(), "error", err.Error())
 	}
 	if len(c.alternatives(parsed)) > 0 && c.opts.SkipDefaultRegistryFallback {
@@ -60,7 +59,7 @@ func (c *Client) Pull(ctx context.Context, ref string, platform v1.Platform) (v1
 func (c *Client) pullFrom(ctx context.Context, userRef string, ref name.Reference, platform v1.Platform) (v1.Image, error) {
 	registry := ref.Context().RegistryStr()
 	subject := fmt.Sprintf("pulling %s from %s", userRef, registry)
-	img, err := retry(ctx, subject, c.opts.ImageDownloadRetry, c.opts.RetryDelay, func() (v1.Image, error) {
+	img, err := retry(ctx, c.opts.Log, subject, c.opts.ImageDownloadRetry, c.opts.RetryDelay, func() (v1.Image, error) {
 		return c.fetch(ctx, userRef, ref, platform)
 	})
 	return img, c.explain(subject, registry, true, err)
@@ -115,7 +114,7 @@ func (c *Client) alternatives(ref name.Reference) []name.Reference {
 		if alt, err := remap(ref, target); err == nil {
 			out = append(out, alt)
 		} else {
-			slog.Warn("Ignoring unusable registry mirror or map", "target", target, "error", err.Error())
+			c.opts.Log.Warn("Ignoring unusable registry mirror or map", "target", target, "error", err.Error())
 		}
 	}
 	return out

@@ -3,7 +3,6 @@ package registry
 import (
 	"context"
 	"fmt"
-	"log/slog"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -34,11 +33,11 @@ func (c *Client) push(ctx context.Context, what digester, ref name.Reference, wr
 	if err != nil {
 		return v1.Hash{}, fmt.Errorf("%s: computing the image digest: %w", subject, err)
 	}
-	slog.Info("Pushing image to " + ref.String())
+	c.opts.Log.Info("Pushing image to " + ref.String())
 	target := c.Reference(ref, true)
-	_, err = retry(ctx, subject, c.opts.PushRetry, c.opts.RetryDelay, func() (struct{}, error) {
+	_, err = retry(ctx, c.opts.Log, subject, c.opts.PushRetry, c.opts.RetryDelay, func() (struct{}, error) {
 		updates := make(chan v1.Update, 16)
-		stop := logPushProgress(ref.String(), updates)
+		stop := logPushProgress(c.opts.Log, ref.String(), updates)
 		opts := append(c.RemoteOptions(target, true), remote.WithContext(ctx), remote.WithProgress(updates))
 		err := write(target, opts)
 		stop()
@@ -47,7 +46,7 @@ func (c *Client) push(ctx context.Context, what digester, ref name.Reference, wr
 	if err != nil {
 		return v1.Hash{}, c.explain(subject, registry, false, err)
 	}
-	slog.Info(fmt.Sprintf("Pushed %s@%s", ref.Context().Name(), digest))
+	c.opts.Log.Info(fmt.Sprintf("Pushed %s@%s", ref.Context().Name(), digest))
 	return digest, nil
 }
 
@@ -58,7 +57,7 @@ func (c *Client) CheckPushPermission(ctx context.Context, ref name.Reference) er
 	registry := ref.Context().RegistryStr()
 	subject := "checking push permission for " + ref.Context().Name()
 	target := c.Reference(ref, true)
-	_, err := retry(ctx, subject, c.opts.PushRetry, c.opts.RetryDelay, func() (struct{}, error) {
+	_, err := retry(ctx, c.opts.Log, subject, c.opts.PushRetry, c.opts.RetryDelay, func() (struct{}, error) {
 		return struct{}{}, remote.CheckPushPermission(target, c.keychain, c.transport(registry, true))
 	})
 	return c.explain(subject, registry, false, err)

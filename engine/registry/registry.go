@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"slices"
@@ -44,6 +45,8 @@ type Options struct {
 	RetryDelay time.Duration
 	Keychain   authn.Keychain // nil means Keychain()
 	UserAgent  string
+	// Log receives pull, push and retry progress; nil means slog.Default().
+	Log *slog.Logger
 }
 
 // Validate reports flag values that cannot work, so that a step can refuse
@@ -84,6 +87,9 @@ func New(opts Options) *Client {
 	}
 	if opts.RetryDelay <= 0 {
 		opts.RetryDelay = time.Second
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
 	}
 	return &Client{opts: opts, keychain: kc, transports: map[transportKey]http.RoundTripper{}}
 }
@@ -154,7 +160,7 @@ func (c *Client) transport(host string, forPush bool) http.RoundTripper {
 	if err != nil {
 		t = failingTransport{err}
 	} else {
-		t = &progressTransport{inner: base}
+		t = &progressTransport{inner: base, log: c.opts.Log}
 	}
 	c.transports[key] = t
 	return t
