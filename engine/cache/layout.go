@@ -23,6 +23,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/slipway-build/slipway/engine/atomicfile"
 )
 
 // Annotations Slipway puts on the manifests in index.json.
@@ -431,7 +433,7 @@ func (c *LayoutCache) init() error {
 	if _, err := os.Stat(layoutFile); err == nil {
 		return nil
 	}
-	return writeAtomic(layoutFile, []byte(`{"imageLayoutVersion":"1.0.0"}`))
+	return atomicfile.WriteFile(layoutFile, []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644)
 }
 
 // writeBlob streams a blob into place unless a good copy is there already.
@@ -445,30 +447,25 @@ func (c *LayoutCache) writeBlob(h v1.Hash, open func() (io.ReadCloser, error)) e
 		return err
 	}
 	defer rc.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+h.Hex[:12]+"-")
+	tmp, err := atomicfile.Create(filepath.Dir(path), ".tmp-"+h.Hex[:12]+"-")
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
+	defer tmp.Discard()
 	sum := sha256.New()
 	if _, err := io.Copy(io.MultiWriter(tmp, sum), rc); err != nil {
-		tmp.Close()
 		return err
 	}
 	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
 		return err
 	}
 	if got := "sha256:" + hex.EncodeToString(sum.Sum(nil)); got != h.String() {
 		return fmt.Errorf("downloaded content hashes to %s, want %s", got, h)
 	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+	if err := tmp.Chmod(0o644); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), path)
+	return tmp.Commit(path)
 }
 
 func fileMatches(path string, h v1.Hash) (bool, error) {
@@ -517,35 +514,12 @@ func (c *LayoutCache) updateIndex(entry v1.Descriptor) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(c.dir, "index.json"), data)
+	return atomicfile.WriteFile(filepath.Join(c.dir, "index.json"), data, 0o644)
 }
 
 func samePlatform(a, b v1.Platform) bool {
 	a, b = normalizeVariant(a), normalizeVariant(b)
 	return a.OS == b.OS && a.Architecture == b.Architecture && a.Variant == b.Variant && a.OSVersion == b.OSVersion
-}
-
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // ImagePuller is what CachedSource falls back to: engine/registry's Client.

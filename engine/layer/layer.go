@@ -27,6 +27,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/slipway-build/slipway/engine/atomicfile"
+	"github.com/slipway-build/slipway/engine/extracted"
 	"github.com/slipway-build/slipway/engine/rootfs"
 )
 
@@ -62,7 +64,7 @@ type Options struct {
 	// TempDir holds the compressed layer files; the default is os.TempDir.
 	TempDir string
 	// KeepUncompressed, when set, also keeps the uncompressed tar in this
-	// layer cache directory as <algorithm>/<diff ID>.tar, the form
+	// directory of extracted layers (engine/extracted), which
 	// rootfs.WithLayerCache reads, so that unpacking the layer later needs
 	// neither a download nor a decompression.
 	KeepUncompressed string
@@ -97,11 +99,11 @@ func write(f *os.File, root string, changes []Change, opts Options) (v1.Layer, e
 	}
 	diffIDer := sha256.New()
 	sinks := []io.Writer{comp, diffIDer}
-	var kept *os.File
-	if opts.KeepUncompressed != "" {
-		if kept, err = keepFile(opts.KeepUncompressed); err == nil {
-			defer os.Remove(kept.Name())
-			defer kept.Close()
+	var kept *atomicfile.File
+	keep := extracted.Dir(opts.KeepUncompressed)
+	if keep != "" {
+		if kept, err = keep.Create(); err == nil {
+			defer kept.Discard()
 			sinks = append(sinks, kept)
 		}
 	}
@@ -115,10 +117,9 @@ func write(f *os.File, root string, changes []Change, opts Options) (v1.Layer, e
 	if err := comp.Close(); err != nil {
 		return nil, fmt.Errorf("finishing layer compression: %w", err)
 	}
-	if kept != nil && kept.Close() == nil {
+	if kept != nil {
 		// A failure to keep the copy costs only a later download.
-		d := hashOf(diffIDer)
-		_ = os.Rename(kept.Name(), filepath.Join(opts.KeepUncompressed, d.Algorithm, d.Hex+".tar"))
+		_ = keep.Keep(kept, hashOf(diffIDer))
 	}
 	return &fileLayer{
 		path:      f.Name(),
@@ -128,13 +129,6 @@ func write(f *os.File, root string, changes []Change, opts Options) (v1.Layer, e
 		mediaType: mediaType,
 		zstd:      mediaType == types.OCILayerZStd,
 	}, nil
-}
-
-func keepFile(dir string) (*os.File, error) {
-	if err := os.MkdirAll(filepath.Join(dir, "sha256"), 0o755); err != nil {
-		return nil, err
-	}
-	return os.CreateTemp(filepath.Join(dir, "sha256"), ".layer-*")
 }
 
 func compressor(w io.Writer, opts Options) (io.WriteCloser, types.MediaType, error) {

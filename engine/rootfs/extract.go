@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +18,9 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
+
+	"github.com/slipway-build/slipway/engine/atomicfile"
+	"github.com/slipway-build/slipway/engine/extracted"
 )
 
 const (
@@ -109,23 +111,20 @@ func openLayer(l v1.Layer, opts []Option) (io.ReadCloser, error) {
 	if err != nil {
 		return l.Uncompressed()
 	}
-	kept := filepath.Join(o.layerCache, diffID.Algorithm, diffID.Hex+".tar")
-	if f, err := os.Open(kept); err == nil {
+	dir := extracted.Dir(o.layerCache)
+	if f, err := dir.Open(diffID); err == nil {
 		return f, nil
 	}
 	rc, err := l.Uncompressed()
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(kept), 0o755); err != nil {
-		return rc, nil
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(kept), ".layer-*")
+	tmp, err := dir.Create()
 	if err != nil {
 		return rc, nil
 	}
 	h := sha256.New()
-	return &keepingReader{Reader: io.TeeReader(rc, io.MultiWriter(tmp, h)), src: rc, tmp: tmp, hash: h, want: diffID.Hex, path: kept}, nil
+	return &keepingReader{Reader: io.TeeReader(rc, io.MultiWriter(tmp, h)), src: rc, tmp: tmp, hash: h, dir: dir, diffID: diffID}, nil
 }
 
 // keepingReader copies a layer into the layer cache while it is extracted,
@@ -133,24 +132,23 @@ func openLayer(l v1.Layer, opts []Option) (io.ReadCloser, error) {
 // the diff ID.
 type keepingReader struct {
 	io.Reader
-	src  io.ReadCloser
-	tmp  *os.File
-	hash hash.Hash
-	want string
-	path string
+	src    io.ReadCloser
+	tmp    *atomicfile.File
+	hash   hash.Hash
+	dir    extracted.Dir
+	diffID v1.Hash
 }
 
 func (k *keepingReader) Close() error {
 	// Whatever extraction left unread (tar padding) belongs to the digest.
 	_, drainErr := io.Copy(io.Discard, k.Reader)
 	err := k.src.Close()
-	k.tmp.Close()
-	if drainErr == nil && err == nil && hex.EncodeToString(k.hash.Sum(nil)) == k.want {
-		if os.Rename(k.tmp.Name(), k.path) == nil {
-			return nil
-		}
+	if drainErr == nil && err == nil && hex.EncodeToString(k.hash.Sum(nil)) == k.diffID.Hex {
+		// A copy that cannot be kept costs only a later download.
+		_ = k.dir.Keep(k.tmp, k.diffID)
+		return nil
 	}
-	os.Remove(k.tmp.Name())
+	k.tmp.Discard()
 	return err
 }
 
