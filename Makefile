@@ -39,9 +39,9 @@ FUZZ_TARGETS := \
 	./engine/rootfs:FuzzLower \
 	./engine/buildcontext:FuzzExtract \
 	./engine/buildcontext:FuzzParseGitOptions \
-	./engine/job:FuzzFlagValues \
-	./steps/build:FuzzRegistryMap \
-	./steps/internal/stepflags:FuzzHostPairs
+	./engine/job:FuzzSecretValues \
+	./engine/flagvalue:FuzzFlagValues \
+	./steps/build:FuzzRegistryMap
 
 .PHONY: fuzz
 fuzz:
