@@ -165,6 +165,55 @@ WORKDIR /app-nogroup
 				hasDir("/app-nogroup", 0o755, 1000, 65534),
 			},
 		},
+		{
+			// BuildKit resolves a destination inside the root (fs.RootPath)
+			// and creates every missing parent of what it names there.
+			name: "writing through an absolute symlink whose target's parents are missing",
+			files: map[string]string{"Dockerfile": `FROM $BASE AS base
+RUN ln -s /nowhere/x/y /evil && ln -s /nowhere2/p/q /evil2 && ln -s /nowhere3/w /evil3 && ln -s ../../../../up/u /climb \
+ && echo old > /etc/target && ln -s /etc/target /link && ln -s /nowhere4/f /dangling
+FROM base AS sparse
+COPY a.txt /evil/
+WORKDIR /evil3/wd
+COPY a.txt /climb/
+COPY a.txt /link
+COPY a.txt /dangling
+FROM base
+COPY a.txt /evil/
+COPY a.txt /link
+COPY <<EOF /dangling
+inline
+EOF
+WORKDIR /evil3/wd
+RUN --mount=type=bind,source=a.txt,target=/evil2/m/a.txt cat /evil2/m/a.txt > /bound
+COPY --from=sparse /nowhere /from-sparse/nowhere
+COPY --from=sparse /nowhere3 /from-sparse/nowhere3
+COPY --from=sparse /up /from-sparse/up
+COPY --from=sparse /nowhere4 /from-sparse/nowhere4
+`, "a.txt": "A"},
+			checks: []check{
+				hasSymlink("/evil", "/nowhere/x/y"),
+				hasDir("/nowhere/x/y", 0o755, 0, 0),
+				hasFile("/nowhere/x/y/a.txt", "A", 0o644, 0, 0),
+				hasDir("/nowhere3/w/wd", 0o755, 0, 0),
+				hasFile("/bound", "A", 0o644, 0, 0),
+				absent("/nowhere2"),
+				hasFile("/from-sparse/nowhere/x/y/a.txt", "A", 0o644, 0, 0),
+				hasDir("/from-sparse/nowhere3/w/wd", 0o755, 0, 0),
+				hasFile("/from-sparse/up/u/a.txt", "A", 0o644, 0, 0),
+				// A file copied onto a symlink goes where it points.
+				hasSymlink("/link", "/etc/target"),
+				hasFile("/etc/target", "A", 0o644, 0, 0),
+				hasSymlink("/dangling", "/nowhere4/f"),
+				hasFile("/nowhere4/f", "inline\n", 0o644, 0, 0),
+				hasFile("/from-sparse/nowhere4/f", "A", 0o644, 0, 0),
+				config(func(t *testing.T, cf *v1.ConfigFile) {
+					if cf.Config.WorkingDir != "/evil3/wd" {
+						t.Errorf("WorkingDir = %q, want /evil3/wd", cf.Config.WorkingDir)
+					}
+				}),
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -258,7 +258,7 @@ func (c *copier) copyLocal(spec copySpec, src, dest string, destIsDir bool) erro
 			err = c.copyDir(host, m, target)
 		} else if spec.add && (spec.unpack == nil || *spec.unpack) && isArchive(host) {
 			err = c.extractArchive(host, strings.TrimSuffix(dest, "/")+"/")
-		} else {
+		} else if target, err = c.followDest(target); err == nil {
 			err = c.copyFile(host, target, fi)
 		}
 		if err != nil {
@@ -266,6 +266,25 @@ func (c *copier) copyLocal(spec copySpec, src, dest string, destIsDir bool) erro
 		}
 	}
 	return nil
+}
+
+// followDest resolves a file's destination as BuildKit does (fs.RootPath):
+// through every symlink, the last one too, inside the root, so that a
+// COPY onto a symlink writes where it points, and one onto a dangling
+// link creates its target.
+func (c *copier) followDest(imagePath string) (string, error) {
+	if err := c.dst.reveal(imagePath); err != nil {
+		return "", err
+	}
+	host, err := securejoin.SecureJoin(c.dst.dir, imagePath)
+	if err != nil {
+		return "", fmt.Errorf("resolving %s in the image: %w", imagePath, err)
+	}
+	rel, err := filepath.Rel(c.dst.dir, host)
+	if err != nil {
+		return "", err
+	}
+	return path.Join("/", filepath.ToSlash(rel)), nil
 }
 
 // errEmptyWildcard is a wildcard source that matches nothing.
@@ -595,6 +614,10 @@ func (c *copier) writeInline(content instructions.SourceContent, dest string, de
 	if destIsDir || strings.HasSuffix(dest, "/") {
 		target = path.Join(dest, content.Path)
 	}
+	target, err := c.followDest(target)
+	if err != nil {
+		return err
+	}
 	if err := c.mkdirParents(path.Dir(target)); err != nil {
 		return err
 	}
@@ -693,6 +716,20 @@ func mkdirAll(root, imagePath string, mode os.FileMode, uid, gid int, epoch *tim
 				return created, fmt.Errorf("cannot create directory %s: %s exists and is not a directory", imagePath, cur)
 			}
 			continue
+		}
+		if parent := path.Dir(cur); parent != "/" {
+			// A symlink led to cur, whose parents may be missing too: they
+			// are made inside the root, as BuildKit makes the parents of
+			// the path a destination resolves to (fs.RootPath, MkdirAll).
+			// cur is resolved, so its parent has no symlinks left to
+			// follow out of the root.
+			if _, err := os.Lstat(filepath.Dir(host)); errors.Is(err, os.ErrNotExist) {
+				more, err := mkdirAll(root, parent, mode, uid, gid, epoch)
+				created = append(created, more...)
+				if err != nil {
+					return created, err
+				}
+			}
 		}
 		if err := os.Mkdir(host, 0o700); err != nil {
 			return created, fmt.Errorf("creating %s: %w", cur, err)

@@ -38,7 +38,7 @@ COPY a.txt /var/run/through-link
 COPY --chown=app:nogroup a.txt /o/bygroup
 COPY --chown=app dir /home/app/
 COPY --chmod=0640 --chown=7:8 dir /m2/
-COPY a.txt /bin/cat
+COPY a.txt /etc/motd-link
 ADD pkg.tar.gz /unpacked/
 COPY <<EOF /inline.txt
 inline
@@ -82,6 +82,10 @@ func assertSparseSameLayers(t *testing.T, f fixture, files map[string]string) {
 		dir := t.TempDir()
 		must(t, os.MkdirAll(filepath.Join(dir, "links", "var"), 0o755))
 		must(t, os.Symlink("/run", filepath.Join(dir, "links", "var", "run")))
+		// COPY onto a symlink writes where it points, as BuildKit does: a
+		// dangling one makes its target. (/bin/cat would overwrite busybox.)
+		must(t, os.MkdirAll(filepath.Join(dir, "links", "etc"), 0o755))
+		must(t, os.Symlink("/etc/motd", filepath.Join(dir, "links", "etc", "motd-link")))
 		log := &syncBuffer{}
 		withDockerfile := maps.Clone(files)
 		withDockerfile["Dockerfile"] = dockerfile
