@@ -214,6 +214,32 @@ COPY --from=sparse /nowhere4 /from-sparse/nowhere4
 				}),
 			},
 		},
+		{
+			name: "scratch stages have WorkingDir /",
+			files: map[string]string{"Dockerfile": `FROM scratch AS s
+COPY a.txt /a
+FROM s AS from-s
+FROM scratch
+COPY --from=from-s /a /a
+`, "a.txt": "A"},
+			checks: []check{
+				hasFile("/a", "A", 0o644, 0, 0),
+				config(func(t *testing.T, cf *v1.ConfigFile) {
+					if cf.Config.WorkingDir != "/" {
+						t.Errorf("WorkingDir = %q, want /", cf.Config.WorkingDir)
+					}
+				}),
+			},
+		},
+		{
+			name:  "a stage on an image without WorkingDir keeps none",
+			files: map[string]string{"Dockerfile": "FROM $BASE\nCOPY a.txt /a\n", "a.txt": "A"},
+			checks: []check{config(func(t *testing.T, cf *v1.ConfigFile) {
+				if cf.Config.WorkingDir != "" {
+					t.Errorf("WorkingDir = %q, want none, as the base", cf.Config.WorkingDir)
+				}
+			})},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -315,6 +341,10 @@ func TestConformanceErrors(t *testing.T) {
 		files map[string]string
 		want  []string
 	}{
+		{name: "a FROM image that does not exist", files: map[string]string{"Dockerfile": "# comment\nFROM $BASE-nope\n"},
+			want: []string{"Dockerfile:2: FROM", "latest-nope", "manifest unknown"}},
+		{name: "a later FROM image that does not exist", files: map[string]string{"Dockerfile": "FROM $BASE AS a\nRUN true\n\nFROM $BASE-nope\nCOPY --from=a /bin/sh /x\n"},
+			want: []string{"Dockerfile:4: FROM", "latest-nope"}},
 		{name: "every wildcard matches nothing", files: map[string]string{"Dockerfile": "FROM $BASE\nCOPY nomatch* none? /dst/\n", "foo": "F"},
 			want: []string{"line 2", "no source files were specified", "nomatch*"}},
 	}

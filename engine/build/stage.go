@@ -90,7 +90,7 @@ func newStage(ctx context.Context, b *builder, ps *dockerfile.PlannedStage, noCa
 	default:
 		img, err := b.opts.Images.Pull(ctx, ps.Base, platform)
 		if err != nil {
-			return nil, fmt.Errorf("FROM %s: %w", ps.Base, err)
+			return nil, &dockerfile.Error{File: b.df.Name, Line: ps.Line, Err: fmt.Errorf("FROM %s: %w", ps.Base, err)}
 		}
 		s.base = img
 	}
@@ -102,6 +102,8 @@ func newStage(ctx context.Context, b *builder, ps *dockerfile.PlannedStage, noCa
 	if ps.Base == "scratch" && ps.BaseStage < 0 {
 		s.cfg.OS, s.cfg.Architecture, s.cfg.Variant = platform.OS, platform.Architecture, platform.Variant
 		s.cfg.Config.Env = []string{"PATH=" + dockerfile.DefaultPath}
+		// BuildKit's empty image (dockerfile2llb emptyImage) has "/".
+		s.cfg.Config.WorkingDir = "/"
 	}
 	imageEnv := s.cfg.Config.Env
 	s.newScope = func() *dockerfile.Scope {
