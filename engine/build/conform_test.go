@@ -38,14 +38,36 @@ func envHas(key string, want bool) check {
 	}
 }
 
+// conformanceCase is a build and what BuildKit v0.34 makes of it.
+type conformanceCase struct {
+	name   string
+	files  map[string]string
+	opts   func(*Options)
+	checks []check
+}
+
 func TestConformance(t *testing.T) {
 	f := newFixture(t)
-	tests := []struct {
-		name   string
-		files  map[string]string
-		opts   func(*Options)
-		checks []check
-	}{
+	for _, tt := range conformanceCases() {
+		t.Run(tt.name, func(t *testing.T) {
+			img, err := f.build(t, tt.files, tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cf, err := img.ConfigFile()
+			if err != nil {
+				t.Fatal(err)
+			}
+			fs := flatten(t, img)
+			for _, c := range tt.checks {
+				c(t, fs, cf)
+			}
+		})
+	}
+}
+
+func conformanceCases() []conformanceCase {
+	return []conformanceCase{
 		{
 			// runc, under BuildKit, sets HOME for the process from the
 			// passwd entry of its uid, "/" without one, unless the
@@ -215,6 +237,20 @@ COPY --from=sparse /nowhere4 /from-sparse/nowhere4
 			},
 		},
 		{
+			// BuildKit's readUser: a name alone takes its passwd entry's
+			// gid, a number alone is also the gid.
+			name: "--chown with a user name alone takes its passwd gid",
+			files: map[string]string{"Dockerfile": `FROM $BASE
+RUN echo 'grp:x:1000:1001::/home/grp:/bin/sh' >> /etc/passwd
+COPY --chown=grp a.txt /by-name
+COPY --chown=77 a.txt /by-number
+`, "a.txt": "A"},
+			checks: []check{
+				hasFile("/by-name", "A", 0o644, 1000, 1001),
+				hasFile("/by-number", "A", 0o644, 77, 77),
+			},
+		},
+		{
 			name: "scratch stages have WorkingDir /",
 			files: map[string]string{"Dockerfile": `FROM scratch AS s
 COPY a.txt /a
@@ -240,22 +276,6 @@ COPY --from=from-s /a /a
 				}
 			})},
 		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			img, err := f.build(t, tt.files, tt.opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cf, err := img.ConfigFile()
-			if err != nil {
-				t.Fatal(err)
-			}
-			fs := flatten(t, img)
-			for _, c := range tt.checks {
-				c(t, fs, cf)
-			}
-		})
 	}
 }
 

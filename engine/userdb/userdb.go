@@ -149,8 +149,11 @@ func fileOpID(s string) (uint32, bool) {
 	return numeric(s)
 }
 
-// ResolveChown resolves a COPY/ADD --chown value. As Docker documents, a
-// user without a group (by name or number) takes its own UID as the GID.
+// ResolveChown resolves a COPY/ADD --chown value as BuildKit's file
+// operations do (readUser): a number without a group is also the gid, a
+// name without one takes its passwd entry's gid. Unlike BuildKit, which
+// silently gives 0:0 for a user or keeps the gid for a group that the
+// image does not have, an unknown name is an error here.
 func ResolveChown(root, spec string) (uid, gid uint32, err error) {
 	userPart, groupPart, hasGroup := strings.Cut(spec, ":")
 	passwd, err := readPasswd(root)
@@ -158,16 +161,16 @@ func ResolveChown(root, spec string) (uid, gid uint32, err error) {
 		return 0, 0, err
 	}
 	if id, ok := numeric(userPart); ok {
-		uid = id
+		uid, gid = id, id
 	} else {
 		p, found := findPasswd(passwd, userPart)
 		if !found {
 			return 0, 0, fmt.Errorf("--chown=%s: unable to find user %s in /etc/passwd of the image: use a numeric uid or add the user first", spec, userPart)
 		}
-		uid = p.uid
+		uid, gid = p.uid, p.gid
 	}
 	if !hasGroup {
-		return uid, uid, nil
+		return uid, gid, nil
 	}
 	groups, err := readGroup(root)
 	if err != nil {

@@ -70,7 +70,7 @@ func TestResolveChown(t *testing.T) {
 		uid, gid uint32
 		wantErr  string
 	}{
-		{spec: "app", uid: 1000, gid: 1000}, // Docker: no group means gid = uid
+		{spec: "app", uid: 1000, gid: 1001}, // BuildKit: a name alone takes its passwd gid
 		{spec: "55", uid: 55, gid: 55},
 		{spec: "app:apps", uid: 1000, gid: 1001},
 		{spec: "1:2", uid: 1, gid: 2},
