@@ -12,7 +12,7 @@ TEST_TIMEOUT ?= 25m
 
 export CGO_ENABLED = 0
 
-.PHONY: all build test unit lint demo bench deps catalog bundles clean
+.PHONY: all build test unit race lint demo bench deps catalog bundles clean
 
 all: build
 
@@ -62,9 +62,16 @@ deps:
 test: deps build
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
-# unit runs the tests that need nothing but Go.
+# unit runs the tests that need nothing but Go: the suites that need root,
+# the registry, Debian packages or dockerd skip with -short (see
+# e2e/harness.SkipIfShort), and e2e/cluster sits behind its build tag.
 unit:
 	$(GO) test -short -count=1 $(PKGS)
+
+# race runs the engine's tests under the race detector: stages, the
+# snapshot walker and cache writes run concurrently. It needs cgo.
+race: deps
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./engine/...
 
 lint:
 	@test -z "$$(gofmt -l engine steps e2e $(wildcard tasks))" || (gofmt -l engine steps e2e; echo 'gofmt: run gofmt -w on the files above'; exit 1)

@@ -52,6 +52,7 @@ var (
 // /root, /home/app; PATH set and Cmd ["sh"]. It is built once per process.
 func BusyboxImage(t testing.TB) v1.Image {
 	t.Helper()
+	SkipIfShort(t, "busybox-static")
 	busyboxOnce.Do(func() { busyboxImage, busyboxErr = buildBusybox() })
 	if busyboxErr != nil {
 		t.Fatalf("building the busybox base image: %v", busyboxErr)

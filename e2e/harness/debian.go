@@ -49,6 +49,7 @@ func Debian(t testing.TB, reg *Registry) string {
 // makes parallel test binaries wait for one another instead of racing.
 func DebianImage(t testing.TB) v1.Image {
 	t.Helper()
+	SkipIfShort(t, "debootstrap and the apt mirror")
 	debianOnce.Do(func() {
 		var path string
 		if path, debianErr = DebianTarball(DebianSuite); debianErr != nil {

@@ -64,6 +64,7 @@ func WithTLS() Option { return func(c *registryConfig) { c.tls = true } }
 // when the test ends.
 func StartRegistry(t testing.TB, opts ...Option) *Registry {
 	t.Helper()
+	SkipIfShort(t, "the distribution registry")
 	if _, err := os.Stat(RegistryBinary); err != nil {
 		t.Fatalf("the distribution registry %s is missing: apt-get install docker-registry", RegistryBinary)
 	}
@@ -296,4 +297,13 @@ func WriteFile(t testing.TB, path, content string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// SkipIfShort skips t under -short, which `make unit` passes to promise
+// tests that need nothing but Go: needs names the system part t would use.
+func SkipIfShort(t testing.TB, needs string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("needs %s, which -short leaves out; run without -short", needs)
+	}
 }

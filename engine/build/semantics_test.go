@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -671,38 +670,5 @@ RUN --mount=type=bind,from=a,source=/which,target=/m cp /m /mounted
 			hasFile("/copied", "second", 0o644, 0, 0)(t, fs, nil)
 			hasFile("/mounted", "second", 0o644, 0, 0)(t, fs, nil)
 		})
-	}
-}
-
-// The Dockerfile's and the plan's warnings reach the build's logger at warn
-// level: a mistyped --build-arg is otherwise silently ignored.
-func TestWarningsAreLogged(t *testing.T) {
-	f := newFixture(t)
-	var logs bytes.Buffer
-	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	_, err := f.build(t, map[string]string{
-		"Dockerfile": "FROM $BASE\nARG VERSION\nRUN echo a \\\n\n  b\n",
-	}, func(o *Options) { o.Log = log; o.BuildArgs = map[string]string{"VERSION": "1", "TYPO": "x"} })
-	if err != nil {
-		t.Fatal(err)
-	}
-	var warns []string
-	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
-		if strings.Contains(line, "level=WARN") {
-			warns = append(warns, line)
-		}
-	}
-	want := []string{"build-args [TYPO] were not consumed", "Empty continuation line"}
-	for _, w := range want {
-		found := false
-		for _, l := range warns {
-			found = found || strings.Contains(l, w)
-		}
-		if !found {
-			t.Errorf("no warning mentions %q; warnings:\n%s", w, strings.Join(warns, "\n"))
-		}
-	}
-	if strings.Contains(logs.String(), "VERSION") {
-		t.Errorf("the consumed build arg VERSION is warned about:\n%s", logs.String())
 	}
 }
