@@ -38,6 +38,32 @@ func envHas(key string, want bool) check {
 	}
 }
 
+// buildAndCheck builds files and runs checks on the image.
+func (f fixture) buildAndCheck(t *testing.T, files map[string]string, opts func(*Options), checks []check) {
+	t.Helper()
+	img, err := f.build(t, files, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := flatten(t, img)
+	for _, c := range checks {
+		c(t, fs, cf)
+	}
+}
+
+func workingDir(want string) check {
+	return config(func(t *testing.T, cf *v1.ConfigFile) {
+		t.Helper()
+		if cf.Config.WorkingDir != want {
+			t.Errorf("WorkingDir = %q, want %q", cf.Config.WorkingDir, want)
+		}
+	})
+}
+
 // conformanceCase is a build and what BuildKit v0.34 makes of it.
 type conformanceCase struct {
 	name   string
@@ -50,18 +76,7 @@ func TestConformance(t *testing.T) {
 	f := newFixture(t)
 	for _, tt := range conformanceCases() {
 		t.Run(tt.name, func(t *testing.T) {
-			img, err := f.build(t, tt.files, tt.opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cf, err := img.ConfigFile()
-			if err != nil {
-				t.Fatal(err)
-			}
-			fs := flatten(t, img)
-			for _, c := range tt.checks {
-				c(t, fs, cf)
-			}
+			f.buildAndCheck(t, tt.files, tt.opts, tt.checks)
 		})
 	}
 }
@@ -229,11 +244,7 @@ COPY --from=sparse /nowhere4 /from-sparse/nowhere4
 				hasSymlink("/dangling", "/nowhere4/f"),
 				hasFile("/nowhere4/f", "inline\n", 0o644, 0, 0),
 				hasFile("/from-sparse/nowhere4/f", "A", 0o644, 0, 0),
-				config(func(t *testing.T, cf *v1.ConfigFile) {
-					if cf.Config.WorkingDir != "/evil3/wd" {
-						t.Errorf("WorkingDir = %q, want /evil3/wd", cf.Config.WorkingDir)
-					}
-				}),
+				workingDir("/evil3/wd"),
 			},
 		},
 		{
@@ -260,21 +271,13 @@ COPY --from=from-s /a /a
 `, "a.txt": "A"},
 			checks: []check{
 				hasFile("/a", "A", 0o644, 0, 0),
-				config(func(t *testing.T, cf *v1.ConfigFile) {
-					if cf.Config.WorkingDir != "/" {
-						t.Errorf("WorkingDir = %q, want /", cf.Config.WorkingDir)
-					}
-				}),
+				workingDir("/"),
 			},
 		},
 		{
-			name:  "a stage on an image without WorkingDir keeps none",
-			files: map[string]string{"Dockerfile": "FROM $BASE\nCOPY a.txt /a\n", "a.txt": "A"},
-			checks: []check{config(func(t *testing.T, cf *v1.ConfigFile) {
-				if cf.Config.WorkingDir != "" {
-					t.Errorf("WorkingDir = %q, want none, as the base", cf.Config.WorkingDir)
-				}
-			})},
+			name:   "a stage on an image without WorkingDir keeps none",
+			files:  map[string]string{"Dockerfile": "FROM $BASE\nCOPY a.txt /a\n", "a.txt": "A"},
+			checks: []check{workingDir("")},
 		},
 	}
 }

@@ -337,18 +337,7 @@ EOF
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			img, err := f.build(t, tt.files, tt.opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cf, err := img.ConfigFile()
-			if err != nil {
-				t.Fatal(err)
-			}
-			fs := flatten(t, img)
-			for _, c := range tt.checks {
-				c(t, fs, cf)
-			}
+			f.buildAndCheck(t, tt.files, tt.opts, tt.checks)
 		})
 	}
 }
