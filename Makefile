@@ -41,7 +41,7 @@ FUZZ_TARGETS := \
 	./engine/buildcontext:FuzzParseGitOptions \
 	./engine/job:FuzzSecretValues \
 	./engine/flagvalue:FuzzFlagValues \
-	./steps/build:FuzzRegistryMap
+	./steps/internal/stepflags:FuzzRegistryMap
 
 .PHONY: fuzz
 fuzz:

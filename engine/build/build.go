@@ -129,18 +129,7 @@ func Build(ctx context.Context, opts Options) (v1.Image, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
-	df, err := readDockerfile(opts)
-	if err != nil {
-		return nil, err
-	}
-	planOpts := dockerfile.PlanOptions{
-		BuildArgs:        opts.BuildArgs,
-		Target:           opts.Target,
-		TargetPlatform:   toOCIPlatform(opts.Platform),
-		BuildPlatform:    toOCIPlatform(hostPlatform()),
-		SkipUnusedStages: opts.SkipUnusedStages,
-	}
-	plan, err := df.Plan(planOpts)
+	df, planOpts, plan, err := planBuild(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -222,6 +211,36 @@ func hostPlatform() v1.Platform {
 		p.Variant = "v7"
 	}
 	return p
+}
+
+// Plan reads and plans the Dockerfile as Build would, running nothing:
+// the stages to build, in order, with their base images and instructions
+// (kaniko's --dryrun).
+func Plan(opts Options) (*dockerfile.Plan, error) {
+	if opts.Platform.OS == "" {
+		opts.Platform = hostPlatform()
+	}
+	_, _, plan, err := planBuild(opts)
+	return plan, err
+}
+
+func planBuild(opts Options) (*dockerfile.Dockerfile, dockerfile.PlanOptions, *dockerfile.Plan, error) {
+	df, err := readDockerfile(opts)
+	if err != nil {
+		return nil, dockerfile.PlanOptions{}, nil, err
+	}
+	planOpts := dockerfile.PlanOptions{
+		BuildArgs:        opts.BuildArgs,
+		Target:           opts.Target,
+		TargetPlatform:   toOCIPlatform(opts.Platform),
+		BuildPlatform:    toOCIPlatform(hostPlatform()),
+		SkipUnusedStages: opts.SkipUnusedStages,
+	}
+	plan, err := df.Plan(planOpts)
+	if err != nil {
+		return nil, dockerfile.PlanOptions{}, nil, err
+	}
+	return df, planOpts, plan, nil
 }
 
 // DockerfilePath resolves --dockerfile as kaniko does: empty means the

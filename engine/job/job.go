@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/slipway-build/slipway/engine/build"
@@ -36,13 +37,26 @@ type Config struct {
 	Dockerfile     string
 	// BuildArgs are "NAME=value", or "NAME" to take the value from the
 	// environment, as kaniko's --build-arg.
-	BuildArgs        []string
+	BuildArgs []string
+	// Target is the stage to build and publish; ExtraTargets are built as
+	// well, and checked, but not published (the kaniko fork's --target
+	// given more than once).
 	Target           string
+	ExtraTargets     []string
 	Labels           []string
 	CustomPlatform   string
 	SkipUnusedStages bool
 	// Secrets are "id=NAME,src=FILE" or "id=NAME,env=VAR".
 	Secrets []string
+
+	// Annotations are "key=value" manifest annotations (--annotation).
+	Annotations []string
+	// ImageFormat is "oci" or "docker" to force the manifest and layer
+	// media types; empty keeps the base image's.
+	ImageFormat string
+	// DryRun fetches the context and prints the build plan, building and
+	// pushing nothing (--dryrun).
+	DryRun bool
 
 	Publish  publish.Options
 	Registry registry.Options
@@ -87,6 +101,9 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 	if err != nil {
 		return v1.Hash{}, err
 	}
+	if cfg.DryRun {
+		cfg.Publish.NoPush = true
+	}
 	client := registry.New(cfg.Registry)
 	// Fail before a long build when a destination is wrong or the
 	// credentials cannot push to it.
@@ -117,7 +134,7 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 	}
 	var cacheWrites errgroup.Group
 	started := time.Now()
-	img, err := build.Build(ctx, build.Options{
+	buildOpts := build.Options{
 		Cache:            store,
 		CacheRunLayers:   cfg.CacheRunLayers,
 		CacheCopyLayers:  cfg.CacheCopyLayers,
@@ -145,11 +162,34 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 		Snapshotter:      cfg.Snapshotter,
 		Log:              cfg.Log,
 		Output:           cfg.Output,
-	})
+	}
+	if cfg.DryRun {
+		plan, err := build.Plan(buildOpts)
+		if err != nil {
+			return v1.Hash{}, err
+		}
+		printPlan(cfg.Output, plan)
+		return v1.Hash{}, nil
+	}
+	img, err := build.Build(ctx, buildOpts)
 	if err != nil {
 		return v1.Hash{}, err
 	}
+	for _, target := range cfg.ExtraTargets {
+		extra := buildOpts
+		extra.Target = target
+		cfg.Log.Info("Building the extra --target " + target)
+		if _, err := build.Build(ctx, extra); err != nil {
+			return v1.Hash{}, fmt.Errorf("--target %s: %w", target, err)
+		}
+	}
 	cfg.Log.Info(fmt.Sprintf("Built image in %s", time.Since(started).Round(time.Millisecond)))
+	if img, err = withFormat(img, cfg.ImageFormat); err != nil {
+		return v1.Hash{}, err
+	}
+	if len(in.annotations) > 0 {
+		img = mutate.Annotations(img, in.annotations).(v1.Image)
+	}
 	digest, err := publish.Publish(ctx, img, client, cfg.Publish)
 	// The cache writes ran beside the build and the push; their layers
 	// live in the work directory, removed on return.
@@ -163,6 +203,7 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 // inputs are the Config's flag values, parsed.
 type inputs struct {
 	buildArgs, labels map[string]string
+	annotations       map[string]string
 	secrets           map[string]build.Secret
 	platform          v1.Platform
 	epoch             *time.Time
@@ -174,6 +215,12 @@ func parseInputs(cfg Config) (in inputs, err error) {
 		return in, err
 	}
 	if in.labels, err = flagvalue.Pairs("--label", "key=value", cfg.Labels, false); err != nil {
+		return in, err
+	}
+	if in.annotations, err = flagvalue.Pairs("--annotation", "key=value", cfg.Annotations, false); err != nil {
+		return in, err
+	}
+	if err = checkImageFormat(cfg.ImageFormat, cfg.Compression); err != nil {
 		return in, err
 	}
 	if in.secrets, err = ParseSecrets(cfg.Secrets); err != nil {
@@ -215,11 +262,17 @@ func fetchContext(ctx context.Context, cfg Config, workDir string) (dir string, 
 
 // imageSource pulls base images from the registries, or first from the
 // base-image layout a warmer (slipway-warm) stored in --cache-dir.
+// A directory kaniko's warmer filled (a tarball and a manifest per digest)
+// is read as well.
 func imageSource(cfg Config, client *registry.Client) build.ImageSource {
-	if _, err := os.Stat(filepath.Join(cfg.CacheDir, "index.json")); err != nil {
-		return client
+	var images build.ImageSource = client
+	if _, err := os.Stat(filepath.Join(cfg.CacheDir, "index.json")); err == nil {
+		images = cache.CachedSource{Cache: cache.NewLayoutCache(cfg.CacheDir, cfg.CacheTTL, cache.WithLayoutLogger(cfg.Log)), Upstream: client}
 	}
-	return cache.CachedSource{Cache: cache.NewLayoutCache(cfg.CacheDir, cfg.CacheTTL, cache.WithLayoutLogger(cfg.Log)), Upstream: client}
+	if cache.HasKanikoEntries(cfg.CacheDir) {
+		images = cache.KanikoSource{Dir: cfg.CacheDir, TTL: cfg.CacheTTL, Upstream: images, Log: cfg.Log}
+	}
+	return images
 }
 
 // extractedLayerDir is where extracted layers are kept between builds: in a

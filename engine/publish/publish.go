@@ -47,6 +47,10 @@ type Options struct {
 	SkipPushPermissionCheck bool
 	// Log receives progress; nil means slog.Default().
 	Log *slog.Logger
+	// IgnoreImmutableTagErrors (--push-ignore-immutable-tag-errors) takes
+	// a push refused because the tag is immutable as a success, as kaniko
+	// does: parallel builds of one tag then all succeed.
+	IgnoreImmutableTagErrors bool
 }
 
 // dummyDestination names the image in a tarball when --no-push is given
@@ -125,6 +129,10 @@ func Publish(ctx context.Context, img v1.Image, c *registry.Client, opts Options
 	} else {
 		for _, tag := range tags {
 			if _, err := c.Push(ctx, img, tag); err != nil {
+				if opts.IgnoreImmutableTagErrors && registry.IsImmutableTagError(err) {
+					opts.Log.Info(fmt.Sprintf("Immutable tag error ignored for %s@%s (--push-ignore-immutable-tag-errors)", tag, digest))
+					continue
+				}
 				return v1.Hash{}, err
 			}
 		}

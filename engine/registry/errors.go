@@ -107,7 +107,7 @@ func credentialsHint(registry string) string {
 	if path := DockerConfigPath(); path != "" {
 		return fmt.Sprintf("check the credentials for %s in %s", registry, path)
 	}
-	return fmt.Sprintf("no docker config.json found ($DOCKER_CONFIG, %s, ~/.docker): add credentials for %s", kanikoDockerDir, registry)
+	return fmt.Sprintf("no docker config.json found ($DOCKER_CONFIG, %s, ~/.docker): add credentials for %s", DefaultKanikoDir+"/.docker", registry)
 }
 
 // tlsError returns the certificate verification error within err, if any.

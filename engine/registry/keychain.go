@@ -11,15 +11,18 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 )
 
-// kanikoDockerDir is where kaniko's executor image expects the docker config;
-// Tekton and Argo tasks written for kaniko mount secrets there.
-const kanikoDockerDir = "/kaniko/.docker"
+// DefaultKanikoDir is kaniko's own directory (--kaniko-dir, $KANIKO_DIR);
+// its .docker is where kaniko's executor image expects the docker config,
+// and where Tekton and Argo tasks written for kaniko mount secrets.
+const DefaultKanikoDir = "/kaniko"
 
 // DockerConfigPath returns the docker config.json that Keychain reads, or ""
 // when none exists. The order is kaniko's: $DOCKER_CONFIG (a directory, or
 // the file itself), then /kaniko/.docker, then ~/.docker.
-func DockerConfigPath() string {
-	for _, p := range dockerConfigCandidates() {
+func DockerConfigPath() string { return dockerConfigPath(DefaultKanikoDir) }
+
+func dockerConfigPath(kanikoDir string) string {
+	for _, p := range dockerConfigCandidates(kanikoDir) {
 		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
 			return p
 		}
@@ -33,7 +36,10 @@ func DockerConfigPath() string {
 // (tektoncd/catalog #1192, #1227).
 var configNames = []string{"config.json", ".dockerconfigjson"}
 
-func dockerConfigCandidates() []string {
+func dockerConfigCandidates(kanikoDir string) []string {
+	if kanikoDir == "" {
+		kanikoDir = DefaultKanikoDir
+	}
 	var dirs, out []string
 	if dc := os.Getenv("DOCKER_CONFIG"); dc != "" {
 		if fi, err := os.Stat(dc); err == nil && !fi.IsDir() {
@@ -42,7 +48,7 @@ func dockerConfigCandidates() []string {
 			dirs = append(dirs, dc)
 		}
 	}
-	dirs = append(dirs, kanikoDockerDir)
+	dirs = append(dirs, filepath.Join(kanikoDir, ".docker"))
 	if home, err := os.UserHomeDir(); err == nil {
 		dirs = append(dirs, filepath.Join(home, ".docker"))
 	}
@@ -58,12 +64,24 @@ func dockerConfigCandidates() []string {
 // DockerConfigPath, honouring its credHelpers and credsStore. The file is
 // read on every lookup so that a config mounted after start-up (a Tekton
 // workspace, a projected secret) is seen.
-func Keychain() authn.Keychain { return dockerConfigKeychain{} }
+func Keychain() authn.Keychain { return NewKeychain(KeychainOptions{}) }
 
-type dockerConfigKeychain struct{}
+// KeychainOptions choose where Keychain looks.
+type KeychainOptions struct {
+	// KanikoDir replaces /kaniko as the directory whose .docker is read
+	// (kaniko's --kaniko-dir and $KANIKO_DIR).
+	KanikoDir string
+}
 
-func (dockerConfigKeychain) Resolve(target authn.Resource) (authn.Authenticator, error) {
-	path := DockerConfigPath()
+// NewKeychain is Keychain with options.
+func NewKeychain(opts KeychainOptions) authn.Keychain {
+	return dockerConfigKeychain{kanikoDir: opts.KanikoDir}
+}
+
+type dockerConfigKeychain struct{ kanikoDir string }
+
+func (k dockerConfigKeychain) Resolve(target authn.Resource) (authn.Authenticator, error) {
+	path := dockerConfigPath(k.kanikoDir)
 	if path == "" {
 		return authn.Anonymous, nil
 	}

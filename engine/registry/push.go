@@ -3,11 +3,34 @@ package registry
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
+
+// immutableTagErrors are the messages registries give when a tag may not
+// be overwritten: Artifact Registry's and ECR's, as kaniko knows them.
+var immutableTagErrors = []string{
+	"The repository has enabled tag immutability",
+	"cannot be overwritten because the repository is immutable",
+}
+
+// IsImmutableTagError reports whether a push failed only because the
+// registry refuses to move an immutable tag.
+func IsImmutableTagError(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	for _, m := range immutableTagErrors {
+		if strings.Contains(msg, m) {
+			return true
+		}
+	}
+	return false
+}
 
 // Push writes img to ref, retrying Options.PushRetry times with backoff,
 // and returns the pushed manifest's digest.

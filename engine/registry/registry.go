@@ -43,8 +43,14 @@ type Options struct {
 	// RetryDelay is the first backoff delay; it doubles on each retry.
 	// Zero means one second, as kaniko.
 	RetryDelay time.Duration
-	Keychain   authn.Keychain // nil means Keychain()
-	UserAgent  string
+	Keychain   authn.Keychain // nil means NewKeychain with KanikoDir
+	// KanikoDir replaces /kaniko as the directory whose .docker holds
+	// credentials (--kaniko-dir).
+	KanikoDir string
+	// CredentialHelpers are the ambient credential sources to use (env,
+	// gitlab, google, ecr, acr); nil means all, empty means none.
+	CredentialHelpers []string
+	UserAgent         string
 	// Log receives pull, push and retry progress; nil means slog.Default().
 	Log *slog.Logger
 }
@@ -83,7 +89,7 @@ type transportKey struct {
 func New(opts Options) *Client {
 	kc := opts.Keychain
 	if kc == nil {
-		kc = Keychain()
+		kc = NewKeychain(KeychainOptions{KanikoDir: opts.KanikoDir})
 	}
 	if opts.RetryDelay <= 0 {
 		opts.RetryDelay = time.Second

@@ -5,17 +5,19 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/slipway-build/slipway/engine/flagvalue"
 	"github.com/slipway-build/slipway/engine/job"
 	"github.com/slipway-build/slipway/engine/publish"
+	"github.com/slipway-build/slipway/engine/registry"
 	"github.com/slipway-build/slipway/engine/run"
 	"github.com/slipway-build/slipway/steps/internal/stepflags"
 )
@@ -34,19 +36,22 @@ func main() {
 func flags() []cli.Flag {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "context", Aliases: []string{"c"}, Value: "/workspace/", Usage: "build context: a path, dir://, tar://, git://, https://, s3://, gs:// or Azure Blob URL"},
+		&cli.StringFlag{Name: "bucket", Aliases: []string{"b"}, Usage: "kaniko's older way to name a context tarball in object storage: BUCKET means gs://BUCKET/context.tar.gz; used when --context is not given"},
 		&cli.StringFlag{Name: "context-sub-path", Usage: "sub-directory of the context to build from"},
 		&cli.StringFlag{Name: "git", Usage: "git options: branch=,single-branch=,recurse-submodules=,insecure-skip-tls=,depth="},
 		&cli.StringFlag{Name: "dockerfile", Aliases: []string{"f"}, Value: "Dockerfile", Usage: "path to the Dockerfile"},
 		&cli.StringSliceFlag{Name: "build-arg", Usage: "NAME=value, or NAME to take it from the environment (repeatable)"},
-		&cli.StringFlag{Name: "target", Usage: "stage to build"},
+		&cli.StringSliceFlag{Name: "target", Usage: "stage to build and push; given again, further stages to build and check, not pushed"},
 		&cli.StringSliceFlag{Name: "label", Usage: "key=value label for the image (repeatable)"},
-		&cli.StringFlag{Name: "custom-platform", Usage: "target platform, e.g. linux/arm64"},
+		&cli.StringSliceFlag{Name: "annotation", Usage: "key=value annotation on the image manifest (repeatable)"},
+		&cli.StringFlag{Name: "custom-platform", Aliases: []string{"customPlatform"}, Usage: "target platform, e.g. linux/arm64"},
 		&cli.BoolFlag{Name: "skip-unused-stages", Value: true, Usage: "build only the stages the target needs"},
 		&cli.StringSliceFlag{Name: "secret", Usage: "id=NAME,src=FILE or id=NAME,env=VAR for RUN --mount=type=secret (repeatable)"},
 
 		&cli.StringSliceFlag{Name: "destination", Aliases: []string{"d"}, Usage: "image reference to push to (repeatable)"},
-		&cli.BoolFlag{Name: "no-push", Usage: "build without pushing"},
-		&cli.StringFlag{Name: "tar-path", Usage: "also write a docker-loadable tarball here"},
+		&cli.BoolFlag{Name: "no-push", EnvVars: []string{"KANIKO_NO_PUSH"}, Usage: "build without pushing"},
+		&cli.BoolFlag{Name: "dryrun", Usage: "fetch the context and print the build plan; build and push nothing"},
+		&cli.StringFlag{Name: "tar-path", Aliases: []string{"tarPath"}, Usage: "also write a docker-loadable tarball here"},
 		&cli.StringFlag{Name: "oci-layout-path", Usage: "also write an OCI image layout here"},
 		&cli.StringFlag{Name: "digest-file", Usage: "write the image digest here"},
 		&cli.StringFlag{Name: "image-name-with-digest-file", Usage: "write repo@digest lines here"},
@@ -54,9 +59,11 @@ func flags() []cli.Flag {
 		&cli.StringFlag{Name: "image-url-file", Usage: "write the first destination, without digest or newline, here (Tekton IMAGE_URL)"},
 		&cli.StringFlag{Name: "images-file", Usage: "write every destination as repo@digest, comma-separated, here (Tekton IMAGES)"},
 		&cli.IntFlag{Name: "push-retry", Usage: "retries of a failed push, with backoff"},
+		&cli.BoolFlag{Name: "push-ignore-immutable-tag-errors", Usage: "take a push refused because the tag is immutable as a success"},
 		&cli.BoolFlag{Name: "skip-push-permission-check", Usage: "do not check push access before building"},
 		&cli.StringFlag{Name: "compression", Value: "gzip", Usage: "layer compression: gzip or zstd"},
 		&cli.IntFlag{Name: "compression-level", Value: -1, Usage: "compression level; -1 is the default"},
+		&cli.StringFlag{Name: "image-format", Usage: "oci or docker: the manifest and layer media types (default: the base image's)"},
 		&cli.BoolFlag{Name: "reproducible", Usage: "strip timestamps so that identical inputs give identical digests"},
 
 		&cli.BoolFlag{Name: "cache", Usage: "reuse the layers of earlier builds from --cache-repo"},
@@ -65,32 +72,78 @@ func flags() []cli.Flag {
 		&cli.DurationFlag{Name: "cache-ttl", Value: 336 * time.Hour, Usage: "cache entries older than this are not used"},
 		&cli.BoolFlag{Name: "cache-copy-layers", Value: true, Usage: "cache COPY and ADD layers (keyed by the content they copy)"},
 		&cli.BoolFlag{Name: "cache-run-layers", Value: true, Usage: "cache RUN layers"},
-		&cli.BoolFlag{Name: "compressed-caching", Value: true, Usage: "accepted for kaniko compatibility: layers are always compressed once"},
+		&cli.BoolFlag{Name: "compressed-caching", Value: true, Usage: compat["compressed-caching"].Usage()},
 		&cli.BoolFlag{Name: "no-push-cache", Usage: "read the layer cache but never write it"},
 
-		&cli.StringFlag{Name: "snapshot-mode", Value: "full", Usage: "full, redo or time: accepted for kaniko compatibility; Slipway always compares metadata including ctime"},
+		&cli.StringFlag{Name: "snapshot-mode", Aliases: []string{"snapshotMode"}, Value: "full", Usage: "full, redo or time: " + compat["snapshot-mode"].Usage()},
 		&cli.StringFlag{Name: "snapshotter", Value: "walk", Usage: "how RUN's changes are found: walk (compare with the index) or overlay (read an overlayfs upper dir; chroot mode as root; breaks hardlinks written in place)"},
 		&cli.BoolFlag{Name: "single-snapshot", Usage: "take one layer per stage, at its end"},
-		&cli.BoolFlag{Name: "use-new-run", Usage: "accepted for kaniko compatibility; Slipway always snapshots only what changed"},
+		&cli.BoolFlag{Name: "use-new-run", Usage: compat["use-new-run"].Usage()},
 		&cli.StringSliceFlag{Name: "ignore-path", Usage: "path never snapshotted (repeatable)"},
-		&cli.BoolFlag{Name: "ignore-var-run", Value: true, Usage: "in in-place mode, never snapshot /var/run"},
-		&cli.BoolFlag{Name: "cleanup", Usage: "accepted for kaniko compatibility; Slipway always cleans its work directory"},
+		&cli.BoolFlag{Name: "ignore-var-run", Aliases: []string{"whitelist-var-run"}, Value: true, Usage: "in in-place mode, never snapshot /var/run"},
+		&cli.StringFlag{Name: "kaniko-dir", EnvVars: []string{"KANIKO_DIR"}, Value: registry.DefaultKanikoDir, Usage: "kaniko's own directory: never snapshotted, and its .docker is read for credentials"},
+		&cli.BoolFlag{Name: "cleanup", EnvVars: []string{"KANIKO_CLEANUP"}, Usage: compat["cleanup"].Usage()},
+		&cli.BoolFlag{Name: "pre-cleanup", EnvVars: []string{"KANIKO_PRE_CLEANUP"}, Usage: compat["pre-cleanup"].Usage()},
+		&cli.BoolFlag{Name: "preserve-context", EnvVars: []string{"KANIKO_PRESERVE_CONTEXT"}, Usage: compat["preserve-context"].Usage()},
+		&cli.IntFlag{Name: "image-fs-extract-retry", Usage: compat["image-fs-extract-retry"].Usage()},
+		&cli.BoolFlag{Name: "force-build-metadata", Usage: compat["force-build-metadata"].Usage()},
 		&cli.StringFlag{Name: "mode", EnvVars: []string{"SLIPWAY_MODE"}, Value: "chroot", Usage: "how RUN executes: chroot (a root under --work-dir) or in-place (the container's own /; executor image only)"},
 		&cli.StringFlag{Name: "work-dir", EnvVars: []string{"SLIPWAY_WORK_DIR"}, Usage: "where stage filesystems and layers are kept during the build"},
 
 		&cli.BoolFlag{Name: "insecure", Usage: "push over plain HTTP"},
 		&cli.BoolFlag{Name: "skip-tls-verify", Usage: "do not verify TLS certificates when pushing"},
-		&cli.StringSliceFlag{Name: "registry-client-cert", Usage: "host=cert.pem,key.pem (repeatable)"},
-		&cli.StringSliceFlag{Name: "registry-map", Usage: "original=remapped registry for pulls (repeatable)"},
-		&cli.BoolFlag{Name: "skip-default-registry-fallback", Usage: "fail instead of falling back to the original registry when mirrors fail"},
+		&cli.StringSliceFlag{Name: "credential-helpers", Usage: "ambient credential sources to use when no config.json names the registry: env, gitlab, google, ecr, acr (repeatable; default all; \"\" for none)"},
 	}
 	flags = append(flags, stepflags.Pull()...)
 	return append(flags, stepflags.Logging()...)
 }
 
+// compat are the kaniko flags Slipway accepts without effect, and why
+// they need none.
+var compat = map[string]stepflags.Compat{
+	"compressed-caching":     {Name: "compressed-caching", Why: "layers are compressed once, as they are written"},
+	"snapshot-mode":          {Name: "snapshot-mode", Why: "Slipway always compares metadata, ctime included, and hashes only where that cannot decide"},
+	"use-new-run":            {Name: "use-new-run", Why: "Slipway always snapshots only what changed"},
+	"cleanup":                {Name: "cleanup", Why: "Slipway always removes its work directory ($KANIKO_CLEANUP too)"},
+	"pre-cleanup":            {Name: "pre-cleanup", Why: "in in-place mode / is always cleared before a stage is unpacked ($KANIKO_PRE_CLEANUP too)"},
+	"preserve-context":       {Name: "preserve-context", Why: "the build context lives in the work directory, which stages never touch ($KANIKO_PRESERVE_CONTEXT too)"},
+	"image-fs-extract-retry": {Name: "image-fs-extract-retry", Why: "layers are verified by digest and a damaged one is pulled again"},
+	"force-build-metadata":   {Name: "force-build-metadata", Why: "metadata-only instructions are recorded in the history, never as empty layers"},
+}
+
+var credentialSources = []string{"env", "gitlab", "google", "ecr", "acr"}
+
+// checkFlags refuses bad values before anything is fetched or built.
 func checkFlags(c *cli.Context) error {
-	if m := c.String("snapshot-mode"); m != "full" && m != "redo" && m != "time" {
-		return fmt.Errorf("--snapshot-mode %q: use full, redo or time", m)
+	if err := stepflags.CheckLogging(c); err != nil {
+		return err
+	}
+	checks := []struct {
+		flag   string
+		values []string
+	}{
+		{"snapshot-mode", []string{"full", "redo", "time"}},
+		{"snapshotter", []string{"walk", "overlay"}},
+		{"compression", []string{"gzip", "zstd"}},
+		{"mode", []string{"chroot", "in-place"}},
+		{"image-format", []string{"", "oci", "docker"}},
+	}
+	for _, ch := range checks {
+		if err := stepflags.OneOf(c, ch.flag, ch.values...); err != nil {
+			return err
+		}
+	}
+	level := c.Int("compression-level")
+	if c.String("compression") == "gzip" && (level < -1 || level > 9) {
+		return fmt.Errorf("--compression-level %d: gzip levels are 1 to 9, or -1 for the default", level)
+	}
+	if c.String("compression") == "zstd" && (level < -1 || level > 22) {
+		return fmt.Errorf("--compression-level %d: zstd levels are 1 to 22, or -1 for the default", level)
+	}
+	for _, h := range c.StringSlice("credential-helpers") {
+		if h != "" && !slices.Contains(credentialSources, h) {
+			return fmt.Errorf("--credential-helpers %q: use env, gitlab, google, ecr or acr, or \"\" for none", h)
+		}
 	}
 	return nil
 }
@@ -100,36 +153,49 @@ func action(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	stepflags.LogCompat(c, log, slices.Collect(maps.Values(compat)))
 	reg, err := stepflags.PullOptions(c, "slipway-build")
 	if err != nil {
 		return err
 	}
-	reg.Insecure, reg.SkipTLSVerify = c.Bool("insecure"), c.Bool("skip-tls-verify")
-	reg.SkipDefaultRegistryFallback, reg.PushRetry = c.Bool("skip-default-registry-fallback"), c.Int("push-retry")
-	if reg.RegistryClientCerts, err = flagvalue.Pairs("--registry-client-cert", "host=value", c.StringSlice("registry-client-cert"), true); err != nil {
-		return err
-	}
-	if reg.RegistryMaps, err = registryMaps(c.StringSlice("registry-map")); err != nil {
-		return err
+	reg.Insecure, reg.SkipTLSVerify, reg.PushRetry = c.Bool("insecure"), c.Bool("skip-tls-verify"), c.Int("push-retry")
+	reg.KanikoDir = c.String("kaniko-dir")
+	if c.IsSet("credential-helpers") {
+		reg.CredentialHelpers = slices.DeleteFunc(c.StringSlice("credential-helpers"), func(h string) bool { return h == "" })
+		if reg.CredentialHelpers == nil {
+			reg.CredentialHelpers = []string{}
+		}
 	}
 	ignore := c.StringSlice("ignore-path")
-	if c.Bool("ignore-var-run") && c.String("mode") == string(run.InPlace) {
-		ignore = append(ignore, "/var/run")
+	if c.String("mode") == string(run.InPlace) {
+		if c.Bool("ignore-var-run") {
+			ignore = append(ignore, "/var/run")
+		}
+		ignore = append(ignore, c.String("kaniko-dir"))
 	}
 	level := c.Int("compression-level")
 	if level < 0 {
 		level = 0
 	}
+	var target string
+	targets := c.StringSlice("target")
+	if len(targets) > 0 {
+		target = targets[0]
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	_, err = job.Run(ctx, job.Config{
-		Context:          c.String("context"),
+		Context:          contextURL(c),
 		ContextSubPath:   c.String("context-sub-path"),
 		Git:              c.String("git"),
 		Dockerfile:       c.String("dockerfile"),
 		BuildArgs:        c.StringSlice("build-arg"),
-		Target:           c.String("target"),
+		Target:           target,
+		ExtraTargets:     targets[min(1, len(targets)):],
 		Labels:           c.StringSlice("label"),
+		Annotations:      c.StringSlice("annotation"),
+		ImageFormat:      c.String("image-format"),
+		DryRun:           c.Bool("dryrun"),
 		CustomPlatform:   c.String("custom-platform"),
 		SkipUnusedStages: c.Bool("skip-unused-stages"),
 		Secrets:          c.StringSlice("secret"),
@@ -144,6 +210,7 @@ func action(c *cli.Context) error {
 			ImageURLFile:               c.String("image-url-file"),
 			ImagesFile:                 c.String("images-file"),
 			SkipPushPermissionCheck:    c.Bool("skip-push-permission-check"),
+			IgnoreImmutableTagErrors:   c.Bool("push-ignore-immutable-tag-errors"),
 		},
 		Registry:         reg,
 		Cache:            c.Bool("cache"),
@@ -168,24 +235,20 @@ func action(c *cli.Context) error {
 	return err
 }
 
-func registryMaps(values []string) (map[string][]string, error) {
-	if len(values) == 0 {
-		return nil, nil
+// contextURL is --context, or kaniko's --bucket when no --context was
+// given: a bare bucket name is a Google Cloud Storage bucket holding
+// context.tar.gz.
+func contextURL(c *cli.Context) string {
+	b := c.String("bucket")
+	if b == "" || c.IsSet("context") {
+		return c.String("context")
 	}
-	out := map[string][]string{}
-	for _, v := range values {
-		k, val, err := flagvalue.Pair("--registry-map", "original=remapped", v, true)
-		if err != nil {
-			return nil, err
-		}
-		for _, to := range strings.Split(val, ";") {
-			if to == "" {
-				// An empty name would mean Docker Hub to the registry
-				// client: never a mirror the user asked for.
-				return nil, fmt.Errorf("--registry-map %q: an empty registry between the semicolons; want original=remapped[;remapped...]", v)
-			}
-			out[k] = append(out[k], to)
-		}
+	if !strings.Contains(b, "://") {
+		b = "gs://" + b
 	}
-	return out, nil
+	scheme, rest, _ := strings.Cut(b, "://")
+	if bucket, object, _ := strings.Cut(rest, "/"); object == "" {
+		return scheme + "://" + bucket + "/context.tar.gz"
+	}
+	return b
 }

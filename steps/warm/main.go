@@ -20,6 +20,7 @@ func main() {
 		Name:   "slipway-warm",
 		Usage:  "pull base images into a cache directory that slipway-build --cache-dir reads",
 		Flags:  flags(),
+		Before: stepflags.CheckLogging,
 		Action: action,
 	}, "--image", "--build-arg")
 }
@@ -27,16 +28,16 @@ func main() {
 func flags() []cli.Flag {
 	flags := []cli.Flag{
 		&cli.StringSliceFlag{Name: "image", Aliases: []string{"i"}, Usage: "image to cache (repeatable)"},
-		&cli.StringFlag{Name: "dockerfile", Aliases: []string{"f"}, Usage: "cache the FROM images of this Dockerfile's stages"},
+		&cli.StringFlag{Name: "dockerfile", Aliases: []string{"d"}, Usage: "cache the FROM images of this Dockerfile's stages"},
 		&cli.StringSliceFlag{Name: "build-arg", Usage: "NAME=value, or NAME to take it from the environment, for --dockerfile (repeatable)"},
 		&cli.StringFlag{Name: "target", Usage: "stage of --dockerfile whose images are needed; default the last"},
 		&cli.StringFlag{Name: "cache-dir", Aliases: []string{"c"}, Value: "/cache", Usage: "OCI image layout directory to keep the images in"},
 		&cli.DurationFlag{Name: "cache-ttl", Value: 336 * time.Hour, Usage: "how long an image cached by tag stays fresh"},
-		&cli.BoolFlag{Name: "force", Usage: "pull again even when cached"},
-		&cli.StringFlag{Name: "custom-platform", Usage: "platform to cache, e.g. linux/arm64"},
+		&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "pull again even when cached"},
+		&cli.StringFlag{Name: "custom-platform", Aliases: []string{"customPlatform"}, Usage: "platform to cache, e.g. linux/arm64"},
 
-		&cli.BoolFlag{Name: "insecure", Usage: "pull over plain HTTP (kaniko's warmer flag; same as --insecure-pull)"},
-		&cli.BoolFlag{Name: "skip-tls-verify", Usage: "do not verify TLS certificates (kaniko's warmer flag; same as --skip-tls-verify-pull)"},
+		&cli.BoolFlag{Name: "insecure", Usage: "pull over plain HTTP (the same as --insecure-pull: the warmer only pulls)"},
+		&cli.BoolFlag{Name: "skip-tls-verify", Usage: "do not verify TLS certificates (the same as --skip-tls-verify-pull: the warmer only pulls)"},
 	}
 	flags = append(flags, stepflags.Pull()...)
 	return append(flags, stepflags.Logging()...)

@@ -42,7 +42,7 @@ func TestCommandLine(t *testing.T) {
 	// As the Tekton Task passes it: an empty DOCKERFILE param, and the
 	// IMAGES and BUILD_ARGS arrays as a list tail. Two processes at once
 	// share the directory.
-	args := []string{"--cache-dir=" + dir, "--dockerfile=", "--insecure-registry=" + reg.Host, "--force",
+	args := []string{"--cache-dir=" + dir, "--dockerfile=", "--insecure-registry=" + reg.Host, "-f",
 		"--", "--image", base, index, "--build-arg"}
 	var wg sync.WaitGroup
 	outs := make([]string, 2)
