@@ -69,9 +69,12 @@ unit:
 	$(GO) test -short -count=1 $(PKGS)
 
 # race runs the engine's tests under the race detector: stages, the
-# snapshot walker and cache writes run concurrently. It needs cgo.
+# snapshot walker and cache writes run concurrently. The detector needs
+# cgo; the binaries stay static, because the in-place tests run the test
+# binary inside a busybox image.
 race: deps
-	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./engine/...
+	CGO_ENABLED=1 $(GO) test -race -tags osusergo,netgo -ldflags='-linkmode=external -extldflags=-static' \
+		-count=1 -timeout $(TEST_TIMEOUT) ./engine/...
 
 lint:
 	@test -z "$$(gofmt -l engine steps e2e $(wildcard tasks))" || (gofmt -l engine steps e2e; echo 'gofmt: run gofmt -w on the files above'; exit 1)

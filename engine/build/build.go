@@ -32,6 +32,7 @@ import (
 
 	"github.com/slipway-build/slipway/engine/cache"
 	"github.com/slipway-build/slipway/engine/dockerfile"
+	"github.com/slipway-build/slipway/engine/layer"
 	"github.com/slipway-build/slipway/engine/rootfs"
 	"github.com/slipway-build/slipway/engine/run"
 )
@@ -40,10 +41,13 @@ import (
 // mode never extracts over it or snapshots it.
 const ExecutorDir = "/slipway"
 
-// Snapshotters.
+// Snapshotter names how RUN's changes are found (--snapshotter).
+type Snapshotter string
+
+// The snapshotters.
 const (
-	SnapshotWalk    = "walk"
-	SnapshotOverlay = "overlay"
+	SnapshotWalk    Snapshotter = "walk"
+	SnapshotOverlay Snapshotter = "overlay"
 )
 
 // ImageSource pulls base images; engine/registry's Client is one.
@@ -74,9 +78,9 @@ type Options struct {
 	// Epoch, when set, is the creation time of the image and its history, and
 	// clamps file times in new layers: --reproducible and SOURCE_DATE_EPOCH.
 	Epoch *time.Time
-	// Compression is "gzip" (default) or "zstd"; CompressionLevel 0 is the
-	// algorithm's default.
-	Compression      string
+	// Compression is layer.Gzip (the default) or layer.Zstd;
+	// CompressionLevel 0 is the algorithm's default.
+	Compression      layer.Compression
 	CompressionLevel int
 	// WorkDir holds stage root filesystems and layer files. The layers of
 	// the returned image are read from it, so the caller removes it only
@@ -102,7 +106,7 @@ type Options struct {
 	// overlay and reads its upper directory (chroot mode, as root). The
 	// overlay is opt-in: overlayfs breaks a hardlink when a step writes to
 	// one of its names in place, where a real filesystem changes all names.
-	Snapshotter string
+	Snapshotter Snapshotter
 	// SingleSnapshot takes one layer per stage, at its end, as kaniko's
 	// --single-snapshot; steps then only add history.
 	SingleSnapshot bool
@@ -192,6 +196,11 @@ func (o *Options) defaults() error {
 	}
 	if o.Mode == run.InPlace && o.Executor == nil {
 		return errors.New("in-place mode needs an executor")
+	}
+	switch o.Compression {
+	case "", layer.Gzip, layer.Zstd:
+	default:
+		return fmt.Errorf("unknown compression %q: use gzip or zstd", o.Compression)
 	}
 	switch o.Snapshotter {
 	case "", SnapshotWalk:

@@ -23,6 +23,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/slipway-build/slipway/engine/layer"
 )
 
 // check inspects a built image.
@@ -382,7 +384,7 @@ func TestReproducibleAndZstd(t *testing.T) {
 	epoch := time.Unix(1700000000, 0).UTC()
 	files := map[string]string{"Dockerfile": "FROM $BASE\nCOPY a.txt /a\nRUN echo x > /b\n", "a.txt": "A"}
 	digest := func(compression string) (v1.Hash, v1.Image) {
-		img, err := f.build(t, files, func(o *Options) { o.Epoch = &epoch; o.Compression = compression })
+		img, err := f.build(t, files, func(o *Options) { o.Epoch = &epoch; o.Compression = layer.Compression(compression) })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -539,7 +541,7 @@ RUN rm -rf /e && mkdir /e && echo new > /e/n && rm -rf /d/sub && echo file > /d/
 RUN rm /d/sub && mkdir /d/sub && touch /d/sub/again
 `}
 	type result struct{ entries, states []string }
-	layersOf := func(snapshotter string) result {
+	layersOf := func(snapshotter Snapshotter) result {
 		img, err := f.build(t, files, func(o *Options) { o.Snapshotter = snapshotter; o.Epoch = &time.Time{} })
 		if err != nil {
 			t.Fatalf("%s: %v", snapshotter, err)

@@ -493,7 +493,7 @@ func (s *stage) emptyHistory(createdBy string) {
 // with the edited container config and the full history.
 func (s *stage) image() (v1.Image, error) {
 	img := s.base
-	if s.b.opts.Compression == "zstd" {
+	if s.b.opts.Compression == layer.Zstd {
 		// zstd layers are only valid in OCI manifests.
 		img = mutate.MediaType(img, types.OCIManifestSchema1)
 		img = mutate.ConfigMediaType(img, types.OCIConfigJSON)

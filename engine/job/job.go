@@ -24,6 +24,7 @@ import (
 	"github.com/slipway-build/slipway/engine/buildcontext"
 	"github.com/slipway-build/slipway/engine/cache"
 	"github.com/slipway-build/slipway/engine/flagvalue"
+	"github.com/slipway-build/slipway/engine/layer"
 	"github.com/slipway-build/slipway/engine/publish"
 	"github.com/slipway-build/slipway/engine/registry"
 	"github.com/slipway-build/slipway/engine/run"
@@ -148,7 +149,7 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 		Platform:         in.platform,
 		Labels:           in.labels,
 		Epoch:            in.epoch,
-		Compression:      cfg.Compression,
+		Compression:      layer.Compression(cfg.Compression),
 		CompressionLevel: cfg.CompressionLevel,
 		WorkDir:          workDir,
 		Images:           imageSource(cfg, client),
@@ -159,7 +160,7 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 		CacheDir:         cfg.CacheDir,
 		SkipUnusedStages: &cfg.SkipUnusedStages,
 		SingleSnapshot:   cfg.SingleSnapshot,
-		Snapshotter:      cfg.Snapshotter,
+		Snapshotter:      build.Snapshotter(cfg.Snapshotter),
 		Log:              cfg.Log,
 		Output:           cfg.Output,
 	}

@@ -52,10 +52,19 @@ type Change struct {
 	Kind Kind
 }
 
+// Compression is a layer compression (--compression).
+type Compression string
+
+// The compressions; zstd layers are valid only in OCI manifests.
+const (
+	Gzip Compression = "gzip"
+	Zstd Compression = "zstd"
+)
+
 // Options control how a layer is written.
 type Options struct {
-	// Compression is "gzip" (the default) or "zstd".
-	Compression string
+	// Compression is Gzip (the default) or Zstd.
+	Compression Compression
 	// Level is the compression level; zero means the algorithm's default.
 	Level int
 	// Epoch, when set, clamps every modification time to it, as BuildKit
@@ -133,7 +142,7 @@ func write(f *os.File, root string, changes []Change, opts Options) (v1.Layer, e
 
 func compressor(w io.Writer, opts Options) (io.WriteCloser, types.MediaType, error) {
 	switch opts.Compression {
-	case "", "gzip":
+	case "", Gzip:
 		level := opts.Level
 		if level == 0 {
 			level = gzip.DefaultCompression
@@ -143,7 +152,7 @@ func compressor(w io.Writer, opts Options) (io.WriteCloser, types.MediaType, err
 			return nil, "", fmt.Errorf("gzip level %d: %w", opts.Level, err)
 		}
 		return zw, types.DockerLayer, nil
-	case "zstd":
+	case Zstd:
 		zopts := []zstd.EOption{zstd.WithEncoderConcurrency(1)}
 		if opts.Level != 0 {
 			zopts = append(zopts, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(opts.Level)))

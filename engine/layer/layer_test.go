@@ -127,7 +127,7 @@ func TestWriteKeepsXattrs(t *testing.T) {
 
 func TestWriteReproducible(t *testing.T) {
 	epoch := time.Unix(1700000000, 0)
-	digest := func(comp string) string {
+	digest := func(comp Compression) string {
 		root := t.TempDir()
 		if err := os.WriteFile(filepath.Join(root, "f"), bytes.Repeat([]byte("data"), 1000), 0o644); err != nil {
 			t.Fatal(err)
@@ -139,7 +139,7 @@ func TestWriteReproducible(t *testing.T) {
 		d, _ := l.Digest()
 		return d.String()
 	}
-	for _, comp := range []string{"gzip", "zstd"} {
+	for _, comp := range []Compression{Gzip, Zstd} {
 		a, b := digest(comp), digest(comp)
 		if a != b {
 			t.Errorf("%s: two writes of the same tree differ: %s vs %s", comp, a, b)

@@ -25,13 +25,17 @@ const (
 	InPlace Mode = "in-place"
 )
 
-// Mount types understood by the executor. The builder resolves the sources
-// of cache, secret and bind mounts to host paths before calling Run.
+// MountType is a kind of mount the executor understands. The builder
+// resolves the sources of cache, secret and bind mounts to host paths
+// before calling Run.
+type MountType string
+
+// The mount types.
 const (
-	MountBind   = "bind"
-	MountTmpfs  = "tmpfs"
-	MountCache  = "cache"
-	MountSecret = "secret"
+	MountBind   MountType = "bind"
+	MountTmpfs  MountType = "tmpfs"
+	MountCache  MountType = "cache"
+	MountSecret MountType = "secret"
 )
 
 // Network modes, as accepted by RUN --network.
@@ -43,7 +47,7 @@ const (
 
 // Mount is one RUN --mount, already resolved to a host path.
 type Mount struct {
-	Type     string // MountBind, MountTmpfs, MountCache or MountSecret
+	Type     MountType
 	Source   string // host path; unused for tmpfs
 	Target   string // absolute path inside the root
 	ReadOnly bool
