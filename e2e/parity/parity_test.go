@@ -234,15 +234,15 @@ func slipwayBuild(t *testing.T, reg *harness.Registry, b buildSpec) (v1.Image, e
 	}
 	var out bytes.Buffer
 	img, err := build.Build(context.Background(), build.Options{
-		ContextDir: b.dir,
-		BuildArgs:  args,
-		Target:     b.target,
-		WorkDir:    t.TempDir(),
-		Images:     reg.Client(),
-		Executor:   exec,
-		Mode:       run.Chroot,
-		Output:     &out,
-		Log:        slog.New(slog.NewTextHandler(&out, nil)),
+		Inputs: build.Inputs{ContextDir: b.dir, BuildArgs: args, Target: b.target},
+		Collaborators: build.Collaborators{
+			WorkDir:  t.TempDir(),
+			Images:   reg.Client(),
+			Executor: exec,
+			Mode:     run.Chroot,
+			Output:   &out,
+			Log:      slog.New(slog.NewTextHandler(&out, nil)),
+		},
 	})
 	if err != nil {
 		t.Logf("slipway's log and RUN output:\n%s", out.String())

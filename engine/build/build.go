@@ -63,8 +63,17 @@ type Secret struct {
 	Env  string
 }
 
-// Options describe one build.
+// Options describe one build, in three groups: what it reads (Inputs), the
+// parts and places it works with (Collaborators) and how it builds
+// (Policy). The groups are embedded, so o.Target reads as one field.
 type Options struct {
+	Inputs
+	Collaborators
+	Policy
+}
+
+// Inputs are what a build reads.
+type Inputs struct {
 	// ContextDir is the local build context, already fetched.
 	ContextDir string
 	// Dockerfile is the path of the Dockerfile, resolved by DockerfilePath.
@@ -75,6 +84,45 @@ type Options struct {
 	Platform v1.Platform
 	// Labels are added to the final image (kaniko's --label).
 	Labels map[string]string
+	// Secrets for RUN --mount=type=secret, by id.
+	Secrets map[string]Secret
+}
+
+// Collaborators are the parts a build works with, and where it keeps
+// things. Slipway keeps four things apart: the registry layer cache
+// (LayerCache), extracted layers (ExtractedLayerDir), RUN cache mounts
+// (CacheMountDir) and, outside the builder, the base-image layout a warmer
+// fills (an ImageSource).
+type Collaborators struct {
+	// Images pulls base images and COPY --from images.
+	Images ImageSource
+	// Executor runs RUN commands; Mode says which kind it is.
+	Executor run.Executor
+	Mode     run.Mode
+	// LayerCache, when set, keeps and reuses the layers of COPY, ADD, RUN
+	// and WORKDIR steps by content-addressed key (kaniko's --cache).
+	LayerCache cache.Store
+	// CacheWrites, when set, receives the background cache writes for the
+	// caller to wait on after publishing; when nil, Build waits for them.
+	CacheWrites *errgroup.Group
+	// WorkDir holds stage root filesystems and layer files. The layers of
+	// the returned image are read from it, so the caller removes it only
+	// after publishing.
+	WorkDir string
+	// ExtractedLayerDir, when set, keeps extracted layers uncompressed by
+	// diff ID (engine/extracted), so that a later build on the same node
+	// neither downloads nor decompresses them again.
+	ExtractedLayerDir string
+	// CacheMountDir persists RUN --mount=type=cache directories.
+	CacheMountDir string
+	// Log receives progress; nil means slog.Default().
+	Log *slog.Logger
+	// Output receives RUN commands' stdout and stderr; nil means os.Stderr.
+	Output io.Writer
+}
+
+// Policy is how a build builds.
+type Policy struct {
 	// Epoch, when set, is the creation time of the image and its history, and
 	// clamps file times in new layers: --reproducible and SOURCE_DATE_EPOCH.
 	Epoch *time.Time
@@ -82,25 +130,8 @@ type Options struct {
 	// CompressionLevel 0 is the algorithm's default.
 	Compression      layer.Compression
 	CompressionLevel int
-	// WorkDir holds stage root filesystems and layer files. The layers of
-	// the returned image are read from it, so the caller removes it only
-	// after publishing.
-	WorkDir string
-	// Images pulls base images and COPY --from images.
-	Images ImageSource
-	// Executor runs RUN commands; Mode says which kind it is.
-	Executor run.Executor
-	Mode     run.Mode
 	// IgnorePaths are never snapshotted (kaniko's --ignore-path).
 	IgnorePaths []string
-	// Secrets for RUN --mount=type=secret, by id.
-	Secrets map[string]Secret
-	// LayerCacheDir, when set, keeps extracted layers uncompressed by diff
-	// ID, so that a later build on the same node neither downloads nor
-	// decompresses them again.
-	LayerCacheDir string
-	// CacheDir persists RUN --mount=type=cache directories.
-	CacheDir string
 	// Snapshotter is how RUN's changes are found: SnapshotWalk (the default)
 	// compares the root with its index; SnapshotOverlay runs the step on an
 	// overlay and reads its upper directory (chroot mode, as root). The
@@ -110,22 +141,12 @@ type Options struct {
 	// SingleSnapshot takes one layer per stage, at its end, as kaniko's
 	// --single-snapshot; steps then only add history.
 	SingleSnapshot bool
-	// Cache, when set, keeps and reuses the layers of COPY, ADD, RUN and
-	// WORKDIR steps by content-addressed key (kaniko's --cache).
-	Cache cache.Store
-	// CacheRunLayers and CacheCopyLayers choose which steps use Cache.
+	// CacheRunLayers and CacheCopyLayers choose which steps use LayerCache.
 	CacheRunLayers, CacheCopyLayers bool
 	// NoPushCache looks entries up but never writes them.
 	NoPushCache bool
-	// CacheWrites, when set, receives the background cache writes for the
-	// caller to wait on after publishing; when nil, Build waits for them.
-	CacheWrites *errgroup.Group
 	// SkipUnusedStages is kaniko's flag; nil means true, BuildKit's default.
 	SkipUnusedStages *bool
-	// Log receives progress; nil means slog.Default().
-	Log *slog.Logger
-	// Output receives RUN commands' stdout and stderr; nil means os.Stderr.
-	Output io.Writer
 }
 
 // Build runs the Dockerfile and returns the image of the target stage.
@@ -377,7 +398,7 @@ func (b *builder) runStage(ctx context.Context, s *dockerfile.PlannedStage) erro
 		return err
 	}
 	res, err := st.build(ctx)
-	if err != nil && b.opts.Cache != nil && cache.IsCacheError(err) {
+	if err != nil && b.opts.LayerCache != nil && cache.IsCacheError(err) {
 		// A cached layer needed to unpack the root could not be read:
 		// build the stage again, without the cache.
 		b.opts.Log.Warn("A cached layer could not be read; building the stage again without the cache", "stage", name, "error", err.Error())

@@ -84,11 +84,8 @@ func (f fixture) buildIn(t *testing.T, dir string, files map[string]string, muta
 		t.Fatal(err)
 	}
 	opts := Options{
-		ContextDir: dir,
-		WorkDir:    t.TempDir(),
-		Images:     f.reg.Client(),
-		Executor:   exec,
-		Output:     io.Discard,
+		Inputs:        Inputs{ContextDir: dir},
+		Collaborators: Collaborators{WorkDir: t.TempDir(), Images: f.reg.Client(), Executor: exec, Output: io.Discard},
 	}
 	for _, m := range mutateOpts {
 		if m != nil {

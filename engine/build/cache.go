@@ -26,7 +26,7 @@ import (
 
 // initialKey starts the stage's key chain.
 func (s *stage) initialKey(parent *stageResult, platform v1.Platform) error {
-	if s.b.opts.Cache == nil {
+	if s.b.opts.LayerCache == nil {
 		return nil
 	}
 	switch {
@@ -46,7 +46,7 @@ func (s *stage) initialKey(parent *stageResult, platform v1.Platform) error {
 
 // prefetch looks up the keys of all the stage's steps concurrently.
 func (s *stage) prefetch(ctx context.Context) {
-	if s.b.opts.Cache == nil || s.key == "" || s.noCache {
+	if s.b.opts.LayerCache == nil || s.key == "" || s.noCache {
 		return
 	}
 	plan, err := s.b.df.Plan(s.b.planOpts)
@@ -66,7 +66,7 @@ func (s *stage) prefetch(ctx context.Context) {
 		return
 	}
 	s.b.opts.Log.Info(fmt.Sprintf("Checking the cache for %d steps", len(shadow.dryKeys)), "stage", s.ps.Name)
-	entries := cache.Lookup(ctx, s.b.opts.Log, s.b.opts.Cache, shadow.dryKeys)
+	entries := cache.Lookup(ctx, s.b.opts.Log, s.b.opts.LayerCache, shadow.dryKeys)
 	s.prefetched = make(map[cache.Key]*cache.Entry, len(entries))
 	for i, e := range entries {
 		s.prefetched[shadow.dryKeys[i]] = e
@@ -77,7 +77,7 @@ func (s *stage) prefetch(ctx context.Context) {
 // step's result depends on (ok false when it cannot be keyed, which ends
 // caching for the rest of the stage), exec builds it.
 func (s *stage) cached(ctx context.Context, input func() (cache.StepInput, bool, error), exec func() error) error {
-	store := s.b.opts.Cache
+	store := s.b.opts.LayerCache
 	if store == nil || s.noCache || s.key == "" {
 		s.key = ""
 		if s.dry {
@@ -166,7 +166,7 @@ func (s *stage) put(ctx context.Context, key cache.Key, layersBefore int) {
 	if len(s.layers) > layersBefore {
 		entry.Layer = s.layers[layersBefore]
 	}
-	store := s.b.opts.Cache
+	store := s.b.opts.LayerCache
 	s.b.cacheWrites.Go(func() error {
 		if err := store.Put(context.WithoutCancel(ctx), key, entry); err != nil {
 			s.b.opts.Log.Warn("Writing the cache failed; the build is not affected", "error", err.Error())

@@ -67,9 +67,9 @@ func (c *cacheFixture) build(t *testing.T, files map[string]string, args map[str
 	before := c.runs(t)
 	var log syncBuffer
 	img, err := c.fixture.buildIn(t, c.ctxDir, files, func(o *Options) {
-		o.Cache = c.store
+		o.LayerCache = c.store
 		o.CacheRunLayers, o.CacheCopyLayers = true, true
-		o.CacheDir = c.counter
+		o.CacheMountDir = c.counter
 		o.BuildArgs = args
 		o.Log = slog.New(slog.NewTextHandler(&log, nil))
 		for _, m := range more {
@@ -151,7 +151,7 @@ WORKDIR /app
 COPY src/ /app/src/
 CMD ["/bin/sh", "/app/src/main.sh"]
 `, "deps.txt": "a\n", "src/main.sh": "echo v1\n"}
-	withLayerCache := func(o *Options) { o.LayerCacheDir = layerCache }
+	withLayerCache := func(o *Options) { o.ExtractedLayerDir = layerCache }
 	c.build(t, files, nil, withLayerCache)
 	files["src/main.sh"] = "echo v2\n"
 	img, log, runs := c.build(t, files, nil, withLayerCache)

@@ -88,10 +88,10 @@ func (b *builder) extractTree(ctx context.Context, key string, get func() (image
 }
 
 func (b *builder) layerCacheOptions() []rootfs.Option {
-	if b.opts.LayerCacheDir == "" {
+	if b.opts.ExtractedLayerDir == "" {
 		return nil
 	}
-	return []rootfs.Option{rootfs.WithLayerCache(b.opts.LayerCacheDir)}
+	return []rootfs.Option{rootfs.WithLayerCache(b.opts.ExtractedLayerDir)}
 }
 
 // imageRef is an image whose filesystem a build reads.

@@ -50,12 +50,13 @@ func memBase(t *testing.T) v1.Image {
 	for _, d := range []string{"bin/", "etc/", "tmp/"} {
 		must(t, tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mtime}))
 	}
-	for name, content := range map[string]string{
-		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
-		"etc/group":  "root:x:0:\napp:x:1000:\n",
+	// In a fixed order, so that every build sees the same digest.
+	for _, f := range [][2]string{
+		{"etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n"},
+		{"etc/group", "root:x:0:\napp:x:1000:\n"},
 	} {
-		must(t, tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(content)), ModTime: mtime}))
-		tw.Write([]byte(content))
+		must(t, tw.WriteHeader(&tar.Header{Name: f[0], Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(f[1])), ModTime: mtime}))
+		tw.Write([]byte(f[1]))
 	}
 	must(t, tw.Close())
 	data := buf.Bytes()
@@ -131,12 +132,14 @@ func memBuild(t *testing.T, exec run.Executor, files map[string]string, more ...
 		must(t, os.WriteFile(p, []byte(content), 0o644))
 	}
 	opts := Options{
-		ContextDir: dir,
-		WorkDir:    t.TempDir(),
-		Images:     memImages{"base": memBase(t)},
-		Executor:   exec,
-		Output:     io.Discard,
-		Log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Inputs: Inputs{ContextDir: dir},
+		Collaborators: Collaborators{
+			WorkDir:  t.TempDir(),
+			Images:   memImages{"base": memBase(t)},
+			Executor: exec,
+			Output:   io.Discard,
+			Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		},
 	}
 	for _, m := range more {
 		m(&opts)
@@ -296,7 +299,7 @@ RUN echo $VERSION
 		t.Helper()
 		before := len(exec.ran())
 		_, err := memBuild(t, exec, files, func(o *Options) {
-			o.Cache, o.CacheRunLayers, o.CacheCopyLayers = store, true, true
+			o.LayerCache, o.CacheRunLayers, o.CacheCopyLayers = store, true, true
 			o.BuildArgs = args
 		})
 		if err != nil {

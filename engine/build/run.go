@@ -348,8 +348,8 @@ func applyOwnerMode(dir string, uid, gid, mode *uint64) error {
 
 // cacheDir is where RUN cache mounts persist between builds.
 func (b *builder) cacheDir() string {
-	if b.opts.CacheDir != "" {
-		return b.opts.CacheDir
+	if b.opts.CacheMountDir != "" {
+		return b.opts.CacheMountDir
 	}
 	return filepath.Join(b.opts.WorkDir, "cache")
 }

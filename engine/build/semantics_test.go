@@ -442,7 +442,7 @@ func TestCacheMountPersists(t *testing.T) {
 	cache := t.TempDir()
 	files := map[string]string{"Dockerfile": "FROM $BASE\nRUN --mount=type=cache,target=/var/cache/app sh -c 'echo x >> /var/cache/app/count; wc -l < /var/cache/app/count > /runs'\n"}
 	for i := 1; i <= 2; i++ {
-		img, err := f.build(t, files, func(o *Options) { o.CacheDir = cache })
+		img, err := f.build(t, files, func(o *Options) { o.CacheMountDir = cache })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -468,7 +468,7 @@ FROM $BASE
 COPY --from=a /a /a
 COPY --from=b /b /b
 `,
-	}, func(o *Options) { o.CacheDir = t.TempDir() })
+	}, func(o *Options) { o.CacheMountDir = t.TempDir() })
 	if err != nil {
 		t.Fatal(err)
 	}

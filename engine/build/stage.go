@@ -469,7 +469,7 @@ func withParents(changes []layer.Change) []string {
 // overlay mounted over it.
 func (s *stage) commitFrom(root string, changes []layer.Change, createdBy string) error {
 	l, err := layer.Write(root, changes, layer.Options{
-		KeepUncompressed: s.b.opts.LayerCacheDir,
+		KeepUncompressed: s.b.opts.ExtractedLayerDir,
 		Compression:      s.b.opts.Compression,
 		Level:            s.b.opts.CompressionLevel,
 		Epoch:            s.b.opts.Epoch,

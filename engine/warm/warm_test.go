@@ -327,10 +327,14 @@ func TestConcurrentWarmersAndReaders(t *testing.T) {
 				return err
 			}
 			img, err := build.Build(ctx, build.Options{
-				ContextDir: dir, WorkDir: t.TempDir(), Output: io.Discard,
-				Images:   cache.CachedSource{Cache: cache.NewLayoutCache(f.dir, time.Hour), Upstream: f.reg.Client()},
-				Executor: exec, Cache: store, CacheRunLayers: true, CacheCopyLayers: true,
-				Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+				Inputs: build.Inputs{ContextDir: dir},
+				Collaborators: build.Collaborators{
+					WorkDir: t.TempDir(), Output: io.Discard,
+					Images:   cache.CachedSource{Cache: cache.NewLayoutCache(f.dir, time.Hour), Upstream: f.reg.Client()},
+					Executor: exec, LayerCache: store,
+					Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+				},
+				Policy: build.Policy{CacheRunLayers: true, CacheCopyLayers: true},
 			})
 			if err != nil {
 				return fmt.Errorf("build %d: %w", i, err)
