@@ -7,9 +7,14 @@
 // that needs files. COPY, ADD and WORKDIR write files into it and turn
 // exactly the paths they wrote into a layer; when no RUN is left to unpack
 // the stage they write onto a sparse root instead, which holds only what
-// they look at of the image (dest.go). RUN executes in the root and a
-// snapshot finds what it changed. Metadata instructions only edit the image
-// config.
+// they look at of the image (dest.go). RUN executes in the directory a
+// snapshot.Session prepares (the root, or an overlay over it), and the
+// session finds what it changed; Options.Snapshotter picks the
+// snapshot.Snapshotter that starts the sessions. Metadata instructions only
+// edit the image config.
+// The stage graph, and which stage a --from names (the last of a name, as
+// in BuildKit), come from dockerfile.Plan; its warnings and the parser's go
+// to the build's logger at warn level.
 // Independent stages run concurrently in chroot mode, since each has a root
 // of its own; in in-place mode there is only one "/", so they run in turn.
 package build
@@ -35,6 +40,7 @@ import (
 	"github.com/slipway-build/slipway/engine/layer"
 	"github.com/slipway-build/slipway/engine/rootfs"
 	"github.com/slipway-build/slipway/engine/run"
+	"github.com/slipway-build/slipway/engine/snapshot"
 )
 
 // ExecutorDir is where the executor image keeps its own files; in-place
@@ -233,6 +239,15 @@ func (o *Options) defaults() error {
 		return fmt.Errorf("unknown snapshotter %q: use walk or overlay", o.Snapshotter)
 	}
 	return nil
+}
+
+// snapshotter is the Snapshotter the --snapshotter value names, which
+// defaults checked.
+func (o *Options) snapshotter() snapshot.Snapshotter {
+	if o.Snapshotter == SnapshotOverlay {
+		return snapshot.OverlayFS{}
+	}
+	return snapshot.Walk{}
 }
 
 func hostPlatform() v1.Platform {

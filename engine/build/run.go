@@ -69,15 +69,17 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 	spec.Mounts = append(spec.Mounts, mounts...)
 	spec.Env = withHome(append(spec.Env, env...), usr.Home)
 
-	var overlay *snapshot.Overlay
-	if s.b.opts.Snapshotter == SnapshotOverlay && !s.b.opts.SingleSnapshot {
-		if overlay, err = snapshot.NewOverlay(s.root, filepath.Join(tmp, "overlay"), s.idx, s.b.ignoreList); err != nil {
+	// With a single snapshot the step runs in the root and only the
+	// stage's end takes a snapshot, by walking.
+	var session snapshot.Session
+	if !s.b.opts.SingleSnapshot {
+		if session, err = s.b.opts.snapshotter().Start(s.root, filepath.Join(tmp, "overlay"), s.idx, s.b.ignoreList); err != nil {
 			return err
 		}
-		if spec.Root, err = overlay.Prepare(); err != nil {
-			return fmt.Errorf("mounting the overlay snapshotter (use --snapshotter=walk where overlayfs cannot be mounted): %w", err)
+		if spec.Root, err = session.Prepare(); err != nil {
+			return fmt.Errorf("preparing the %s snapshotter (use --snapshotter=walk where overlayfs cannot be mounted): %w", s.b.opts.Snapshotter, err)
 		}
-		defer overlay.Discard()
+		defer session.Discard()
 	}
 	if err := s.b.opts.Executor.Run(ctx, spec); err != nil {
 		var exit *run.ExitError
@@ -90,14 +92,11 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 	if buildArgs := s.scope.BuildArgs(); len(buildArgs) > 0 {
 		createdBy = fmt.Sprintf("RUN |%d %s %s # buildkit", len(buildArgs), strings.Join(buildArgs, " "), strings.Join(args, " "))
 	}
-	if s.b.opts.SingleSnapshot {
+	if session == nil {
 		s.emptyHistory(createdBy)
 		return nil
 	}
-	if overlay != nil {
-		return s.overlaySnapshot(ctx, overlay, createdBy)
-	}
-	return s.snapshot(ctx, createdBy)
+	return s.snapshot(ctx, session, createdBy)
 }
 
 // withHome gives the process the user's home as HOME unless its
@@ -117,11 +116,12 @@ func withHome(env []string, home string) []string {
 	return append(out, "HOME="+home)
 }
 
-// overlaySnapshot commits what the overlay's upper directory holds: the
-// cost is the changes alone, with no walk of the root.
-func (s *stage) overlaySnapshot(ctx context.Context, o *snapshot.Overlay, createdBy string) error {
-	s.b.opts.Log.Info("Taking snapshot of files from the overlay...")
-	changes, err := o.Snapshot(ctx)
+// snapshot commits what a step changed under the root, as its session
+// reads it: a walk of the root, or an overlay's upper directory (the cost is
+// then the changes alone). A step that changed nothing adds no layer.
+func (s *stage) snapshot(ctx context.Context, session snapshot.Session, createdBy string) error {
+	s.b.opts.Log.Info("Taking snapshot of files...")
+	changes, err := session.Snapshot(ctx)
 	if err != nil {
 		return fmt.Errorf("snapshotting the changes: %w", err)
 	}
@@ -130,29 +130,13 @@ func (s *stage) overlaySnapshot(ctx context.Context, o *snapshot.Overlay, create
 		s.emptyHistory(createdBy)
 		return nil
 	}
-	if err := s.commitFrom(o.Root(), changes, createdBy); err != nil {
+	if err := s.commitFrom(session.Root(), changes, createdBy); err != nil {
 		return err
 	}
-	if err := o.Commit(); err != nil {
+	if err := session.Commit(); err != nil {
 		return fmt.Errorf("applying the step's changes to the root: %w", err)
 	}
 	return nil
-}
-
-// snapshot commits what changed under the root since the index was last
-// brought up to date; a step that changed nothing adds no layer.
-func (s *stage) snapshot(ctx context.Context, createdBy string) error {
-	s.b.opts.Log.Info("Taking snapshot of files...")
-	changes, err := snapshot.NewWalker(s.root, s.idx, s.b.ignoreList).Snapshot(ctx)
-	if err != nil {
-		return fmt.Errorf("snapshotting the changes: %w", err)
-	}
-	changes = s.b.withoutMountParents(changes)
-	if len(changes) == 0 {
-		s.emptyHistory(createdBy)
-		return nil
-	}
-	return s.commit(changes, createdBy)
 }
 
 // withoutMountParents drops the directories that only lead to ignored

@@ -22,6 +22,7 @@ import (
 	"github.com/slipway-build/slipway/engine/layer"
 	"github.com/slipway-build/slipway/engine/rootfs"
 	"github.com/slipway-build/slipway/engine/run"
+	"github.com/slipway-build/slipway/engine/snapshot"
 	"github.com/slipway-build/slipway/engine/userdb"
 )
 
@@ -138,7 +139,7 @@ func (s *stage) build(ctx context.Context) (*stageResult, error) {
 	}
 	if s.b.opts.SingleSnapshot && s.materialized {
 		s.finishing = true
-		if err := s.snapshot(ctx, "single snapshot of the stage"); err != nil {
+		if err := s.snapshot(ctx, snapshot.NewWalker(s.root, s.idx, s.b.ignoreList), "single snapshot of the stage"); err != nil {
 			return nil, err
 		}
 	}

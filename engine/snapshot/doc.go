@@ -1,5 +1,8 @@
 // Package snapshot finds what a build step changed under a root directory:
-// the Snapshotter seam between running a step and writing its layer.
+// the Snapshotter seam between running a step and writing its layer. A
+// Snapshotter (Walk or OverlayFS) starts one Session per step: Prepare
+// gives the directory the step runs in, Snapshot what it changed, Commit
+// makes that part of the root, Discard drops it.
 //
 // # The walker
 //

@@ -22,10 +22,48 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Snapshotter finds what changed under a root since the last snapshot (or
-// extraction) and returns it as layer changes.
+// Snapshotter is how a build finds what a step changed: a factory of one
+// Session per step. Walk and OverlayFS are the two.
 type Snapshotter interface {
+	// Start begins a step over root, whose state idx records; scratch is a
+	// directory of the snapshotter's own on root's file system, and ignore
+	// lists what no snapshot reports.
+	Start(root, scratch string, idx *rootfs.Index, ignore *rootfs.IgnoreList) (Session, error)
+}
+
+// Session is one step's life over a root: Prepare gives the directory the
+// step runs in; Snapshot returns what it changed, read from Root; Commit
+// makes the changes part of the root and the index, or Discard drops what
+// can be dropped. Discard after Commit does nothing more.
+type Session interface {
+	Prepare() (string, error)
 	Snapshot(ctx context.Context) ([]layer.Change, error)
+	Root() string
+	Commit() error
+	Discard() error
+}
+
+var (
+	_ Session = (*Walker)(nil)
+	_ Session = (*Overlay)(nil)
+)
+
+// Walk is the Snapshotter whose sessions run in the root itself and walk it
+// (Walker).
+type Walk struct{}
+
+// Start returns a Walker over root.
+func (Walk) Start(root, _ string, idx *rootfs.Index, ignore *rootfs.IgnoreList) (Session, error) {
+	return NewWalker(root, idx, ignore), nil
+}
+
+// OverlayFS is the Snapshotter whose sessions run on an overlay of the root
+// and read its upper directory (Overlay).
+type OverlayFS struct{}
+
+// Start returns an Overlay over root, its directories in scratch.
+func (OverlayFS) Start(root, scratch string, idx *rootfs.Index, ignore *rootfs.IgnoreList) (Session, error) {
+	return NewOverlay(root, scratch, idx, ignore)
 }
 
 // WalkerOption configures NewWalker.
@@ -49,15 +87,29 @@ type Walker struct {
 	workers int
 }
 
-// NewWalker returns a Snapshotter that walks root and compares it with idx,
+// NewWalker returns a Walker that walks root and compares it with idx,
 // leaving out ignored paths.
-func NewWalker(root string, idx *rootfs.Index, ignore *rootfs.IgnoreList, opts ...WalkerOption) Snapshotter {
+func NewWalker(root string, idx *rootfs.Index, ignore *rootfs.IgnoreList, opts ...WalkerOption) *Walker {
 	w := &Walker{root: root, idx: idx, ignore: ignore, workers: 4 * runtime.GOMAXPROCS(0)}
 	for _, o := range opts {
 		o(w)
 	}
 	return w
 }
+
+// Prepare returns the root: a walked step runs in it.
+func (w *Walker) Prepare() (string, error) { return w.root, nil }
+
+// Root is the root, where the changed files are read from.
+func (w *Walker) Root() string { return w.root }
+
+// Commit does nothing: the step wrote the root itself, and Snapshot has
+// brought the index up to date.
+func (w *Walker) Commit() error { return nil }
+
+// Discard does nothing: what a step wrote into the root stays; a builder
+// that must drop it unpacks the root again.
+func (w *Walker) Discard() error { return nil }
 
 type devIno struct{ dev, ino uint64 }
 
