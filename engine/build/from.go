@@ -99,8 +99,8 @@ type imageRef struct{ image v1.Image }
 
 // newIgnoreList lists what snapshots and extraction never touch: the
 // --ignore-path entries and, in in-place mode, kaniko's list of mount
-// points, /proc, /sys, /dev, the executor's own directory and the work
-// directory.
+// points, /proc, /sys, /dev, the executor's own directory and binary and
+// the work directory.
 func newIgnoreList(opts Options) (*rootfs.IgnoreList, error) {
 	if opts.Mode != run.InPlace {
 		return rootfs.NewIgnoreList(opts.IgnorePaths...), nil
@@ -108,7 +108,13 @@ func newIgnoreList(opts Options) (*rootfs.IgnoreList, error) {
 	// /busybox is where kaniko's and Slipway's debug images keep their
 	// shell, which a build started from that shell must not push; /kaniko
 	// is where jobs written for kaniko put their docker config.
-	return rootfs.DefaultIgnoreList(ExecutorDir, append([]string{opts.WorkDir, "/busybox", "/kaniko"}, opts.IgnorePaths...)...)
+	// The running binary, wherever it was put, is neither wiped nor
+	// snapshotted.
+	keep := []string{opts.WorkDir, "/busybox", "/kaniko"}
+	if exe, err := os.Executable(); err == nil {
+		keep = append(keep, exe)
+	}
+	return rootfs.DefaultIgnoreList(ExecutorDir, append(keep, opts.IgnorePaths...)...)
 }
 
 // parsePorts expands an EXPOSE value ("80", "53/udp", "8000-8002/tcp")

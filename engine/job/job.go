@@ -78,7 +78,10 @@ type Config struct {
 	CompressionLevel int
 
 	// Mode is "chroot" or "in-place"; the executor image presets it.
+	// In-place mode is refused outside a container unless Force is set
+	// (kaniko's --force).
 	Mode        string
+	Force       bool
 	WorkDir     string
 	CacheDir    string
 	IgnorePaths []string
@@ -101,6 +104,12 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 	in, err := parseInputs(cfg)
 	if err != nil {
 		return v1.Hash{}, err
+	}
+	if in.mode == run.InPlace {
+		// Before the first write, even the work directory's.
+		if err := run.ThisHost().CheckContainer(cfg.Force); err != nil {
+			return v1.Hash{}, err
+		}
 	}
 	if cfg.DryRun {
 		cfg.Publish.NoPush = true
@@ -129,7 +138,11 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 
 	// The executor's scratch files live in the work directory, which
 	// snapshots never see.
-	executor, err := run.New(in.mode, run.WithLogger(cfg.Log), run.WithStateDir(workDir))
+	runOpts := []run.Option{run.WithLogger(cfg.Log), run.WithStateDir(workDir)}
+	if cfg.Force {
+		runOpts = append(runOpts, run.WithForce())
+	}
+	executor, err := run.New(in.mode, runOpts...)
 	if err != nil {
 		return v1.Hash{}, err
 	}

@@ -99,6 +99,8 @@ type options struct {
 	resolvConf   string
 	hosts        string
 	stateDir     string
+	force        bool
+	host         *Host
 }
 
 // WithLogger sets the logger for warnings about lost isolation. The default
@@ -143,7 +145,19 @@ func WithStateDir(dir string) Option {
 	return func(o *options) { o.stateDir = dir }
 }
 
-// New returns an Executor for mode.
+// WithForce lets in-place mode run where no container is recognised
+// (kaniko's --force): the caller vouches that / is disposable.
+func WithForce() Option {
+	return func(o *options) { o.force = true }
+}
+
+// withHost replaces the process's own view for the container check.
+func withHost(h Host) Option {
+	return func(o *options) { o.host = &h }
+}
+
+// New returns an Executor for mode. In-place mode is refused with
+// *NotContainerError outside a container unless WithForce is given.
 func New(mode Mode, opts ...Option) (Executor, error) {
 	o := options{
 		logger:     slog.Default(),
@@ -157,6 +171,18 @@ func New(mode Mode, opts ...Option) (Executor, error) {
 	case Chroot, InPlace:
 	default:
 		return nil, fmt.Errorf("unknown run mode %q: use %q or %q", mode, Chroot, InPlace)
+	}
+	if mode == InPlace {
+		host := ThisHost()
+		if o.host != nil {
+			host = *o.host
+		}
+		if err := host.CheckContainer(o.force); err != nil {
+			return nil, err
+		}
+		if _, ok := host.ContainerSign(); !ok {
+			o.logger.Warn("--force: in-place mode runs although no container was recognised; / is emptied and rewritten")
+		}
 	}
 	return newExecutor(mode, o)
 }

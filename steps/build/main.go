@@ -88,6 +88,7 @@ func flags() []cli.Flag {
 		&cli.IntFlag{Name: "image-fs-extract-retry", Usage: compat["image-fs-extract-retry"].Usage()},
 		&cli.BoolFlag{Name: "force-build-metadata", Usage: compat["force-build-metadata"].Usage()},
 		&cli.StringFlag{Name: "mode", EnvVars: []string{"SLIPWAY_MODE"}, Value: "chroot", Usage: "how RUN executes: chroot (a root under --work-dir) or in-place (the container's own /; executor image only)"},
+		&cli.BoolFlag{Name: "force", Usage: "run in-place mode even where no container is recognised: / is emptied and rewritten"},
 		&cli.StringFlag{Name: "work-dir", EnvVars: []string{"SLIPWAY_WORK_DIR"}, Usage: "where stage filesystems and layers are kept during the build"},
 
 		&cli.BoolFlag{Name: "insecure", Usage: "push over plain HTTP"},
@@ -225,6 +226,7 @@ func action(c *cli.Context) error {
 		Compression:      c.String("compression"),
 		CompressionLevel: level,
 		Mode:             c.String("mode"),
+		Force:            c.Bool("force"),
 		WorkDir:          c.String("work-dir"),
 		CacheDir:         c.String("cache-dir"),
 		IgnorePaths:      ignore,
