@@ -38,6 +38,7 @@ import (
 	"github.com/slipway-build/slipway/engine/cache"
 	"github.com/slipway-build/slipway/engine/dockerfile"
 	"github.com/slipway-build/slipway/engine/layer"
+	"github.com/slipway-build/slipway/engine/registry"
 	"github.com/slipway-build/slipway/engine/rootfs"
 	"github.com/slipway-build/slipway/engine/run"
 	"github.com/slipway-build/slipway/engine/snapshot"
@@ -416,7 +417,7 @@ func (b *builder) runStage(ctx context.Context, s *dockerfile.PlannedStage) erro
 	if err != nil && b.opts.LayerCache != nil && cache.IsCacheError(err) {
 		// A cached layer needed to unpack the root could not be read:
 		// build the stage again, without the cache.
-		b.opts.Log.Warn("A cached layer could not be read; building the stage again without the cache", "stage", name, "error", err.Error())
+		b.opts.Log.Warn("A cached layer could not be read; building the stage again without the cache", "stage", name, "error", registry.Redact(err.Error()))
 		if st, err = newStage(ctx, b, s, true); err != nil {
 			return err
 		}
@@ -466,5 +467,5 @@ func commandError(cmd instructions.Command, err error) error {
 	if s, ok := cmd.(fmt.Stringer); ok {
 		text = s.String()
 	}
-	return fmt.Errorf("failed at Dockerfile %s: %s: %w", lineOf(cmd), text, err)
+	return fmt.Errorf("failed at Dockerfile %s: %s: %w", lineOf(cmd), dockerfile.Printable(text), err)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/slipway-build/slipway/engine/cache"
 	"github.com/slipway-build/slipway/engine/dockerfile"
+	"github.com/slipway-build/slipway/engine/registry"
 	"github.com/slipway-build/slipway/engine/rootfs"
 )
 
@@ -105,7 +106,7 @@ func (s *stage) cached(ctx context.Context, input func() (cache.StepInput, bool,
 	entry, looked := s.prefetched[key]
 	if !looked {
 		if entry, err = store.Get(ctx, key); err != nil {
-			s.b.opts.Log.Warn("Cache lookup failed; building the step instead", "error", err.Error())
+			s.b.opts.Log.Warn("Cache lookup failed; building the step instead", "error", registry.Redact(err.Error()))
 			entry = nil
 		}
 	}
@@ -116,7 +117,7 @@ func (s *stage) cached(ctx context.Context, input func() (cache.StepInput, bool,
 			s.key = key
 			return nil
 		}
-		s.b.opts.Log.Warn("A cached layer could not be read; building the step instead", "key", string(key)[:12], "error", err.Error())
+		s.b.opts.Log.Warn("A cached layer could not be read; building the step instead", "key", string(key)[:12], "error", registry.Redact(err.Error()))
 	}
 	before := len(s.layers)
 	if err := exec(); err != nil {
@@ -169,7 +170,7 @@ func (s *stage) put(ctx context.Context, key cache.Key, layersBefore int) {
 	store := s.b.opts.LayerCache
 	s.b.cacheWrites.Go(func() error {
 		if err := store.Put(context.WithoutCancel(ctx), key, entry); err != nil {
-			s.b.opts.Log.Warn("Writing the cache failed; the build is not affected", "error", err.Error())
+			s.b.opts.Log.Warn("Writing the cache failed; the build is not affected", "error", registry.Redact(err.Error()))
 		}
 		return nil
 	})

@@ -190,6 +190,7 @@ func (s *stage) log(msg string, args ...any) {
 }
 
 func (s *stage) dispatch(ctx context.Context, cmd instructions.Command) error {
+	written := argDefaults(cmd)
 	if err := s.scope.Expand(cmd); err != nil {
 		return commandError(cmd, err)
 	}
@@ -198,7 +199,7 @@ func (s *stage) dispatch(ctx context.Context, cmd instructions.Command) error {
 	switch c := cmd.(type) {
 	case *instructions.ArgCommand:
 		s.scope.Apply(c)
-		s.emptyHistory(historyText(cmd))
+		s.emptyHistory(argHistory(c, written, s.b.opts.BuildArgs))
 	case *instructions.EnvCommand:
 		s.scope.Apply(c)
 		s.cfg.Config.Env = s.scope.ConfigEnv()
@@ -552,16 +553,6 @@ func historyText(cmd instructions.Command) string {
 		return "EXPOSE map[" + strings.Join(ports, ":{} ") + ":{}]"
 	case *instructions.VolumeCommand:
 		return fmt.Sprintf("VOLUME %v", c.Volumes)
-	case *instructions.ArgCommand:
-		parts := make([]string, 0, len(c.Args))
-		for _, a := range c.Args {
-			p := a.Key
-			if a.Value != nil {
-				p += "=" + *a.Value
-			}
-			parts = append(parts, p)
-		}
-		return "ARG " + strings.Join(parts, " ")
 	}
 	return commandText(cmd)
 }

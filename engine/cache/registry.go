@@ -358,7 +358,7 @@ func Lookup(ctx context.Context, log *slog.Logger, store Store, keys []Key) []*E
 			defer func() { <-sem }()
 			e, err := store.Get(ctx, k)
 			if err != nil {
-				log.Warn("Cache lookup failed; building the step instead", "key", string(k), "error", err.Error())
+				log.Warn("Cache lookup failed; building the step instead", "key", string(k), "error", registry.Redact(err.Error()))
 				return
 			}
 			out[i] = e

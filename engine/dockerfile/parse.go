@@ -44,10 +44,14 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	if e.Line > 0 {
-		return fmt.Sprintf("%s:%d: %v", e.File, e.Line, e.Err)
+	msg := "<nil>"
+	if e.Err != nil {
+		msg = Printable(e.Err.Error())
 	}
-	return fmt.Sprintf("%s: %v", e.File, e.Err)
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", Printable(e.File), e.Line, msg)
+	}
+	return fmt.Sprintf("%s: %s", Printable(e.File), msg)
 }
 
 func (e *Error) Unwrap() error { return e.Err }

@@ -11,6 +11,7 @@ package layer
 import (
 	"archive/tar"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -94,9 +95,18 @@ func Write(root string, changes []Change, opts Options) (v1.Layer, error) {
 	}
 	if err != nil {
 		os.Remove(f.Name())
-		return nil, err
+		return nil, noSpace(err, filepath.Dir(f.Name()))
 	}
 	return l, nil
+}
+
+// noSpace names the real cause when the disk under dir filled up while a
+// layer was written there: whichever file was being copied is not to blame.
+func noSpace(err error, dir string) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("writing a layer in %s: no space left on the device (the build's --work-dir); free space there or point --work-dir at a larger disk: %w", dir, err)
+	}
+	return err
 }
 
 func write(f *os.File, root string, changes []Change, opts Options) (v1.Layer, error) {
@@ -303,7 +313,10 @@ func (w *entryWriter) add(rel string) error {
 	}
 	defer f.Close()
 	if _, err := io.CopyN(w.tw, f, hdr.Size); err != nil {
-		return fmt.Errorf("copying /%s into layer (did it change while being written?): %w", rel, err)
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("copying /%s into layer: it shrank while being written: %w", rel, err)
+		}
+		return fmt.Errorf("copying /%s into layer: %w", rel, err)
 	}
 	return nil
 }

@@ -44,14 +44,13 @@ func (c *Client) explain(subject, registry string, pull bool, err error) error {
 	if errors.As(err, &already) {
 		return err
 	}
-	e := &Error{Subject: subject, Registry: registry, Reason: err.Error(), Err: err}
+	e := &Error{Subject: subject, Registry: registry, Reason: Redact(err.Error()), Err: err}
 	var terr *transport.Error
 	// TLS problems come first: for a loopback or private registry
 	// go-containerregistry also tries plain HTTP, and that attempt's error
 	// ("400 Bad Request" from a TLS port) would hide the real cause.
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		e.Reason = err.Error()
 	case tlsError(err) != nil:
 		e.Reason = "TLS certificate not trusted: " + tlsError(err).Error()
 		e.Hint = fmt.Sprintf("pass the registry's CA with --registry-certificate %s=ca.pem, or use --skip-tls-verify-registry %s", registry, registry)

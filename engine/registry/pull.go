@@ -48,7 +48,7 @@ func (c *Client) Pull(ctx context.Context, ref string, platform v1.Platform) (v1
 			return img, nil
 		}
 		c.opts.Log.Warn("Failed to retrieve image from mapped registry; trying the next one, or the original registry",
-			"image", alt.String(), "error", err.Error())
+			"image", alt.String(), "error", Redact(err.Error()))
 	}
 	if len(c.alternatives(parsed)) > 0 && c.opts.SkipDefaultRegistryFallback {
 		return nil, fmt.Errorf("pulling %s: not found on any configured mirror or mapped registry, and --skip-default-registry-fallback is set", ref)
@@ -114,7 +114,7 @@ func (c *Client) alternatives(ref name.Reference) []name.Reference {
 		if alt, err := remap(ref, target); err == nil {
 			out = append(out, alt)
 		} else {
-			c.opts.Log.Warn("Ignoring unusable registry mirror or map", "target", target, "error", err.Error())
+			c.opts.Log.Warn("Ignoring unusable registry mirror or map", "target", target, "error", Redact(err.Error()))
 		}
 	}
 	return out

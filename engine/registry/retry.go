@@ -17,7 +17,7 @@ func retry[T any](ctx context.Context, log *slog.Logger, what string, retries in
 		if err == nil || attempt >= retries || permanent(err) {
 			return v, err
 		}
-		log.Warn(fmt.Sprintf("Retrying %s in %s (attempt %d of %d)", what, delay, attempt+2, retries+1), "error", err.Error())
+		log.Warn(fmt.Sprintf("Retrying %s in %s (attempt %d of %d)", what, delay, attempt+2, retries+1), "error", Redact(err.Error()))
 		select {
 		case <-ctx.Done():
 			return v, err

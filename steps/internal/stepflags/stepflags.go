@@ -51,12 +51,14 @@ func Run(app *cli.App, listFlags ...string) {
 }
 
 func printError(args []string, err error) {
+	// URLs in an error may carry a registry upload token.
+	msg := registry.Redact(err.Error())
 	if logFormat(args) == "json" {
 		log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-		log.Error(err.Error())
+		log.Error(msg)
 		return
 	}
-	fmt.Fprintln(os.Stderr, "error:", err)
+	fmt.Fprintln(os.Stderr, "error:", msg)
 }
 
 // logFormat finds --log-format in raw arguments, so that an error raised
