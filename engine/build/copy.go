@@ -109,7 +109,9 @@ func (s *stage) copyTo(ctx context.Context, d destRoot, spec copySpec) error {
 	destIsDir := strings.HasSuffix(dest, "/") || strings.HasSuffix(spec.dest, "/.")
 
 	// As in BuildKit, a wildcard that matches nothing is no error while
-	// another source gives files; only when none does is it one.
+	// another source gives files. When none does it is one, as in docker's
+	// classic builder and kaniko; BuildKit v0.34.2 builds even that,
+	// copying nothing.
 	var noMatch error
 	matched := len(spec.contents) > 0
 	for _, src := range spec.sources {
