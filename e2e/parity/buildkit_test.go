@@ -24,9 +24,10 @@ type want struct {
 	Content string
 }
 
-// specCase is a Dockerfile feature Docker 20.10 cannot parse, checked
-// against what BuildKit's Dockerfile reference
-// (https://docs.docker.com/reference/dockerfile/) specifies.
+// specCase is a Dockerfile feature Docker 20.10 cannot parse, compared
+// with BuildKit's build of it and checked against what BuildKit's
+// Dockerfile reference (https://docs.docker.com/reference/dockerfile/)
+// specifies.
 type specCase struct {
 	name   string
 	files  map[string]string
@@ -194,10 +195,19 @@ func TestBuildKitSpec(t *testing.T) {
 			for k, v := range c.args {
 				args[k] = v
 			}
-			img, err := slipwayBuild(t, reg, buildSpec{dir: dir, name: c.name, args: args})
+			ref, img, refErr, err := buildWithReference(t, reg, buildSpec{dir: dir, name: "spec-" + c.name, args: args})
+			if refErr != nil {
+				t.Fatalf("BuildKit build (the reference) failed: %v", refErr)
+			}
 			if err != nil {
 				t.Fatalf("slipway build: %v", err)
 			}
+			// BuildKit itself, then the reference's own examples.
+			diffs, _, _, err := diffImages(ref, img, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkDiffs(t, "spec-"+c.name, diffs)
 			fs, err := flatten(img)
 			if err != nil {
 				t.Fatal(err)
@@ -208,7 +218,7 @@ func TestBuildKitSpec(t *testing.T) {
 			}
 			for _, p := range c.absent {
 				if e, ok := fs[p]; ok {
-					failures = append(failures, diff{Path: p, Field: "presence", Docker: absent + " (per the reference)", Slipway: present(true, e)})
+					failures = append(failures, diff{Path: p, Field: "presence", Ref: absent + " (per the reference)", Slipway: present(true, e)})
 				}
 			}
 			checkSpec(t, c.name, failures)
@@ -219,12 +229,12 @@ func TestBuildKitSpec(t *testing.T) {
 	}
 }
 
-// checkWant lists how the path p of fs departs from w; a diff's Docker
+// checkWant lists how the path p of fs departs from w; a diff's Ref
 // side holds the value the reference specifies.
 func checkWant(fs map[string]entry, p string, w want) []diff {
 	e, ok := fs[p]
 	if !ok {
-		return []diff{{Path: p, Field: "presence", Docker: fmt.Sprintf("%+v (per the reference)", w), Slipway: absent}}
+		return []diff{{Path: p, Field: "presence", Ref: fmt.Sprintf("%+v (per the reference)", w), Slipway: absent}}
 	}
 	if w.Type == "" {
 		w.Type = "file"
@@ -255,11 +265,11 @@ next:
 		for i, k := range knownSpecGaps {
 			if k.matches(caseName, d) {
 				used[i] = true
-				t.Logf("known gap (%s): %s %s: reference %s, slipway %s", k.Reason, d.Path, d.Field, d.Docker, d.Slipway)
+				t.Logf("known gap (%s): %s %s: reference %s, slipway %s", k.Reason, d.Path, d.Field, d.Ref, d.Slipway)
 				continue next
 			}
 		}
-		t.Errorf("%s %s: the reference specifies %s, slipway gives %s", d.Path, d.Field, d.Docker, d.Slipway)
+		t.Errorf("%s %s: the reference specifies %s, slipway gives %s", d.Path, d.Field, d.Ref, d.Slipway)
 	}
 	for i, k := range knownSpecGaps {
 		if k.Case == caseName && !used[i] {

@@ -22,11 +22,16 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "parity tests need root: chroot-mode RUN, device nodes and dockerd's socket")
+		fmt.Fprintln(os.Stderr, "parity tests need root: chroot-mode RUN, device nodes, buildkitd and dockerd's socket")
 		os.Exit(1)
 	}
-	// Docker is the reference: without it these tests would prove nothing,
-	// so they fail instead of skipping (CI starts dockerd).
+	// BuildKit is the reference and docker the second opinion: without
+	// them these tests would prove nothing, so they fail instead of
+	// skipping (CI's .ci/deps starts both).
+	if err := startBuildKit(); err != nil {
+		fmt.Fprintf(os.Stderr, "BuildKit %s, the parity reference, is not available: %v\n", buildkitVersion, err)
+		os.Exit(1)
+	}
 	if out, err := exec.Command("docker", "version", "--format", "{{.Server.Version}}").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "dockerd is not reachable (`docker version` failed: %v): %s\nstart it (CI's .ci/run does: apt-get install docker.io; dockerd &)\n", err, out)
 		os.Exit(1)

@@ -11,8 +11,8 @@ import (
 
 // TestParityOnbuild is a two-step build: a base with ONBUILD triggers,
 // built by each builder, then a child FROM each one's own base. Docker's
-// base is already in dockerd; Slipway's is pushed to the test registry.
-// Both steps are compared.
+// base is already in dockerd, BuildKit's in the test registry; Slipway's is
+// pushed there too. Both steps are compared.
 func TestParityOnbuild(t *testing.T) {
 	reg := harness.StartRegistry(t)
 	busybox := harness.Busybox(t, reg)
@@ -21,8 +21,9 @@ func TestParityOnbuild(t *testing.T) {
 	}
 
 	base := buildSpec{dir: contextDir(t, "onbuild-base", nil), name: "onbuild-base", args: map[string]string{"BASE": busybox}}
-	dockerBase, slipwayBase := buildBoth(t, reg, base)
-	compareImages(t, base.name, dockerBase, slipwayBase, nil, nil)
+	refBase, dockerBase, slipwayBase := buildAll(t, reg, base)
+	compareImages(t, base.name, refBase, slipwayBase, nil, nil)
+	compareLegacy(t, base.name, dockerBase, refBase, nil)
 
 	pushed := reg.Host + "/slipway-parity/onbuild-base:" + runID
 	ref, err := name.ParseReference(pushed)
@@ -34,13 +35,15 @@ func TestParityOnbuild(t *testing.T) {
 	}
 
 	child := buildSpec{
-		dir:         contextDir(t, "onbuild-child", nil),
-		name:        "onbuild-child",
-		args:        map[string]string{"BASE": dockerTag(base.name)},
-		slipwayArgs: map[string]string{"BASE": pushed},
+		dir:          contextDir(t, "onbuild-child", nil),
+		name:         "onbuild-child",
+		args:         map[string]string{"BASE": dockerTag(base.name)},
+		slipwayArgs:  map[string]string{"BASE": pushed},
+		buildkitArgs: map[string]string{"BASE": buildkitRef(reg, base.name)},
 	}
-	dockerChild, slipwayChild := buildBoth(t, reg, child)
-	fs := compareImages(t, child.name, dockerChild, slipwayChild, nil, nil)
+	refChild, dockerChild, slipwayChild := buildAll(t, reg, child)
+	fs := compareImages(t, child.name, refChild, slipwayChild, nil, nil)
+	compareLegacy(t, child.name, dockerChild, refChild, nil)
 	// The triggers ran in the child, before its own instructions.
 	for p, content := range map[string]string{
 		"/trigger/trigger.txt": "trigger\n",

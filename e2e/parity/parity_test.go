@@ -181,13 +181,13 @@ func TestParity(t *testing.T) {
 			for k, v := range c.args {
 				args[k] = v
 			}
-			docker, slip := buildBoth(t, reg, buildSpec{dir: dir, name: c.name, target: c.target, args: args})
-			compareImages(t, c.name, docker, slip, c.varying, c.expect)
+			ref, docker, slip := buildAll(t, reg, buildSpec{dir: dir, name: c.name, target: c.target, args: args})
+			compareImages(t, c.name, ref, slip, c.varying, c.expect)
+			compareLegacy(t, c.name, docker, ref, c.varying)
 		})
 	}
 }
 
-// buildBoth builds dir with docker and with Slipway at the same time.
 // buildSpec is one build, given to both builders.
 type buildSpec struct {
 	dir, name, target string
@@ -195,21 +195,28 @@ type buildSpec struct {
 	// slipwayArgs override args for Slipway alone: a base image that each
 	// builder made for itself has a different reference in each.
 	slipwayArgs map[string]string
+	// buildkitArgs override args for BuildKit alone.
+	buildkitArgs map[string]string
 }
 
-func buildBoth(t *testing.T, reg *harness.Registry, b buildSpec) (docker, slipway v1.Image) {
+// buildAll builds b with BuildKit (the reference), with docker's legacy
+// builder (the second opinion) and with Slipway, all at the same time.
+func buildAll(t *testing.T, reg *harness.Registry, b buildSpec) (ref, docker, slipway v1.Image) {
 	t.Helper()
-	var dockerErr, slipErr error
+	var dockerErr error
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		docker, dockerErr = dockerBuild(t, b)
 	}()
-	slipway, slipErr = slipwayBuild(t, reg, b)
+	ref, slipway, refErr, slipErr := buildWithReference(t, reg, b)
 	wg.Wait()
+	if refErr != nil {
+		t.Errorf("BuildKit build (the reference) failed: %v", refErr)
+	}
 	if dockerErr != nil {
-		t.Errorf("docker build (the reference) failed: %v", dockerErr)
+		t.Errorf("docker build (the second opinion) failed: %v", dockerErr)
 	}
 	if slipErr != nil {
 		t.Errorf("slipway build failed: %v", slipErr)
@@ -217,7 +224,7 @@ func buildBoth(t *testing.T, reg *harness.Registry, b buildSpec) (docker, slipwa
 	if t.Failed() {
 		t.FailNow()
 	}
-	return docker, slipway
+	return ref, docker, slipway
 }
 
 func slipwayBuild(t *testing.T, reg *harness.Registry, b buildSpec) (v1.Image, error) {
@@ -282,44 +289,46 @@ func contextDir(t *testing.T, name string, setup func(*testing.T, string)) strin
 	return dst
 }
 
-// compareImages compares the flattened filesystems and configs.
-// It returns Slipway's flattened filesystem.
-func compareImages(t *testing.T, caseName string, docker, slipway v1.Image, varying []string, expect map[string]entry) map[string]entry {
-	t.Helper()
-	dfs, err := flatten(docker)
-	if err != nil {
-		t.Fatalf("docker's image: %v", err)
+// diffImages lists the differences of the flattened filesystems and
+// configs of ref and slipway, and returns both filesystems.
+func diffImages(ref, slipway v1.Image, varying []string) (diffs []diff, rfs, sfs map[string]entry, err error) {
+	if rfs, err = flatten(ref); err != nil {
+		return nil, nil, nil, fmt.Errorf("the reference image: %w", err)
 	}
-	sfs, err := flatten(slipway)
-	if err != nil {
-		t.Fatalf("slipway's image: %v", err)
+	if sfs, err = flatten(slipway); err != nil {
+		return nil, nil, nil, fmt.Errorf("slipway's image: %w", err)
 	}
-	// Nothing is excluded as docker's own: the legacy builder keeps
-	// /etc/hostname, /etc/hosts, /etc/resolv.conf and /.dockerenv in the
-	// container's init layer, which a commit leaves out, and the cases here
-	// (a base without those files) show none of them in docker's image. A
-	// path that appeared only in docker's image would fail as a presence
-	// diff, so this stays checked.
 	for _, p := range varying {
-		for _, m := range []map[string]entry{dfs, sfs} {
+		for _, m := range []map[string]entry{rfs, sfs} {
 			if e, ok := m[p]; ok {
 				e.Digest = "varies"
 				m[p] = e
 			}
 		}
 	}
-	diffs := compareFS(dfs, sfs)
-	dcf, err := docker.ConfigFile()
+	diffs = compareFS(rfs, sfs)
+	rcf, err := ref.ConfigFile()
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, nil, err
 	}
 	scf, err := slipway.ConfigFile()
 	if err != nil {
+		return nil, nil, nil, err
+	}
+	return append(diffs, compareConfig(rcf, scf)...), rfs, sfs, nil
+}
+
+// compareImages compares Slipway's image with BuildKit's (ref), file by
+// file and config by config, and checks expect on Slipway's filesystem. It
+// returns Slipway's flattened filesystem.
+func compareImages(t *testing.T, caseName string, ref, slipway v1.Image, varying []string, expect map[string]entry) map[string]entry {
+	t.Helper()
+	diffs, _, sfs, err := diffImages(ref, slipway, varying)
+	if err != nil {
 		t.Fatal(err)
 	}
-	diffs = append(diffs, compareConfig(dcf, scf)...)
-	// Expectations are reported as a diff whose Docker side is the
-	// expected value, so that knownDiffs can name them the same way.
+	// Expectations are reported as a diff whose Ref side is the expected
+	// value, so that knownDiffs can name them the same way.
 	for _, p := range sortedKeys(expect) {
 		got, w := sfs[p], expect[p]
 		got.Digest, got.text = "", ""
@@ -329,8 +338,28 @@ func compareImages(t *testing.T, caseName string, docker, slipway v1.Image, vary
 	}
 	checkDiffs(t, caseName, diffs)
 	if t.Failed() {
-		t.Logf("docker config: %+v", dcf.Config)
-		t.Logf("slipway config: %+v", scf.Config)
+		logConfigs(t, ref, slipway)
 	}
 	return sfs
+}
+
+// compareLegacy compares docker's legacy build with BuildKit's: the
+// second opinion. Every difference must be one legacyDiffs explains.
+func compareLegacy(t *testing.T, caseName string, docker, ref v1.Image, varying []string) {
+	t.Helper()
+	diffs, _, _, err := diffImages(docker, ref, varying)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkLegacy(t, caseName, diffs)
+}
+
+func logConfigs(t *testing.T, ref, slipway v1.Image) {
+	t.Helper()
+	if rcf, err := ref.ConfigFile(); err == nil {
+		t.Logf("BuildKit config: %+v", rcf.Config)
+	}
+	if scf, err := slipway.ConfigFile(); err == nil {
+		t.Logf("slipway config: %+v", scf.Config)
+	}
 }
