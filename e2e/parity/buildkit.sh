@@ -58,8 +58,9 @@ if ! "$cache/buildctl" --addr "$addr" debug workers >/dev/null 2>&1; then
 	case "$addr" in unix://*) mkdir -p "$(dirname "${addr#unix://}")" ;; esac
 	echo "Starting buildkitd $version on $addr (log: $log)" >&2
 	# Host networking: the test registry listens on the host's loopback.
+	# The daemon must not inherit the lock (fd 9), or it would hold it.
 	setsid nohup "$cache/buildkitd" --oci-worker-net=host --addr "$addr" --root "$root" \
-		>"$log" 2>&1 </dev/null &
+		>"$log" 2>&1 </dev/null 9>&- &
 	for _ in $(seq 100); do
 		"$cache/buildctl" --addr "$addr" debug workers >/dev/null 2>&1 && break
 		sleep 0.3

@@ -50,12 +50,15 @@ type corpusCase struct {
 	target string
 	// fails says both builders must refuse the Dockerfile.
 	fails bool
-	// errorMentions, with fails, is what each builder's error must name
-	// (a Dockerfile line, say).
-	errorMentions string
+	// errorLine, with fails, is the Dockerfile line each builder's error
+	// must name (BuildKit writes "Dockerfile:N", Slipway "Dockerfile:N"
+	// or "Dockerfile line N").
+	errorLine int
 }
 
-// corpusCases are ported from BuildKit v0.34.2's frontend tests.
+// corpusCases are ported from BuildKit v0.34.2's frontend tests. BuildKit
+// keeps cache mounts between builds and the cases run side by side, so
+// each case's cache ids and targets are its own.
 var corpusCases = []corpusCase{
 	// dockerfile_copy_test.go
 	{name: "copy-empty-dest-dir", from: "testEmptyDestDir", df: "FROM busybox\nENV empty=\"\"\nCOPY testfile $empty\n",
@@ -68,7 +71,7 @@ var corpusCases = []corpusCase{
 		files: map[string]string{"testfile": "contents0"}},
 	{name: "copy-chown-existing-dir", from: "testCopyChownExistingDir", df: copyChownExistingDir, target: "copy_from"},
 	{name: "copy-chown-existing-dir-chowned", from: "testCopyChownExistingDir", df: copyChownExistingDir, target: "copy_from_chowned"},
-	{name: "copy-wildcard-cache", from: "testCopyWildcardCache", df: "FROM busybox AS base\nCOPY foo* files/\nRUN ls -l files > /listing\nCOPY bar files/\nFROM scratch\nCOPY --from=base /listing /files /\n",
+	{name: "copy-wildcard-cache", from: "testCopyWildcardCache", df: "FROM busybox AS base\nCOPY foo* files/\nRUN stat -c \"%n %a %u %g %s\" files/* > /listing\nCOPY bar files/\nFROM scratch\nCOPY --from=base /listing /files /\n",
 		files: map[string]string{"foo1": "foo1-data", "foo2": "foo2-data", "bar": "bar-data"}, modes: map[string]os.FileMode{"foo1": 0o600, "foo2": 0o600, "bar": 0o600}},
 	{name: "copy-empty-wildcard-scratch", from: "testEmptyWildcard", df: "FROM scratch\nCOPY foo nomatch* /\n",
 		files: map[string]string{"foo": "contents0"}},
@@ -296,7 +299,7 @@ EOF
 	{name: "args-default-env-without-args", from: "testDefaultEnvWithArgs",
 		df:    "ARG image=idlebox\nFROM busybox AS build\nARG my_arg\nENV my_arg \"my_arg=${my_arg:-def_val}\"\nENV my_trimmed_arg \"${my_arg%%e*}\"\nCOPY myscript.sh myscript.sh\nRUN ./myscript.sh $my_arg $my_trimmed_arg\n",
 		files: map[string]string{"myscript.sh": "#!/bin/sh\necho -n $my_arg $* > /out\n"}, modes: map[string]os.FileMode{"myscript.sh": 0o700}},
-	{name: "args-empty-string-in-env", from: "testEmptyStringArgInEnv", df: "FROM busybox AS build\nARG FOO\nARG BAR=\nRUN env | sort > env.txt\nFROM scratch\nCOPY --from=build env.txt .\n"},
+	{name: "args-empty-string-in-env", from: "testEmptyStringArgInEnv", df: "FROM busybox AS build\nARG FOO\nARG BAR=\nRUN env | grep -v -e ^OTEL_ -e ^TRACEPARENT= | sort > env.txt\nFROM scratch\nCOPY --from=build env.txt .\n"},
 	{name: "args-env-empty-formatting", from: "testEnvEmptyFormatting", df: "FROM busybox AS build\nENV myenv foo%sbar\nRUN [ \"$myenv\" = 'foo%sbar' ]\n"},
 	{name: "args-global-error", from: "testGlobalArgErrors", df: "ARG FOO=${FOO:?\"custom error\"}\nFROM busybox\n", fails: true},
 	{name: "args-default-expansion-error", from: "testArgDefaultExpansion", df: "FROM busybox\nARG FOO\nARG BAR=${FOO:?\"foo missing\"}\n", fails: true},
@@ -308,7 +311,7 @@ EOF
 	{name: "multistage-implicit-from-named", from: "testMultiStageImplicitFrom", df: "FROM busybox AS golang\nRUN mkdir -p /usr/bin && echo -n foo > /usr/bin/go\nFROM scratch\nCOPY --from=golang /usr/bin/go go\n"},
 	{name: "multistage-case-insensitive", from: "testMultiStageCaseInsensitive", df: "FROM scratch AS STAge0\nCOPY foo bar\nFROM scratch AS staGE1\nCOPY --from=staGE0 bar baz\nFROM scratch\nCOPY --from=stage1 baz bax\n",
 		files: map[string]string{"foo": "foo-contents"}},
-	{name: "multistage-out-of-order", from: "testOutOfOrderStage", df: "FROM busybox AS target\nCOPY --from=build /d2 /out\nFROM busybox AS build\nCOPY /Dockerfile /d2\nFROM target\n"},
+	{name: "multistage-out-of-order", from: "testOutOfOrderStage", df: "FROM busybox AS target\nCOPY --from=build /d2 /out\nFROM busybox AS build\nCOPY /Dockerfile /d2\nFROM target\n", fails: true, errorLine: 2},
 	{name: "multistage-index-from", from: "testMultiStageImplicitFrom", df: "FROM busybox\nRUN echo zero > /z\nFROM busybox\nRUN echo one > /o\nFROM scratch\nCOPY --from=0 /z /\nCOPY --from=1 /o /\n"},
 	{name: "multistage-empty-stages", from: "testEmptyStages", df: "ARG foo=bar\n", fails: true},
 
@@ -338,7 +341,7 @@ RUN cat /tmp/id-* > /ids
 	{name: "core-scratch-config", from: "testDockerfileScratchConfig", df: "FROM scratch\nENV foo=bar\n"},
 	{name: "core-pull-scratch-label", from: "testPullScratch", df: "FROM scratch\nLABEL foo=bar\n"},
 	{name: "core-lowercase-instructions", from: "testDockerfileLowercase", df: "from busybox\nenv FOO=bar\nrun echo $FOO > /foo\ncopy foo /copied\n", files: map[string]string{"foo": "x"}},
-	{name: "core-invalid-command", from: "testDockerfileInvalidCommand", df: "FROM busybox\nRUN invalidcmd\n", fails: true, errorMentions: "Dockerfile:2"},
+	{name: "core-invalid-command", from: "testDockerfileInvalidCommand", df: "FROM busybox\nRUN invalidcmd\n", fails: true, errorLine: 2},
 	{name: "core-invalid-instruction", from: "testDockerfileInvalidInstruction", df: "FROM scratch\nFNTRYPOINT [\"/bin/sh\", \"-c\", \"echo invalidinstruction\"]\n", fails: true},
 	{name: "cmd-shell-scratch", from: "testCmdShell", df: "FROM scratch\nCMD [\"test\"]\n"},
 	{name: "cmd-shell-entrypoint", from: "testCmdShell", df: "FROM busybox\nSHELL [\"ls\"]\nENTRYPOINT my entrypoint\n"},
@@ -368,11 +371,11 @@ RUN cat /tmp/id-* > /ids
 	{name: "mount-rw-from-stage", from: "testMountRWCache", df: "FROM busybox AS build\nCOPY cachebust /\nRUN mkdir out && echo foo > out/foo\nFROM busybox AS second\nRUN --mount=from=build,src=out,target=/out,rw touch /out/bar && ls /out > /listing\nFROM scratch\nCOPY --from=second /listing /listing\n",
 		files: map[string]string{"cachebust": "1"}},
 	{name: "mount-cache-user", from: "testCacheMountUser", df: "FROM busybox\nRUN --mount=type=cache,target=/mycache,uid=1001,gid=1002,mode=0751 stat -c \"%u %g %f\" /mycache > /stat\n"},
-	{name: "mount-cache-default-id", from: "testCacheMountDefaultID", df: "FROM busybox\nRUN --mount=type=cache,target=/mycache touch /mycache/foo\nRUN --mount=type=cache,target=/mycache2 [ ! -f /mycache2/foo ]\nRUN --mount=type=cache,target=/mycache [ -f /mycache/foo ]\n"},
-	{name: "mount-env-var", from: "testMountEnvVar", df: "FROM busybox\nENV SOME_PATH=/mycache\nRUN --mount=type=cache,target=/mycache touch /mycache/foo\nRUN --mount=type=cache,target=$SOME_PATH [ -f $SOME_PATH/foo ]\n"},
-	{name: "mount-arg", from: "testMountArg", df: "FROM busybox\nARG MNT_TYPE=cache\nRUN --mount=type=$MNT_TYPE,target=/mycache2 touch /mycache2/foo\nRUN --mount=type=cache,target=/mycache2 [ -f /mycache2/foo ]\n"},
-	{name: "mount-env-across-stages", from: "testMountEnvAcrossStages", df: "FROM busybox as stage1\nENV MNT_ID=mycache\nENV MNT_TYPE2=cache\nRUN --mount=type=cache,id=mycache,target=/abcabc touch /abcabc/foo\nRUN --mount=type=$MNT_TYPE2,id=$MNT_ID,target=/cbacba [ -f /cbacba/foo ]\nFROM stage1\nRUN --mount=type=$MNT_TYPE2,id=$MNT_ID,target=/whatever [ -f /whatever/foo ]\n"},
-	{name: "mount-meta-arg", from: "testMountMetaArg", df: "ARG META_PATH=/tmp/meta\nFROM busybox\nARG META_PATH\nRUN --mount=type=cache,id=mycache,target=/tmp/meta touch /tmp/meta/foo\nRUN --mount=type=cache,id=mycache,target=$META_PATH [ -f /tmp/meta/foo ]\n"},
+	{name: "mount-cache-default-id", from: "testCacheMountDefaultID", df: "FROM busybox\nRUN --mount=type=cache,target=/defaultid touch /defaultid/foo\nRUN --mount=type=cache,target=/defaultid2 [ ! -f /defaultid2/foo ]\nRUN --mount=type=cache,target=/defaultid [ -f /defaultid/foo ]\n"},
+	{name: "mount-env-var", from: "testMountEnvVar", df: "FROM busybox\nENV SOME_PATH=/envvarcache\nRUN --mount=type=cache,target=/envvarcache touch /envvarcache/foo\nRUN --mount=type=cache,target=$SOME_PATH [ -f $SOME_PATH/foo ]\n"},
+	{name: "mount-arg", from: "testMountArg", df: "FROM busybox\nARG MNT_TYPE=cache\nRUN --mount=type=$MNT_TYPE,target=/argcache touch /argcache/foo\nRUN --mount=type=cache,target=/argcache [ -f /argcache/foo ]\n"},
+	{name: "mount-env-across-stages", from: "testMountEnvAcrossStages", df: "FROM busybox as stage1\nENV MNT_ID=acrossstages\nENV MNT_TYPE2=cache\nRUN --mount=type=cache,id=acrossstages,target=/abcabc touch /abcabc/foo\nRUN --mount=type=$MNT_TYPE2,id=$MNT_ID,target=/cbacba [ -f /cbacba/foo ]\nFROM stage1\nRUN --mount=type=$MNT_TYPE2,id=$MNT_ID,target=/whatever [ -f /whatever/foo ]\n"},
+	{name: "mount-meta-arg", from: "testMountMetaArg", df: "ARG META_PATH=/tmp/meta\nFROM busybox\nARG META_PATH\nRUN --mount=type=cache,id=metaarg,target=/tmp/meta touch /tmp/meta/foo\nRUN --mount=type=cache,id=metaarg,target=$META_PATH [ -f /tmp/meta/foo ]\n"},
 	{name: "mount-from-error", from: "testMountFromError", df: "FROM busybox as test\nRUN touch /tmp/test\nFROM busybox\nENV ttt=test\nRUN --mount=from=$ttt,type=cache,target=/tmp ls\n", fails: true},
 	{name: "mount-duplicate", from: "testMountDuplicate", df: "FROM busybox AS base\nRUN --mount=source=.,target=/tmp/test \\\n  --mount=source=b.txt,target=/tmp/b.txt \\\n  cat /tmp/test/a.txt /tmp/b.txt > /combined.txt\nFROM scratch\nCOPY --from=base /combined.txt /\n",
 		files: map[string]string{"a.txt": "a\n", "b.txt": "b\n"}},
@@ -732,13 +735,14 @@ func corpusDiffs(t *testing.T, c corpusCase, ref, slip v1.Image, refErr, slipErr
 	}
 	if refErr != nil {
 		t.Logf("both refuse it; BuildKit: %s; slipway: %s", lastLines(bkErr.output, 40), slipErr)
-		if c.errorMentions != "" {
-			r, s := strings.Contains(bkErr.output, c.errorMentions), strings.Contains(slipErr.Error(), c.errorMentions)
+		if c.errorLine != 0 {
+			line := regexp.MustCompile(fmt.Sprintf(`Dockerfile(:| line )%d\b`, c.errorLine))
+			r, s := line.MatchString(bkErr.output), line.MatchString(slipErr.Error())
 			if !r {
-				t.Errorf("BuildKit's error does not name %q", c.errorMentions)
+				t.Errorf("BuildKit's error does not name line %d", c.errorLine)
 			}
 			if r != s {
-				return []diff{{"build", "error names " + c.errorMentions, fmt.Sprint(r), fmt.Sprintf("%v: %s", s, lastLines(slipErr.Error(), 5))}}
+				return []diff{{"build", fmt.Sprintf("error names line %d", c.errorLine), fmt.Sprint(r), fmt.Sprintf("%v: %s", s, lastLines(slipErr.Error(), 5))}}
 			}
 		}
 		return nil

@@ -38,8 +38,10 @@ RUN cp /tmp/h2 /tmp/h3 /
 	// 3. A wildcard matching nothing is skipped when another source matches.
 	{name: "defect3-wildcard-nomatch-and-match", from: "issue 12, defect 3", df: "FROM busybox\nCOPY nomatch* foo /dst\n",
 		files: map[string]string{"foo": "foo\n"}},
+	// When every source matches nothing, Slipway keeps its error (issue
+	// 12 decides so, as docker's legacy builder); BuildKit builds it.
 	{name: "defect3-wildcard-all-nomatch", from: "issue 12, defect 3", df: "FROM busybox\nCOPY nomatch* other* /dst/\n",
-		files: map[string]string{"foo": "foo\n"}, fails: true},
+		files: map[string]string{"foo": "foo\n"}},
 
 	// 4. --chmod applies to the directory COPY or ADD creates.
 	{name: "defect4-chmod-created-dest-dir", from: "issue 12, defect 4", df: "FROM busybox\nRUN mkdir -m 700 /exists\nCOPY --chmod=777 d /d777\nADD --chmod=700 d /d700\nCOPY --chmod=751 d /new/\nCOPY --chmod=777 d /exists\n",
@@ -68,7 +70,7 @@ RUN cp /tmp/h2 /tmp/h3 /
 
 	// 9. A FROM image that does not exist: the error names the line.
 	{name: "defect9-missing-from-image", from: "issue 12, defect 9", df: "FROM busybox AS ok\nRUN true\nFROM parity-missing\nRUN true\n",
-		fails: true, errorMentions: "Dockerfile:3"},
+		fails: true, errorLine: 3},
 }
 
 // chownContext gives the context's files an owner other than root: COPY

@@ -90,7 +90,9 @@ func buildkitBuild(t *testing.T, reg *harness.Registry, b buildSpec) (v1.Image, 
 	if err := cmd.Run(); err != nil {
 		return nil, &buildkitError{err: err, output: out.String()}
 	}
-	img, err := reg.Client().Pull(ctx, ref, v1.Platform{OS: "linux", Architecture: "amd64"})
+	// The image's layers are fetched lazily, after this function returns:
+	// not with the build's context, which is cancelled by then.
+	img, err := reg.Client().Pull(context.Background(), ref, v1.Platform{OS: "linux", Architecture: "amd64"})
 	if err != nil {
 		return nil, fmt.Errorf("pulling BuildKit's image %s: %w", ref, err)
 	}
