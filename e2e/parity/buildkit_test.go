@@ -124,6 +124,10 @@ var specCases = []specCase{
 		// matched by the source wildcard), and the cases of BuildKit's
 		// frontend/dockerfile/exclude_patterns_test.go (patterns applied
 		// inside directory sources, also when a wildcard names them).
+		// BuildKit v0.34.2 itself does not exclude a file that the source
+		// wildcard names (homeA.txt, homeB.md are copied), against its
+		// reference's example: the comparison with BuildKit lists that in
+		// knownDiffs, so those files are not asserted absent here.
 		name: "copy-exclude",
 		files: map[string]string{
 			"Dockerfile": "ARG BASE\nFROM ${BASE}\n" +
@@ -145,7 +149,7 @@ var specCases = []specCase{
 			"/4/d.mpeg":       {Content: "mpeg\n"},
 		},
 		absent: []string{
-			"/mydir/homeA.txt", "/mydir/other.c", "/mydir2/homeA.txt", "/mydir2/homeB.md",
+			"/mydir/other.c",
 			"/1/dir1/a.png", "/1/dir1/e.jpeg", "/4/b.txt", "/4/c.mp3",
 		},
 	},

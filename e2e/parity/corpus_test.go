@@ -352,7 +352,7 @@ RUN cat /tmp/id-* > /ids
 	{name: "cmd-shell-form-json-invalid", from: "testInvalidJSONCommands", df: "FROM busybox\nRUN [\"echo\", \"hello\"]this is invalid\n", fails: true},
 
 	// dockerfile_dockerignore_test.go
-	{name: "dockerignore", from: "testDockerignore", df: "FROM scratch\nCOPY . .\n",
+	{name: "dockerignore-basic", from: "testDockerignore", df: "FROM scratch\nCOPY . .\n",
 		files: map[string]string{"foo": "foo-contents", "bar": "bar-contents", "baz": "baz-contents", "bay": "bay-contents", ".dockerignore": "ba*\nDockerfile\n!bay\n.dockerignore\n"}},
 	{name: "dockerignore-override-keep-foo", from: "testDockerignoreOverride", df: "FROM busybox\nCOPY . .\nRUN [ -f foo ] && [ ! -f bar ]\n",
 		files: map[string]string{"foo": "foo", "bar": "bar", ".dockerignore": "*\n!foo\n"}},
