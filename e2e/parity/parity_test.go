@@ -60,12 +60,12 @@ var parityCases = []parityCase{
 	{name: "workdir"},
 	{name: "user"},
 	{name: "special", setup: xattrSetup, expect: map[string]entry{
-		"/sp/suid":      {Type: "file", Mode: "4755"},
-		"/sp/sgiddir":   {Type: "dir", Mode: "2775", GID: 1000},
-		"/sp/sticky":    {Type: "dir", Mode: "1777"},
-		"/sp/fifo":      {Type: "fifo", Mode: "0644"},
-		"/sp/null":      {Type: "char", Mode: "0644", Device: "1,3"},
-		"/sp/loop":      {Type: "block", Mode: "0644", Device: "7,200"},
+		"/sp/suid":    {Type: "file", Mode: "4755"},
+		"/sp/sgiddir": {Type: "dir", Mode: "2775", GID: 1000},
+		"/sp/sticky":  {Type: "dir", Mode: "1777"},
+		"/sp/fifo":    {Type: "fifo", Mode: "0644"},
+		"/sp/null":    {Type: "char", Mode: "0644", Device: "1,3"},
+		"/sp/loop":    {Type: "block", Mode: "0644", Device: "7,200"},
 	}},
 	{name: "longnames", setup: longNameSetup},
 }

@@ -23,40 +23,7 @@ func (k knownDiff) matches(caseName string, d diff) bool {
 // a path.Match pattern. Path "build" is the build's outcome: Field
 // "outcome" (one builder built it, the other refused it) or "error names
 // line N" (both refused it, one error does not name the Dockerfile line).
-var knownDiffs = append([]knownDiff{
-	// Issue 12, defect 3: a wildcard that matches nothing fails the COPY
-	// even when another source matches.
-	{"defect3-wildcard-nomatch-and-match", "build", "outcome", "issue 12 defect 3: a wildcard matching nothing fails the COPY though another source matches"},
-	{"copy-empty-wildcard-scratch", "build", "outcome", "issue 12 defect 3: a wildcard matching nothing fails the COPY though another source matches"},
-
-	// Issue 12, defect 4: --chmod is not applied to the destination
-	// directory that COPY or ADD of a directory creates.
-	{"defect4-chmod-created-dest-dir", "/d777", "Mode", "issue 12 defect 4: --chmod is not applied to the directory COPY creates"},
-	{"defect4-chmod-created-dest-dir", "/d700", "Mode", "issue 12 defect 4: --chmod is not applied to the directory ADD creates"},
-	{"defect4-chmod-created-dest-dir", "/new", "Mode", "issue 12 defect 4: --chmod is not applied to the directory COPY creates"},
-	{"defect4-chmod-new-parents", "/p/q/r", "Mode", "issue 12 defect 4: --chmod is not applied to the directory COPY creates"},
-	{"copy-from-stage-chown-chmod", "/a", "Mode", "issue 12 defect 4: --chmod is not applied to the directory COPY --from creates"},
-	{"add-chmod-dir-contents", "/tmp/dir", "Mode", "issue 12 defect 4: --chmod is not applied to the directory ADD creates"},
-	{"core-step-names", "/out", "Mode", "issue 12 defect 4: --chmod is not applied to the directory COPY --from creates"},
-	{"spec-copy-chmod", "/chmod/dir", "Mode", "issue 12 defect 4: --chmod is not applied to the directory COPY creates"},
-
-	// Issue 12, defect 5: USER root then WORKDIR fails without /etc/passwd.
-	{"defect5-scratch-user-root-workdir", "build", "outcome", "issue 12 defect 5: USER root is not resolved without /etc/passwd"},
-
-	// Issue 12, defect 6: WORKDIR under a numeric USER without a passwd
-	// entry gets gid 0; BuildKit gives the uid as gid.
-	{"defect6-numeric-user-workdir", "/w", "GID", "issue 12 defect 6: WORKDIR under a numeric USER without passwd entry gets gid 0"},
-	{"defect6-numeric-user-workdir", "/w/x", "GID", "issue 12 defect 6: WORKDIR under a numeric USER without passwd entry gets gid 0"},
-
-	// Issue 12, defect 7: writing through an absolute symlink whose
-	// target's parents are missing fails.
-	{"defect7-copy-through-dangling-symlink", "build", "outcome", "issue 12 defect 7: COPY through an absolute symlink with missing parents fails"},
-	{"defect7-workdir-through-dangling-symlink", "build", "outcome", "issue 12 defect 7: WORKDIR through an absolute symlink with missing parents fails"},
-	{"core-symlink-destination", "build", "outcome", "issue 12 defect 7: COPY through an absolute symlink with missing parents fails"},
-
-	// Issue 12, defect 9: a FROM image that does not exist.
-	{"defect9-missing-from-image", "build", "error names line 3", "issue 12 defect 9: the missing FROM image's error does not name the Dockerfile line"},
-
+var knownDiffs = []knownDiff{
 	// Found by the ported corpus.
 	{"copy-chmod-non-octal", "build", "outcome", "--chmod takes only octal modes; BuildKit v0.34 also takes symbolic ones (go-w, u=rw,g=r, a+X)"},
 	{"copy-chown", "build", "outcome", "--chown=user: (empty group) is refused; BuildKit takes the user's primary group"},
@@ -66,43 +33,18 @@ var knownDiffs = append([]knownDiff{
 	{"parents-relative-doublewildcard", "/out/test/**", "presence", "COPY --parents with a wildcard before the /./ pivot keeps the whole path"},
 	{"parents-relative-doublewildcard", "/out/c/**", "presence", "COPY --parents with a wildcard before the /./ pivot keeps the whole path"},
 	{"run-security-default-caps", "/capbnd", "Digest", "RUN keeps the executor's full capability bounding set; BuildKit gives a container's default set (00000000a80425fb)"},
+	{"run-security-sandbox-caps", "build", "outcome", "RUN --security=sandbox (BuildKit's default) is refused as unsupported"},
 	{"spec-copy-exclude", "/mydir/homeA.txt", "presence", excludeNamedByWildcard},
 	{"spec-copy-exclude", "/mydir2/homeA.txt", "presence", excludeNamedByWildcard},
 	{"spec-copy-exclude", "/mydir2/homeB.md", "presence", excludeNamedByWildcard},
 	{"special", "/sp/xattr.txt", "Xattrs", "COPY keeps a context file's xattrs (security.capability, user.*); BuildKit v0.34.2 (buildctl --local) and docker drop them"},
-	{"run-security-sandbox-caps", "build", "outcome", "RUN --security=sandbox (BuildKit's default) is refused as unsupported"},
-}, scratchWorkingDir(
-	// Issue 12, defect 8: a scratch stage's config has no WorkingDir;
-	// BuildKit sets "/". Every case whose image is a scratch stage shows it.
-	"defect8-scratch-workingdir",
-	"add-archive-copy-keeps", "add-archive-implied-parent-dir", "add-archive-tar", "add-archive-tar-gz", "add-archive-to-dir",
-	"add-archive-unpack-false", "add-archive-wildcard", "add-chown-archive", "args-builtin", "args-default-env-with-args",
-	"args-empty-string-in-env", "args-multi", "args-quoted-meta", "args-target-stage-name", "args-target-stage-name-last",
-	"cmd-default-shell-and-path", "cmd-shell-scratch", "copy-chmod", "copy-follow-all-symlinks", "copy-from-stage-scratch",
-	"copy-override-files", "copy-symlinks", "copy-through-symlink-context", "copy-through-symlink-multistage",
-	"copy-var-substitution", "copy-wildcard-cache", "copy-wildcards", "core-context-dir-to-file", "core-expose-expansion",
-	"core-labels", "core-pull-scratch-label", "core-scratch-config", "core-step-names", "core-target-mistype", "core-user",
-	"dockerignore-basic", "dockerignore-dirs", "exclude-copy", "exclude-from-stage", "heredoc-copy-special-symbols",
-	"heredoc-run-basic", "links-hard-and-soft", "modes-special-bits", "mount-duplicate", "mount-rw-from-stage",
-	"multistage-case-insensitive", "multistage-implicit-from", "multistage-implicit-from-named", "multistage-index-from",
-	"onbuild-cleared", "onbuild-inherited-stage-run", "onbuild-inherited-stage-with-from", "onbuild-with-child-stage",
-	"scratch-copy-only", "scratch-user-label",
-)...)
+}
 
 // excludeNamedByWildcard: BuildKit v0.34.2 applies --exclude only inside
 // each source, so a file the source wildcard itself names is copied; its
 // Dockerfile reference's example (COPY --exclude=*.txt hom* /mydir/)
 // says it is left out, which Slipway does.
 const excludeNamedByWildcard = "--exclude leaves out a file the source wildcard names; BuildKit v0.34.2 copies it (its reference's example says otherwise)"
-
-// scratchWorkingDir is a knownDiffs entry per case for issue 12's defect 8.
-func scratchWorkingDir(cases ...string) []knownDiff {
-	out := make([]knownDiff, len(cases))
-	for i, c := range cases {
-		out[i] = knownDiff{c, "config", "WorkingDir", "issue 12 defect 8: a scratch stage gets no WorkingDir; BuildKit sets /"}
-	}
-	return out
-}
 
 // deliberateDiffs are where Slipway departs from BuildKit on purpose;
 // they are checked like knownDiffs, so an entry that stops matching fails.
