@@ -1,9 +1,6 @@
 package parity
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
 	"testing"
 )
 
@@ -93,11 +90,6 @@ var legacyDiffs = []knownDiff{
 // reference in the features docker 20.10 cannot build (TestBuildKitSpec).
 var knownSpecGaps = []knownDiff{}
 
-// textDigest is how the comparison shows a small file's content.
-func textDigest(text string) string {
-	sum := sha256.Sum256([]byte(text))
-	return fmt.Sprintf("%s %q", hex.EncodeToString(sum[:])[:16], text)
-}
 
 // TestTablesNameCases keeps the tables honest when a case is renamed: an
 // entry for a case that no longer exists would never be checked.
