@@ -90,7 +90,6 @@ var legacyDiffs = []knownDiff{
 // reference in the features docker 20.10 cannot build (TestBuildKitSpec).
 var knownSpecGaps = []knownDiff{}
 
-
 // TestTablesNameCases keeps the tables honest when a case is renamed: an
 // entry for a case that no longer exists would never be checked.
 func TestTablesNameCases(t *testing.T) {
