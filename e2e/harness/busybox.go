@@ -117,6 +117,12 @@ func buildBusybox() (v1.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: apt-get install busybox-static", err)
 	}
+	return busyboxFrom(bin, "amd64")
+}
+
+// busyboxFrom lays out the busybox image around bin, a static busybox for
+// arch.
+func busyboxFrom(bin []byte, arch string) (v1.Image, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	dir := func(name string, mode int64, uid int) {
@@ -146,7 +152,7 @@ func buildBusybox() (v1.Image, error) {
 	if err := tw.Close(); err != nil {
 		return nil, err
 	}
-	return imageFromTar(buf.Bytes(), "amd64", "busybox-static base layer")
+	return imageFromTar(buf.Bytes(), arch, "busybox-static base layer")
 }
 
 func armStandIn() (v1.Image, error) {

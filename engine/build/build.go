@@ -27,10 +27,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"time"
 
+	"github.com/containerd/platforms"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"golang.org/x/sync/errgroup"
@@ -154,6 +154,10 @@ type Policy struct {
 	NoPushCache bool
 	// SkipUnusedStages is kaniko's flag; nil means true, BuildKit's default.
 	SkipUnusedStages *bool
+	// BinfmtDir is where the kernel's binfmt_misc handlers are read, to
+	// check before anything runs that RUN for another platform can be
+	// emulated; empty means /proc/sys/fs/binfmt_misc.
+	BinfmtDir string
 }
 
 // Build runs the Dockerfile and returns the image of the target stage.
@@ -196,6 +200,9 @@ func Build(ctx context.Context, opts Options) (v1.Image, error) {
 		b.cacheWrites = &errgroup.Group{}
 		defer b.cacheWrites.Wait()
 	}
+	if err := b.checkEmulation(); err != nil {
+		return nil, err
+	}
 	defer b.cleanup()
 	if err := b.runStages(ctx); err != nil {
 		return nil, err
@@ -213,6 +220,7 @@ func (o *Options) defaults() error {
 	if o.Platform.OS == "" {
 		o.Platform = hostPlatform()
 	}
+	o.Platform = fromOCIPlatform(platforms.Normalize(toOCIPlatform(o.Platform)))
 	if o.Images == nil {
 		return errors.New("build: no image source configured")
 	}
@@ -251,12 +259,10 @@ func (o *Options) snapshotter() snapshot.Snapshotter {
 	return snapshot.Walk{}
 }
 
+// hostPlatform is the platform Slipway runs on, as BuildKit's worker
+// reports it: containerd's default, with arm's variant read from the CPU.
 func hostPlatform() v1.Platform {
-	p := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
-	if runtime.GOARCH == "arm" {
-		p.Variant = "v7"
-	}
-	return p
+	return fromOCIPlatform(platforms.DefaultSpec())
 }
 
 // Plan reads and plans the Dockerfile as Build would, running nothing:

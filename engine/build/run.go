@@ -86,6 +86,9 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 		if errors.As(err, &exit) {
 			return fmt.Errorf("the command %q returned a non-zero code: %d", strings.Join(args, " "), exit.Code)
 		}
+		if errors.Is(err, run.ErrExecFormat) {
+			err = s.foreignRunError(err)
+		}
 		return fmt.Errorf("running %q: %w", strings.Join(args, " "), err)
 	}
 	createdBy := "RUN " + strings.Join(args, " ") + " # buildkit"

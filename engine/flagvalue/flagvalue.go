@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/containerd/platforms"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // BuildArgs reads kaniko's --build-arg values: "NAME=value", or a bare
@@ -62,14 +64,18 @@ func Pairs(flag, form string, values []string, valueRequired bool) (map[string]s
 }
 
 // Platform reads --custom-platform "os/arch[/variant]"; empty means the
-// machine's own (the zero Platform).
+// machine's own (the zero Platform). The result is normalised as BuildKit
+// normalises --platform (containerd's rules): linux/arm64/v8 is
+// linux/arm64, linux/arm is linux/arm/v7, so TARGETVARIANT has the values
+// BuildKit gives it.
 func Platform(s string) (v1.Platform, error) {
 	if s == "" {
 		return v1.Platform{}, nil
 	}
 	p, err := v1.ParsePlatform(s)
-	if err != nil || p.OS == "" || p.Architecture == "" {
+	if err != nil || p.OS == "" || p.Architecture == "" || !strings.Contains(s, "/") {
 		return v1.Platform{}, fmt.Errorf("--custom-platform %q: want os/arch[/variant], e.g. linux/arm64", s)
 	}
-	return *p, nil
+	n := platforms.Normalize(ocispec.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant})
+	return v1.Platform{OS: n.OS, Architecture: n.Architecture, Variant: n.Variant}, nil
 }

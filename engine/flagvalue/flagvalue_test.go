@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 func TestBuildArgs(t *testing.T) {
@@ -54,9 +56,19 @@ func TestPairs(t *testing.T) {
 }
 
 func TestPlatform(t *testing.T) {
-	p, err := Platform("linux/arm64/v8")
-	if err != nil || p.OS != "linux" || p.Architecture != "arm64" || p.Variant != "v8" {
-		t.Errorf("got %+v %v", p, err)
+	for in, want := range map[string]v1.Platform{
+		// As BuildKit's --platform: containerd's normalisation.
+		"linux/arm64/v8": {OS: "linux", Architecture: "arm64"},
+		"linux/aarch64":  {OS: "linux", Architecture: "arm64"},
+		"linux/arm":      {OS: "linux", Architecture: "arm", Variant: "v7"},
+		"linux/arm/v6":   {OS: "linux", Architecture: "arm", Variant: "v6"},
+		"linux/x86_64":   {OS: "linux", Architecture: "amd64"},
+		"linux/s390x":    {OS: "linux", Architecture: "s390x"},
+	} {
+		p, err := Platform(in)
+		if err != nil || p.OS != want.OS || p.Architecture != want.Architecture || p.Variant != want.Variant {
+			t.Errorf("Platform(%q) = %+v, %v; want %+v", in, p, err, want)
+		}
 	}
 	if _, err := Platform("arm64"); err == nil {
 		t.Error("want an error for a platform without an OS")

@@ -3,7 +3,6 @@ package registry
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -11,30 +10,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
-// PlatformError is returned when an index has no image for the platform.
-type PlatformError struct {
-	Ref       string
-	Want      v1.Platform
-	Available []v1.Platform
-}
-
-func (e *PlatformError) Error() string {
-	var have []string
-	for _, p := range e.Available {
-		have = append(have, p.String())
-	}
-	return fmt.Sprintf("image %s has no variant for platform %s (available: %s): pick one with --custom-platform or FROM --platform",
-		e.Ref, e.Want.String(), strings.Join(have, ", "))
-}
-
 // Pull fetches the image ref. An index is resolved to platform; a zero
 // platform means linux on this machine's architecture. Docker Hub pulls go
 // through Options.Mirrors and any registry through Options.RegistryMaps
 // first, as kaniko does. Layers are fetched lazily, when read.
 func (c *Client) Pull(ctx context.Context, ref string, platform v1.Platform) (v1.Image, error) {
-	if platform.OS == "" {
-		platform = v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
-	}
+	platform = defaultPlatform(platform)
 	parsed, err := name.ParseReference(ref, name.WeakValidation)
 	if err != nil {
 		return nil, fmt.Errorf("pulling %s: invalid image reference: %w", ref, err)
@@ -73,7 +54,14 @@ func (c *Client) fetch(ctx context.Context, userRef string, ref name.Reference, 
 		return nil, err
 	}
 	if !desc.MediaType.IsIndex() {
-		return desc.Image()
+		img, err := desc.Image()
+		if err != nil {
+			return nil, err
+		}
+		if err := checkImagePlatform(userRef, img, platform); err != nil {
+			return nil, err
+		}
+		return img, nil
 	}
 	idx, err := desc.ImageIndex()
 	if err != nil {
@@ -88,7 +76,7 @@ func (c *Client) fetch(ctx context.Context, userRef string, ref name.Reference, 
 		if m.Platform == nil || !m.MediaType.IsImage() {
 			continue
 		}
-		if m.Platform.Satisfies(platform) {
+		if MatchPlatform(platform, *m.Platform) {
 			return idx.Image(m.Digest)
 		}
 		// Attestation manifests carry unknown/unknown; they are no choice.

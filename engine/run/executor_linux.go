@@ -322,6 +322,9 @@ func (e *executor) wait(ctx context.Context, spec Spec, cmd *exec.Cmd, ie *initE
 		if ie.Denied {
 			return fmt.Errorf("%w: %s", errNamespacesDenied, ie.Msg)
 		}
+		if ie.ExecFormat {
+			return fmt.Errorf("run %q: %s: %w", spec.Args[0], strings.TrimSuffix(ie.Msg, ": "+ErrExecFormat.Error()), ErrExecFormat)
+		}
 		return fmt.Errorf("run %q: %s", spec.Args[0], ie.Msg)
 	}
 	if ctx.Err() != nil {

@@ -59,6 +59,8 @@ type etcFile struct {
 type initError struct {
 	Msg    string
 	Denied bool
+	// ExecFormat is set when exec failed with ENOEXEC (a foreign binary).
+	ExecFormat bool
 }
 
 func init() { MaybeReexec() }
@@ -76,7 +78,7 @@ func MaybeReexec() {
 	errPipe := os.NewFile(errorFD, "run-init-errors")
 	err := initMain()
 	// initMain returns only when it failed to exec the command.
-	ie := initError{Msg: err.Error(), Denied: errors.Is(err, errMountDenied)}
+	ie := initError{Msg: err.Error(), Denied: errors.Is(err, errMountDenied), ExecFormat: errors.Is(err, syscall.ENOEXEC)}
 	_ = json.NewEncoder(errPipe).Encode(ie)
 	os.Exit(126)
 }

@@ -1,0 +1,128 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+var (
+	foreignMu       sync.Mutex
+	foreignBusybox  = map[string]v1.Image{}
+	foreignBusyErrs = map[string]error{}
+)
+
+// BusyboxImageFor is the Busybox image for another architecture (a Go
+// architecture name: arm64, ppc64le, s390x): the same layout around the
+// static busybox of Debian's busybox-static package for it, downloaded with
+// apt-get download (the architecture must be added with dpkg
+// --add-architecture; .ci/deps adds arm64) and kept under CacheDir.
+func BusyboxImageFor(t testing.TB, arch string) v1.Image {
+	t.Helper()
+	foreignMu.Lock()
+	defer foreignMu.Unlock()
+	if img, ok := foreignBusybox[arch]; ok {
+		return img
+	}
+	if err, ok := foreignBusyErrs[arch]; ok {
+		t.Fatal(err)
+	}
+	img, err := buildForeignBusybox(arch)
+	if err != nil {
+		err = fmt.Errorf("building the linux/%s busybox base image: %w", arch, err)
+		foreignBusyErrs[arch] = err
+		t.Fatal(err)
+	}
+	foreignBusybox[arch] = img
+	return img
+}
+
+// BusyboxFor pushes BusyboxImageFor(arch) to reg as a single-platform image
+// and returns its reference ("127.0.0.1:PORT/slipway-test/busybox-ARCH:latest").
+func BusyboxFor(t testing.TB, reg *Registry, arch string) string {
+	t.Helper()
+	return pushOnce(t, reg, "slipway-test/busybox-"+arch+":latest", func(ref name.Reference) error {
+		_, err := reg.Client().Push(context.Background(), BusyboxImageFor(t, arch), ref)
+		return err
+	})
+}
+
+func buildForeignBusybox(arch string) (v1.Image, error) {
+	bin, err := ForeignBusyboxBinary(arch)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		return nil, err
+	}
+	return busyboxFrom(data, arch)
+}
+
+// debianArch is Debian's name for a Go architecture.
+func debianArch(goarch string) string {
+	switch goarch {
+	case "ppc64le":
+		return "ppc64el"
+	case "arm":
+		return "armhf"
+	case "386":
+		return "i386"
+	}
+	return goarch
+}
+
+// ForeignBusyboxBinary returns the path of the static busybox from Debian's
+// busybox-static package for the Go architecture arch, fetching it once per
+// machine under a file lock.
+func ForeignBusyboxBinary(goarch string) (string, error) {
+	arch := debianArch(goarch)
+	cache, err := CacheDir()
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(cache, "busybox-static-"+arch)
+	lock, err := os.OpenFile(out+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", fmt.Errorf("locking %s: %w", lock.Name(), err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck
+	if _, err := os.Stat(out); err == nil {
+		return out, nil
+	}
+	work, err := os.MkdirTemp(cache, "busybox-"+arch+"-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(work)
+	download := exec.Command("apt-get", "download", "busybox-static:"+arch)
+	download.Dir = work
+	if b, err := download.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("apt-get download busybox-static:%s (needs dpkg --add-architecture %s && apt-get update): %w\n%s", arch, arch, err, b)
+	}
+	debs, _ := filepath.Glob(filepath.Join(work, "busybox-static_*.deb"))
+	if len(debs) != 1 {
+		return "", fmt.Errorf("apt-get download busybox-static:%s left %d .deb files in %s", arch, len(debs), work)
+	}
+	root := filepath.Join(work, "root")
+	if b, err := exec.Command("dpkg-deb", "-x", debs[0], root).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("dpkg-deb -x %s: %w\n%s", debs[0], err, b)
+	}
+	tmp := filepath.Join(work, "busybox")
+	if err := os.Rename(filepath.Join(root, "bin", "busybox"), tmp); err != nil {
+		return "", fmt.Errorf("busybox-static:%s has no /bin/busybox: %w", arch, err)
+	}
+	return out, os.Rename(tmp, out)
+}
