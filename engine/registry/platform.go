@@ -24,7 +24,7 @@ type PlatformError struct {
 func (e *PlatformError) Error() string {
 	var have []string
 	for _, p := range e.Available {
-		have = append(have, FormatPlatform(p))
+		have = append(have, p.String()) // as the registry has it
 	}
 	if e.Single {
 		return fmt.Sprintf("image %s is a single-platform image for %s, not %s: build with --custom-platform %s, use FROM --platform=%s, or use an image (index) that has %s",
