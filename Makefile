@@ -4,7 +4,7 @@
 
 GO       ?= go
 BIN      := bin
-STEPS    := build warm
+STEPS    := build warm index
 PKGS     := ./...
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # The Go test timeout; the whole suite stays well under 30 minutes on 2 cores.

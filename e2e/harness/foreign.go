@@ -12,6 +12,9 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 var (
@@ -125,4 +128,20 @@ func ForeignBusyboxBinary(goarch string) (string, error) {
 		return "", fmt.Errorf("busybox-static:%s has no /bin/busybox: %w", arch, err)
 	}
 	return out, os.Rename(tmp, out)
+}
+
+// BusyboxMulti pushes an index holding the Busybox image for linux/amd64
+// and BusyboxImageFor each of archs, and returns its reference
+// ("127.0.0.1:PORT/slipway-test/busybox-multi:latest").
+func BusyboxMulti(t testing.TB, reg *Registry, archs ...string) string {
+	t.Helper()
+	return pushOnce(t, reg, "slipway-test/busybox-multi:latest", func(ref name.Reference) error {
+		idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: BusyboxImage(t), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}})
+		for _, arch := range archs {
+			idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: BusyboxImageFor(t, arch), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+		}
+		_, err := reg.Client().PushIndex(context.Background(), idx, ref)
+		return err
+	})
 }

@@ -19,7 +19,8 @@ import (
 	"github.com/slipway-build/slipway/e2e/harness"
 )
 
-var binary string
+// binary is slipway-build; indexBinary is slipway-index.
+var binary, indexBinary string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "slipway-step-")
@@ -27,11 +28,14 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "slipway-build")
-	build := exec.Command("go", "build", "-o", binary, "../../steps/build")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building slipway-build: %v\n%s", err, out)
-		os.Exit(1)
+	indexBinary = filepath.Join(dir, "slipway-index")
+	for step, out := range map[string]string{"build": binary, "index": indexBinary} {
+		build := exec.Command("go", "build", "-o", out, "../../steps/"+step)
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building slipway-%s: %v\n%s", step, err, b)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -53,9 +57,14 @@ func slipway(t *testing.T, env []string, args ...string) result {
 // run is slipway with bytes on standard input.
 func run(t *testing.T, env []string, stdin []byte, args ...string) result {
 	t.Helper()
+	return runBinary(t, binary, env, stdin, append(args, "--work-dir", t.TempDir())...)
+}
+
+func runBinary(t *testing.T, binary string, env []string, stdin []byte, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, append(args, "--work-dir", t.TempDir())...)
+	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}, env...)
 	var stderr bytes.Buffer
 	if stdin != nil {
@@ -272,6 +281,11 @@ func TestStepsLinkNoClusterPackages(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", "../../steps/...").Output()
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, step := range []string{"build", "warm", "index"} {
+		if !strings.Contains(string(out), "/steps/"+step+"\n") {
+			t.Errorf("steps/%s is not among the step packages checked", step)
+		}
 	}
 	for _, pkg := range strings.Fields(string(out)) {
 		for _, banned := range []string{"github.com/tektoncd/", "github.com/argoproj/", "k8s.io/"} {

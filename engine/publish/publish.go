@@ -69,12 +69,52 @@ func Check(ctx context.Context, c *registry.Client, opts Options) error {
 	return checkPushPermissions(ctx, c, tags)
 }
 
+// artifact is what is published: one image, or a multi-platform index.
+type artifact interface {
+	Digest() (v1.Hash, error)
+	push(ctx context.Context, c *registry.Client, tag name.Tag) error
+	appendTo(p layout.Path) error
+}
+
+type imageArtifact struct{ v1.Image }
+
+func (a imageArtifact) push(ctx context.Context, c *registry.Client, tag name.Tag) error {
+	_, err := c.Push(ctx, a.Image, tag)
+	return err
+}
+
+func (a imageArtifact) appendTo(p layout.Path) error { return p.AppendImage(a.Image) }
+
+type indexArtifact struct{ v1.ImageIndex }
+
+func (a indexArtifact) push(ctx context.Context, c *registry.Client, tag name.Tag) error {
+	_, err := c.PushIndex(ctx, a.ImageIndex, tag)
+	return err
+}
+
+func (a indexArtifact) appendTo(p layout.Path) error { return p.AppendIndex(a.ImageIndex) }
+
 // Publish writes img to every output in opts and returns its digest.
 func Publish(ctx context.Context, img v1.Image, c *registry.Client, opts Options) (v1.Hash, error) {
+	return publish(ctx, imageArtifact{img}, c, opts)
+}
+
+// PublishIndex writes a multi-platform index, with its images, to every
+// output in opts and returns the index's digest; the digest and result
+// files name the index. A docker tarball cannot hold an index, so
+// opts.TarPath is refused.
+func PublishIndex(ctx context.Context, idx v1.ImageIndex, c *registry.Client, opts Options) (v1.Hash, error) {
+	if opts.TarPath != "" {
+		return v1.Hash{}, errors.New("--tar-path: a docker-loadable tarball cannot hold a multi-platform index; use --oci-layout-path")
+	}
+	return publish(ctx, indexArtifact{idx}, c, opts)
+}
+
+func publish(ctx context.Context, art artifact, c *registry.Client, opts Options) (v1.Hash, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	digest, err := img.Digest()
+	digest, err := art.Digest()
 	if err != nil {
 		return v1.Hash{}, fmt.Errorf("computing the image digest: %w", err)
 	}
@@ -90,14 +130,14 @@ func Publish(ctx context.Context, img v1.Image, c *registry.Client, opts Options
 		}
 	}()
 	if opts.OCILayoutPath != "" {
-		s, err := stageOCILayout(opts.Log, img, opts.OCILayoutPath)
+		s, err := stageOCILayout(opts.Log, art, opts.OCILayoutPath)
 		if err != nil {
 			return v1.Hash{}, err
 		}
 		staged = append(staged, s)
 	}
-	if opts.TarPath != "" {
-		s, err := stageTarball(opts.Log, img, tags, opts.TarPath)
+	if img, ok := art.(imageArtifact); ok && opts.TarPath != "" {
+		s, err := stageTarball(opts.Log, img.Image, tags, opts.TarPath)
 		if err != nil {
 			return v1.Hash{}, err
 		}
@@ -128,7 +168,7 @@ func Publish(ctx context.Context, img v1.Image, c *registry.Client, opts Options
 		opts.Log.Info("Skipping push to container registry due to --no-push flag")
 	} else {
 		for _, tag := range tags {
-			if _, err := c.Push(ctx, img, tag); err != nil {
+			if err := art.push(ctx, c, tag); err != nil {
 				if opts.IgnoreImmutableTagErrors && registry.IsImmutableTagError(err) {
 					opts.Log.Info(fmt.Sprintf("Immutable tag error ignored for %s@%s (--push-ignore-immutable-tag-errors)", tag, digest))
 					continue
@@ -227,7 +267,7 @@ type stagedPath struct {
 	tmp, final string
 	// existingLayout is set when final is an OCI layout that already
 	// existed; it is updated in place at commit instead of being replaced.
-	existingLayout v1.Image
+	existingLayout artifact
 }
 
 func (s *stagedPath) discard() {
@@ -306,7 +346,7 @@ func stageTarball(log *slog.Logger, img v1.Image, tags []name.Tag, path string) 
 // stageOCILayout writes a fresh layout beside path. An existing layout is
 // rewritten in place at commit, its index then holding only this image, as
 // kaniko does; any other non-empty path is refused rather than overwritten.
-func stageOCILayout(log *slog.Logger, img v1.Image, path string) (*stagedPath, error) {
+func stageOCILayout(log *slog.Logger, img artifact, path string) (*stagedPath, error) {
 	entries, err := os.ReadDir(path)
 	switch {
 	case err == nil && len(entries) > 0:
@@ -339,12 +379,12 @@ func stageOCILayout(log *slog.Logger, img v1.Image, path string) (*stagedPath, e
 }
 
 // writeLayout makes dir's index hold img alone, keeping blobs already there.
-func writeLayout(dir string, img v1.Image) error {
+func writeLayout(dir string, img artifact) error {
 	p, err := layout.Write(dir, empty.Index)
 	if err != nil {
 		return fmt.Errorf("--oci-layout-path: creating layout in %s: %w", dir, err)
 	}
-	if err := p.AppendImage(img); err != nil {
+	if err := img.appendTo(p); err != nil {
 		return fmt.Errorf("--oci-layout-path: writing image to %s: %w", dir, err)
 	}
 	return nil
