@@ -296,15 +296,22 @@ func TestStepsLinkNoClusterPackages(t *testing.T) {
 	}
 }
 
-// slipway-warm only reads a Dockerfile and pulls images: it must not link
-// the builder, nor the build-context fetchers with their git and cloud
-// SDKs.
+// slipway-warm only reads a Dockerfile and pulls images, and slipway-index
+// only reads manifests and pushes one: they must not link the builder, nor
+// the build-context fetchers with their git and cloud SDKs.
 func TestWarmLinksNoBuilder(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", "../../steps/warm").Output()
-	if err != nil {
-		t.Fatal(err)
+	for _, step := range []string{"warm", "index"} {
+		out, err := exec.Command("go", "list", "-deps", "../../steps/"+step).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		linksNoBuilder(t, "slipway-"+step, strings.Fields(string(out)))
 	}
-	for _, pkg := range strings.Fields(string(out)) {
+}
+
+func linksNoBuilder(t *testing.T, step string, deps []string) {
+	t.Helper()
+	for _, pkg := range deps {
 		for _, banned := range []string{
 			"github.com/slipway-build/slipway/engine/build",
 			"github.com/slipway-build/slipway/engine/buildcontext",
@@ -315,7 +322,7 @@ func TestWarmLinksNoBuilder(t *testing.T) {
 			"github.com/Azure/",
 		} {
 			if pkg == banned || strings.HasPrefix(pkg, banned) && strings.HasSuffix(banned, "/") {
-				t.Errorf("slipway-warm links %s", pkg)
+				t.Errorf("%s links %s", step, pkg)
 			}
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/slipway-build/slipway/engine/flagvalue"
 	"github.com/slipway-build/slipway/engine/index"
 	"github.com/slipway-build/slipway/engine/publish"
 	"github.com/slipway-build/slipway/steps/internal/stepflags"
@@ -60,7 +61,7 @@ func action(c *cli.Context) error {
 		return err
 	}
 	reg.Insecure, reg.SkipTLSVerify, reg.PushRetry = c.Bool("insecure"), c.Bool("skip-tls-verify"), c.Int("push-retry")
-	if reg.RegistryClientCerts, err = stepflags.HostPairs("--registry-client-cert", c.StringSlice("registry-client-cert")); err != nil {
+	if reg.RegistryClientCerts, err = flagvalue.Pairs("--registry-client-cert", "host=value", c.StringSlice("registry-client-cert"), true); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
