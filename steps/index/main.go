@@ -11,7 +11,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/slipway-build/slipway/engine/flagvalue"
 	"github.com/slipway-build/slipway/engine/index"
 	"github.com/slipway-build/slipway/engine/publish"
 	"github.com/slipway-build/slipway/steps/internal/stepflags"
@@ -45,7 +44,6 @@ func flags() []cli.Flag {
 
 		&cli.BoolFlag{Name: "insecure", Usage: "push over plain HTTP"},
 		&cli.BoolFlag{Name: "skip-tls-verify", Usage: "do not verify TLS certificates when pushing"},
-		&cli.StringSliceFlag{Name: "registry-client-cert", Usage: "host=cert.pem,key.pem (repeatable)"},
 	}
 	flags = append(flags, stepflags.Pull()...)
 	return append(flags, stepflags.Logging()...)
@@ -61,9 +59,6 @@ func action(c *cli.Context) error {
 		return err
 	}
 	reg.Insecure, reg.SkipTLSVerify, reg.PushRetry = c.Bool("insecure"), c.Bool("skip-tls-verify"), c.Int("push-retry")
-	if reg.RegistryClientCerts, err = flagvalue.Pairs("--registry-client-cert", "host=value", c.StringSlice("registry-client-cert"), true); err != nil {
-		return err
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	_, err = index.Run(ctx, index.Options{
