@@ -176,12 +176,12 @@ func checkGitLab(t *testing.T, b []byte) {
 	}
 	var build string
 	for _, line := range job.Script {
-		if strings.HasPrefix(line, "/slipway/bin/slipway-build ") {
+		if strings.HasPrefix(line, "/kaniko/executor ") {
 			build = line
 		}
 	}
 	if build == "" {
-		t.Fatalf("no /slipway/bin/slipway-build in script %q", job.Script)
+		t.Fatalf("no /kaniko/executor in script %q", job.Script)
 	}
 	for _, word := range strings.Fields(build)[1:] {
 		if !strings.HasPrefix(word, "--") {
@@ -192,7 +192,7 @@ func checkGitLab(t *testing.T, b []byte) {
 			t.Errorf("flag %s is not one of kaniko's executor flags", name)
 		}
 	}
-	if !strings.Contains(strings.Join(job.Script, "\n"), "/slipway/.docker/config.json") {
-		t.Error("the job does not write /slipway/.docker/config.json")
+	if !strings.Contains(strings.Join(job.Script, "\n"), "/kaniko/.docker/config.json") {
+		t.Error("the job does not write /kaniko/.docker/config.json, as GitLab's kaniko job does")
 	}
 }

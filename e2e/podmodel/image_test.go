@@ -242,7 +242,7 @@ func TestImageContents(t *testing.T) {
 	}
 	wantEnv := []string{
 		"SSL_CERT_FILE=/slipway/certs/ca-certificates.crt",
-		"SSL_CERT_DIR=/slipway/certs",
+		"SSL_CERT_DIR=/slipway/certs:/kaniko/ssl/certs",
 		"DOCKER_CONFIG=/slipway/.docker",
 		"SLIPWAY_MODE=in-place",
 		"SLIPWAY_WORK_DIR=/slipway/work",
@@ -251,8 +251,8 @@ func TestImageContents(t *testing.T) {
 		name, layout, path string
 		busybox            bool
 	}{
-		{"executor", b.executorLayout, "/slipway/bin", false},
-		{"debug", b.debugLayout, "/slipway/bin:/busybox", true},
+		{"executor", b.executorLayout, "/slipway/bin:/kaniko", false},
+		{"debug", b.debugLayout, "/slipway/bin:/kaniko:/busybox", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			img := layoutImage(t, tc.layout)
@@ -305,6 +305,29 @@ func TestImageContents(t *testing.T) {
 				}
 				assertStatic(t, p, f.data)
 			}
+			// kaniko's paths: its binaries are Slipway's, its CA bundle
+			// the same file, and /kaniko/.docker a directory for configs.
+			for link, target := range map[string]string{
+				"/kaniko/executor":                      "/slipway/bin/slipway-build",
+				"/kaniko/warmer":                        "/slipway/bin/slipway-warm",
+				"/kaniko/ssl/certs/ca-certificates.crt": "/slipway/certs/ca-certificates.crt",
+			} {
+				if f := fs[link]; f == nil || f.link != target {
+					t.Errorf("%s: got %v, want a symlink to %s", link, f, target)
+				}
+			}
+			if f := fs["/kaniko/.docker"]; f == nil || f.mode != os.ModeDir|0o755 {
+				t.Errorf("/kaniko/.docker: got %v, want a directory", f)
+			}
+			// The credential helpers kaniko's image ships.
+			for _, h := range []string{"docker-credential-gcr", "docker-credential-ecr-login", "docker-credential-acr-env"} {
+				f := fs["/slipway/bin/"+h]
+				if f == nil || f.mode != 0o755 {
+					t.Errorf("/slipway/bin/%s: got %v, want an executable file", h, f)
+					continue
+				}
+				assertStatic(t, h, f.data)
+			}
 			// No shell in the plain image: nothing that can run a script.
 			var shells []string
 			for p, f := range fs {
@@ -355,7 +378,9 @@ func TestImageRuns(t *testing.T) {
 	}{
 		{"entrypoint is slipway-build", []string{b.executor, "--help"}, []string{"slipway-build", "--destination", "--mode"}},
 		{"debug image has a shell", []string{"--entrypoint", "/busybox/sh", b.debug, "-c", "command -v slipway-build; echo PATH=$PATH; pwd"},
-			[]string{"/slipway/bin/slipway-build", "PATH=/slipway/bin:/busybox", "/workspace"}},
+			[]string{"/slipway/bin/slipway-build", "PATH=/slipway/bin:/kaniko:/busybox", "/workspace"}},
+		{"kaniko's paths run", []string{"--entrypoint", "/busybox/sh", b.debug, "-c", "/kaniko/executor version; executor --version; /kaniko/warmer version; command -v docker-credential-ecr-login"},
+			[]string{"slipway-build version", "slipway-warm version", "go1.", "/slipway/bin/docker-credential-ecr-login"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, code := dockerRun(t, tc.args...)

@@ -430,3 +430,22 @@ func TestWipeKeepsIgnoredPaths(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A kept path deep under / (GitLab mounts the project at
+// /builds/GROUP/PROJECT) keeps every directory above it; the rest goes.
+func TestWipeKeepsParentsOfDeepIgnoredPaths(t *testing.T) {
+	needRoot(t)
+	root := t.TempDir()
+	layer := mktar(t, dir("builds"), file("builds/other", "o"), dir("builds/group"), file("builds/group/x", "x"),
+		dir("builds/group/project"), file("builds/group/project/src", "ctx"))
+	if err := Extract(root, layer, NewIndex()); err != nil {
+		t.Fatal(err)
+	}
+	if err := Wipe(root, NewIgnoreList("/builds/group/project"), nil); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"/builds d", "/builds/group d", "/builds/group/project d", "/builds/group/project/src f"}
+	if got := tree(t, root); !equal(got, want) {
+		t.Errorf("after wipe %v, want %v", got, want)
+	}
+}

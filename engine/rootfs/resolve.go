@@ -273,44 +273,50 @@ func statAt(dfd int, name, hostPath string) (Entry, error) {
 // following symlinks. keep is asked for every path (image path, p) first;
 // kept paths and their parents stay.
 func removeAllAt(dirfd int, name, p string, keep func(string) bool) error {
+	_, err := removeAllKeeping(dirfd, name, p, keep)
+	return err
+}
+
+// removeAllKeeping is removeAllAt reporting whether something under p was
+// kept, so that the directories above a kept path (/builds above a mount
+// at /builds/group/project) stay too.
+func removeAllKeeping(dirfd int, name, p string, keep func(string) bool) (bool, error) {
 	if keep != nil && keep(p) {
-		return nil
+		return true, nil
 	}
 	err := unix.Unlinkat(dirfd, name, 0)
 	if err == nil || errors.Is(err, unix.ENOENT) {
-		return nil
+		return false, nil
 	}
 	if !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EPERM) {
-		return &os.PathError{Op: "remove", Path: p, Err: err}
+		return false, &os.PathError{Op: "remove", Path: p, Err: err}
 	}
 	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return &os.PathError{Op: "remove", Path: p, Err: err}
+		return false, &os.PathError{Op: "remove", Path: p, Err: err}
 	}
 	f := os.NewFile(uintptr(fd), p)
 	names, err := f.Readdirnames(-1)
 	if err != nil {
 		f.Close()
-		return &os.PathError{Op: "remove", Path: p, Err: err}
+		return false, &os.PathError{Op: "remove", Path: p, Err: err}
 	}
 	kept := false
 	for _, n := range names {
 		child := path.Join(p, n)
-		if keep != nil && keep(child) {
-			kept = true
-			continue
-		}
-		if err := removeAllAt(fd, n, child, keep); err != nil {
+		childKept, err := removeAllKeeping(fd, n, child, keep)
+		if err != nil {
 			f.Close()
-			return err
+			return false, err
 		}
+		kept = kept || childKept
 	}
 	f.Close()
 	if kept {
-		return nil
+		return true, nil
 	}
 	if err := unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, unix.ENOENT) {
-		return &os.PathError{Op: "remove", Path: p, Err: err}
+		return false, &os.PathError{Op: "remove", Path: p, Err: err}
 	}
-	return nil
+	return false, nil
 }

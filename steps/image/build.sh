@@ -50,8 +50,16 @@ fi
 ctx="$(mktemp -d "${TMPDIR:-/tmp}/slipway-image-context.XXXXXX")"
 trap 'rm -rf "$ctx"' EXIT
 mkdir -p "$ctx/bin" "$ctx/certs" "$ctx/busybox" \
-	"$ctx/rootfs/tmp" "$ctx/rootfs/slipway/work" "$ctx/rootfs/workspace"
-chmod 0755 "$ctx/rootfs" "$ctx/rootfs/slipway" "$ctx/rootfs/slipway/work" "$ctx/rootfs/workspace"
+	"$ctx/rootfs/tmp" "$ctx/rootfs/slipway/work" "$ctx/rootfs/workspace" \
+	"$ctx/rootfs/kaniko/.docker" "$ctx/rootfs/kaniko/ssl/certs"
+chmod 0755 "$ctx/rootfs" "$ctx/rootfs/slipway" "$ctx/rootfs/slipway/work" "$ctx/rootfs/workspace" \
+	"$ctx/rootfs/kaniko" "$ctx/rootfs/kaniko/.docker" "$ctx/rootfs/kaniko/ssl" "$ctx/rootfs/kaniko/ssl/certs"
+# kaniko's paths, for scripts and StepActions written for kaniko's image:
+# its binaries (the same files as Slipway's, by symbolic link) and its CA
+# bundle location. /kaniko/.docker is read for credentials.
+ln -s /slipway/bin/slipway-build "$ctx/rootfs/kaniko/executor"
+ln -s /slipway/bin/slipway-warm "$ctx/rootfs/kaniko/warmer"
+ln -s /slipway/certs/ca-certificates.crt "$ctx/rootfs/kaniko/ssl/certs/ca-certificates.crt"
 chmod 1777 "$ctx/rootfs/tmp"
 
 # Tarballs and OCI layouts written to bin/ also match slipway-*: only
@@ -63,6 +71,16 @@ for f in "$bin"/slipway-*; do
 	found=1
 done
 [ "$found" = 1 ] || { echo "$0: no step binaries in $bin" >&2; exit 1; }
+# The credential helpers kaniko's image ships, built from their Go modules
+# at pinned versions, so that a config.json naming credsStore ecr-login,
+# gcr or acr-env works as it did under kaniko.
+for helper in \
+	github.com/awslabs/amazon-ecr-credential-helper/ecr-login/cli/docker-credential-ecr-login@v0.12.0 \
+	github.com/GoogleCloudPlatform/docker-credential-gcr/v2@v2.2.1 \
+	github.com/chrismellard/docker-credential-acr-env@v0.0.0-20230304212654-82a0ddb27589; do
+	GOBIN="$ctx/bin" CGO_ENABLED=0 GOFLAGS=-trimpath "${GO:-go}" install -ldflags='-s -w' "$helper"
+done
+[ -x "$ctx/bin/docker-credential-gcr" ] || { echo "$0: docker-credential-gcr was not built" >&2; exit 1; }
 (cd "$here/../.." && "${GO:-go}" run ./steps/image/cabundle -o "$ctx/certs/ca-certificates.crt")
 install -m 0644 "$here/Dockerfile" "$ctx/Dockerfile"
 
