@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -106,13 +107,37 @@ func (x *extractor) run(ctx context.Context, tr *tar.Reader, counted *countingRe
 	// Directory modes and times last: a read-only directory must still
 	// take its entries, and creating them changed its times.
 	for i := len(x.dirs) - 1; i >= 0; i-- {
-		hdr := x.dirs[i]
-		p := filepath.Join(x.dest, hdr.Name)
-		if err := os.Chmod(p, fileMode(hdr)); err != nil {
+		if err := x.finishDir(x.dirs[i]); err != nil {
 			return err
 		}
-		_ = os.Chtimes(p, atime(hdr), hdr.ModTime)
 	}
+	return nil
+}
+
+// finishDir sets a directory entry's mode and times. A later entry may
+// have replaced the directory, or one of its parents, with a symlink
+// (`d/`, then `d -> /etc`): the path is then opened without following any
+// symlink, and what is no longer a directory of the context is left alone.
+func (x *extractor) finishDir(hdr *tar.Header) error {
+	fd, err := unix.Open(x.dest, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: x.dest, Err: err}
+	}
+	for _, part := range strings.Split(hdr.Name, "/") {
+		next, err := unix.Openat(fd, part, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		unix.Close(fd)
+		if err != nil {
+			// Replaced by a symlink or a file, or removed.
+			return nil
+		}
+		fd = next
+	}
+	defer unix.Close(fd)
+	if err := unix.Fchmod(fd, uint32(hdr.Mode)&0o7777); err != nil {
+		return fmt.Errorf("setting the mode of %s: %w", hdr.Name, err)
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(atime(hdr).UnixNano()), unix.NsecToTimespec(hdr.ModTime.UnixNano())}
+	_ = unix.UtimesNanoAt(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), ts, 0)
 	return nil
 }
 

@@ -115,6 +115,39 @@ func TestExtractRefuses(t *testing.T) {
 	}
 }
 
+// A directory entry replaced by a symlink later in the archive, itself or
+// through a parent, must not pass its mode and times on to where the
+// symlink points.
+func TestExtractDirectoryReplacedBySymlink(t *testing.T) {
+	outside := t.TempDir()
+	if err := os.Mkdir(filepath.Join(outside, "sub"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{outside, filepath.Join(outside, "sub")} {
+		if err := os.Chtimes(p, fixtureTime, fixtureTime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dest := t.TempDir()
+	data := makeTar(t,
+		dir("d/", 0o777), symlink("d", outside),
+		dir("p/", 0o755), dir("p/sub/", 0o777), symlink("p", outside),
+	)
+	if err := Extract(context.Background(), bytes.NewReader(data), dest, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{outside, filepath.Join(outside, "sub")} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() == 0o777 || !fi.ModTime().Equal(fixtureTime) {
+			t.Errorf("%s outside the context changed: mode %v, mtime %v", p, fi.Mode(), fi.ModTime())
+		}
+	}
+	assertTree(t, dest, map[string]string{"d": "symlink " + outside, "p": "symlink " + outside})
+}
+
 func TestExtractGzipBomb(t *testing.T) {
 	// 64 MiB of zeros gzips to about 64 KiB: far past a 4 MiB cap.
 	bomb := gzipBytes(t, makeTar(t, entry{name: "zeros", typ: '0', mode: 0o644, size: 64 << 20}))

@@ -120,6 +120,7 @@ func Cases() []Case {
 		{Name: "directory, then symlink out, then file", Script: "d x/\nf x/y\n--\ns x $OUT\n--\nf x/pwned"},
 		{Name: "symlink out, then directory", Script: "s x $OUT\n--\nd x/\n--\nf x/y"},
 		{Name: "file, then symlink out, then hardlink", Script: "f x\n--\ns x $OUT/secret\n--\nh y x"},
+		{Name: "directories, then symlink out, in one layer", Script: "d x/\nd x/sub/\ns x $OUT\nd y/\ns y $OUT/dir"},
 		{Name: "directory, then fifo", Script: "d x/\nf x/y\n--\np x"},
 		{Name: "symlink out, then device", Script: "s x $OUT\n--\nc x 1 3"},
 	}
