@@ -30,7 +30,7 @@ build:
 FUZZTIME ?= 1m
 # Minimizing every new interesting input for the default minute would
 # take most of a short run.
-FUZZMINIMIZETIME ?= 5s
+FUZZMINIMIZETIME ?= 1s
 FUZZ_TARGETS := \
 	./engine/dockerfile:FuzzParsePlan \
 	./engine/dockerfile:FuzzExpandWord \
