@@ -32,12 +32,13 @@ const (
 )
 
 // appDockerfile exercises what a user's build does in a pod: COPY, RUN that
-// writes files and deletes one of the base's, and RUN with a secret mount.
+// writes files, reads HOME and deletes one of the base's, and RUN with a
+// secret mount.
 const appDockerfile = `ARG BASE
 FROM ${BASE}
 COPY app/ /app/
 COPY hello.txt /etc/hello.txt
-RUN echo built > /built.txt && mkdir -p /data && echo one > /data/one && rm /etc/group
+RUN echo built > /built.txt && mkdir -p /data && echo one > /data/one && rm /etc/group && echo "$HOME" > /home.txt
 RUN --mount=type=secret,id=x sha256sum /run/secrets/x | cut -d' ' -f1 > /secret.sha256
 WORKDIR /app
 ENV GREETING=hello
@@ -110,7 +111,10 @@ func TestInPlaceBuildPushes(t *testing.T) {
 				"/app/sub/b.sh":  "echo b\n",
 				"/etc/hello.txt": "hello\n",
 				"/built.txt":     "built\n",
-				"/data/one":      "one\n",
+				// In place, RUN gets HOME from the image's passwd, as in
+				// chroot mode, not from the executor's environment.
+				"/home.txt": "/root\n",
+				"/data/one": "one\n",
 				// The secret was readable during RUN: its digest was
 				// written, while the value itself is nowhere (below).
 				"/secret.sha256": hex.EncodeToString(sum[:]) + "\n",
