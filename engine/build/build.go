@@ -178,13 +178,15 @@ func Build(ctx context.Context, opts Options) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	ignoreList, err := newIgnoreList(opts)
+	roots := rootsFor(opts.Mode)
+	ignoreList, err := roots.ignoreList(opts)
 	if err != nil {
 		return nil, err
 	}
 	b := &builder{
 		df:         df,
 		opts:       opts,
+		roots:      roots,
 		ignoreList: ignoreList,
 		planOpts:   planOpts,
 		plan:       plan,
@@ -335,6 +337,8 @@ type builder struct {
 	planOpts dockerfile.PlanOptions
 	plan     *dockerfile.Plan
 	ignore   *dockerfile.Ignore
+	// roots is where stages unpack their filesystems.
+	roots roots
 	// ignoreList is what extraction and snapshots never touch.
 	ignoreList *rootfs.IgnoreList
 	trees      trees
@@ -364,7 +368,7 @@ type stageResult struct {
 }
 
 func (b *builder) runStages(ctx context.Context) error {
-	if b.opts.Mode == run.InPlace {
+	if b.roots.shared() {
 		for i := range b.plan.Stages {
 			if err := b.runStage(ctx, &b.plan.Stages[i]); err != nil {
 				return err

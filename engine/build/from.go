@@ -11,7 +11,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/slipway-build/slipway/engine/rootfs"
-	"github.com/slipway-build/slipway/engine/run"
 )
 
 // trees caches the filesystems that COPY --from and RUN --mount from= read,
@@ -96,26 +95,6 @@ func (b *builder) layerCacheOptions() []rootfs.Option {
 
 // imageRef is an image whose filesystem a build reads.
 type imageRef struct{ image v1.Image }
-
-// newIgnoreList lists what snapshots and extraction never touch: the
-// --ignore-path entries and, in in-place mode, kaniko's list of mount
-// points, /proc, /sys, /dev, the executor's own directory and binary and
-// the work directory.
-func newIgnoreList(opts Options) (*rootfs.IgnoreList, error) {
-	if opts.Mode != run.InPlace {
-		return rootfs.NewIgnoreList(opts.IgnorePaths...), nil
-	}
-	// /busybox is where kaniko's and Slipway's debug images keep their
-	// shell, which a build started from that shell must not push; /kaniko
-	// is where jobs written for kaniko put their docker config.
-	// The running binary, wherever it was put, is neither wiped nor
-	// snapshotted.
-	keep := []string{opts.WorkDir, "/busybox", "/kaniko"}
-	if exe, err := os.Executable(); err == nil {
-		keep = append(keep, exe)
-	}
-	return rootfs.DefaultIgnoreList(ExecutorDir, append(keep, opts.IgnorePaths...)...)
-}
 
 // parsePorts expands an EXPOSE value ("80", "53/udp", "8000-8002/tcp")
 // into the config's "port/proto" keys.

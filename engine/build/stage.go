@@ -21,7 +21,6 @@ import (
 	"github.com/slipway-build/slipway/engine/dockerfile"
 	"github.com/slipway-build/slipway/engine/layer"
 	"github.com/slipway-build/slipway/engine/rootfs"
-	"github.com/slipway-build/slipway/engine/run"
 	"github.com/slipway-build/slipway/engine/snapshot"
 	"github.com/slipway-build/slipway/engine/userdb"
 )
@@ -148,7 +147,7 @@ func (s *stage) build(ctx context.Context) (*stageResult, error) {
 		return nil, err
 	}
 	res := &stageResult{image: img, scope: s.scope, key: s.key}
-	if s.materialized && s.b.opts.Mode != run.InPlace {
+	if s.materialized && !s.b.roots.shared() {
 		res.root = s.root
 	}
 	return res, nil
@@ -377,26 +376,11 @@ func (s *stage) materialize(ctx context.Context) error {
 		return nil
 	}
 	s.idx = rootfs.NewIndex()
-	if s.b.opts.Mode == run.InPlace {
-		// / holds what the container started with, or an earlier stage's
-		// files: clear it (mounts and the ignored paths stay) so that the
-		// stage's index, and so its snapshots, cover everything in it.
-		// What later stages need of an earlier one is in that stage's image.
-		s.root = "/"
-		if err := rootfs.Wipe(s.root, s.b.ignoreList, nil); err != nil {
-			return err
-		}
-	} else {
-		dir, err := os.MkdirTemp(s.b.opts.WorkDir, fmt.Sprintf("slipway-stage-%d-", s.ps.Index))
-		if err != nil {
-			return fmt.Errorf("creating the stage's root filesystem: %w", err)
-		}
-		if err := os.Chmod(dir, 0o755); err != nil {
-			return err
-		}
-		s.root = dir
-		s.b.addCleanup(func() { removeAll(dir) })
+	root, err := s.b.roots.create(s.b, s.ps.Index)
+	if err != nil {
+		return err
 	}
+	s.root = root
 	img, err := s.currentImage()
 	if err != nil {
 		return err
@@ -412,9 +396,7 @@ func (s *stage) materialize(ctx context.Context) error {
 // discardRoot forgets a root that may be half-written; the next step that
 // needs files unpacks the image again.
 func (s *stage) discardRoot() {
-	if s.b.opts.Mode != run.InPlace {
-		removeAll(s.root)
-	}
+	s.b.roots.discard(s.root)
 	s.materialized = false
 }
 
