@@ -29,6 +29,7 @@ var knownDiffs = []knownDiff{
 	{"add-checksum-local", "build", "outcome", "ADD --checksum of a context file is accepted; BuildKit refuses it (checksum requires HTTP(S) or Git sources)"},
 	{"parents-relative-doublewildcard", "/out/test/**", "presence", "COPY --parents with a wildcard before the /./ pivot keeps the whole path"},
 	{"parents-relative-doublewildcard", "/out/c/**", "presence", "COPY --parents with a wildcard before the /./ pivot keeps the whole path"},
+	{"mount-tmpfs-size", "/size", "Digest", "RUN --mount=type=tmpfs,size= is not applied; BuildKit mounts a tmpfs of that size"},
 	{"run-security-default-caps", "/capbnd", "Digest", "RUN keeps the executor's full capability bounding set; BuildKit gives a container's default set (00000000a80425fb)"},
 	{"run-security-sandbox-caps", "build", "outcome", "RUN --security=sandbox (BuildKit's default) is refused as unsupported"},
 	{"spec-copy-exclude", "/mydir/homeA.txt", "presence", excludeNamedByWildcard},
