@@ -31,7 +31,8 @@ type corpusCase struct {
 	// issue 12 it shows.
 	from string
 	// df is the Dockerfile. "busybox" after FROM or from= is the
-	// harness's busybox image, "parity-base" the image made by
+	// harness's busybox image (with corpusBusybox's layer), "debian" its
+	// Debian bookworm minbase, "parity-base" the image made by
 	// parityBaseImage (busybox with a dangling absolute symlink and files
 	// owned by others than root).
 	df string
@@ -577,18 +578,38 @@ COPY --from=base --parents /test/a/b*/./c/**/e /out/
 
 // baseWord finds the images a corpus Dockerfile names; every other image
 // name would send BuildKit to a public registry, which tests never reach.
-var baseWord = regexp.MustCompile(`(?i)(\bfrom\s+(?:--platform=\S+\s+)?|from=)(busybox|parity-base|parity-missing)\b`)
+var baseWord = regexp.MustCompile(`(?i)(\bfrom\s+(?:--platform=\S+\s+)?|from=)(busybox|debian|parity-base|parity-missing)\b`)
+
+// corpusBases resolves the base names of corpus Dockerfiles to references
+// in reg, pushing each image the first time a case names it: the Debian
+// base only when a case needs it.
+func corpusBases(t *testing.T, reg *harness.Registry) func(string) string {
+	return func(base string) string {
+		switch base {
+		case "busybox":
+			return corpusBusybox(t, reg)
+		case "debian":
+			return harness.Debian(t, reg)
+		case "parity-base":
+			return parityBase(t, reg)
+		case "parity-missing":
+			return reg.Host + "/slipway-parity/does-not-exist:v1"
+		}
+		t.Fatalf("no base image %q", base)
+		return ""
+	}
+}
 
 // corpusDockerfile puts the test registry's references in df.
-func corpusDockerfile(df string, bases map[string]string) string {
+func corpusDockerfile(df string, bases func(string) string) string {
 	return baseWord.ReplaceAllStringFunc(df, func(m string) string {
 		sub := baseWord.FindStringSubmatch(m)
-		return sub[1] + bases[strings.ToLower(sub[2])]
+		return sub[1] + bases(strings.ToLower(sub[2]))
 	})
 }
 
 // writeCorpusContext makes c's build context in a fresh directory.
-func writeCorpusContext(t *testing.T, c corpusCase, bases map[string]string) string {
+func writeCorpusContext(t *testing.T, c corpusCase, bases func(string) string) string {
 	t.Helper()
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "Dockerfile"), corpusDockerfile(c.df, bases))
@@ -703,7 +724,7 @@ func TestCorpus(t *testing.T) {
 // knownDiffs lists it with its reason.
 func runCorpus(t *testing.T, what string, cases []corpusCase) {
 	reg := harness.StartRegistry(t)
-	bases := map[string]string{"busybox": corpusBusybox(t, reg), "parity-base": parityBase(t, reg), "parity-missing": reg.Host + "/slipway-parity/does-not-exist:v1"}
+	bases := corpusBases(t, reg)
 	tally := &corpusTally{}
 	t.Cleanup(func() { tally.report(t, what) })
 	seen := map[string]bool{}

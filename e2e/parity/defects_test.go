@@ -23,6 +23,8 @@ RUN echo "$HOME" > /tmp/h3
 USER root
 RUN cp /tmp/h2 /tmp/h3 /
 `},
+	// The issue's own example, on Debian: useradd -m and a RUN as alice.
+	{name: "defect1-home-debian", from: "issue 12, defect 1", df: "FROM debian\nRUN echo \"$HOME\" > /h\nRUN useradd -m alice\nUSER alice\nRUN echo \"$HOME\" > /tmp/h2 && echo made > ~/in-home\n"},
 	{name: "defect1-home-env", from: "issue 12, defect 1", df: "FROM busybox\nENV HOME=/custom\nRUN echo \"$HOME\" > /h\nUSER app\nRUN echo \"$HOME\" > /tmp/h2\n"},
 	{name: "defect1-home-run-tilde", from: "issue 12, defect 1", df: "FROM busybox\nRUN adduser -D bob\nUSER bob\nRUN mkdir ~/made && echo hi > ~/made/f\n"},
 
