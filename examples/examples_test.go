@@ -45,7 +45,9 @@ func argoGetters(t *testing.T) (templateresolution.WorkflowTemplateNamespacedGet
 	t.Helper()
 	wt := tasks.BuildWorkflowTemplate()
 	wt.Namespace = metav1.NamespaceDefault
-	client := argofake.NewSimpleClientset(wt, tasks.BuildClusterWorkflowTemplate())
+	multi := tasks.MultiArchWorkflowTemplate()
+	multi.Namespace = metav1.NamespaceDefault
+	client := argofake.NewSimpleClientset(wt, multi, tasks.BuildClusterWorkflowTemplate())
 	return templateresolution.WrapWorkflowTemplateInterface(client.ArgoprojV1alpha1().WorkflowTemplates(metav1.NamespaceDefault)),
 		templateresolution.WrapClusterWorkflowTemplateInterface(client.ArgoprojV1alpha1().ClusterWorkflowTemplates())
 }

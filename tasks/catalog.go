@@ -46,7 +46,9 @@ func Files(opts ...Option) (map[string][]byte, error) {
 		return nil
 	}
 
-	task, warm, action := BuildTask(opts...), WarmTask(opts...), BuildStepAction(opts...)
+	task, warm, action, index := BuildTask(opts...), WarmTask(opts...), BuildStepAction(opts...), IndexTask(opts...)
+	indexDir := filepath.Dir(TektonPath("task", IndexName, o.version))
+	pipelineDir := filepath.Dir(TektonPath("pipeline", MultiArchName, o.version))
 	taskDir := filepath.Dir(TektonPath("task", BuildName, o.version))
 	warmDir := filepath.Dir(TektonPath("task", WarmName, o.version))
 	actionDir := filepath.Dir(TektonPath("stepaction", BuildName, o.version))
@@ -57,7 +59,11 @@ func Files(opts ...Option) (map[string][]byte, error) {
 		add(filepath.Join(warmDir, "samples", "taskrun.yaml"), WarmTaskRunSample()),
 		add(TektonPath("stepaction", BuildName, o.version), action),
 		add(filepath.Join(actionDir, "samples", "task.yaml"), StepActionTaskSample()),
+		add(TektonPath("task", IndexName, o.version), index),
+		add(TektonPath("pipeline", MultiArchName, o.version), MultiArchPipeline(opts...)),
+		add(filepath.Join(pipelineDir, "samples", "pipelinerun.yaml"), MultiArchPipelineRunSample()),
 		add(ArgoPath(BuildName, o.version), BuildWorkflowTemplate(opts...)),
+		add(ArgoPath(MultiArchName, o.version), MultiArchWorkflowTemplate(opts...)),
 		add(ArgoPath(ArgoClusterPackage, o.version), BuildClusterWorkflowTemplate(opts...)),
 	} {
 		if err != nil {
@@ -66,6 +72,8 @@ func Files(opts ...Option) (map[string][]byte, error) {
 	}
 	files[filepath.Join(taskDir, "README.md")] = taskReadme(task, "task", o, buildReadmeExtra)
 	files[filepath.Join(warmDir, "README.md")] = taskReadme(warm, "task", o, warmReadmeExtra)
+	files[filepath.Join(indexDir, "README.md")] = taskReadme(index, "task", o, indexReadmeExtra)
+	files[filepath.Join(pipelineDir, "README.md")] = pipelineReadme(o)
 	files[filepath.Join(actionDir, "README.md")] = stepActionReadme(o)
 	for _, pkg := range []struct {
 		name    string
@@ -75,6 +83,9 @@ func Files(opts ...Option) (map[string][]byte, error) {
 		files[filepath.Join(dir, "artifacthub-pkg.yml")] = argoPackage(pkg.name, pkg.cluster, o)
 		files[filepath.Join(dir, "README.md")] = argoReadme(pkg.cluster, o)
 	}
+	multiDir := filepath.Dir(ArgoPath(MultiArchName, o.version))
+	files[filepath.Join(multiDir, "artifacthub-pkg.yml")] = argoPackage(MultiArchName, false, o)
+	files[filepath.Join(multiDir, "README.md")] = argoMultiArchReadme(o)
 	files["artifacthub-repo.yml"] = []byte(header + `# Artifact Hub repository metadata for Slipway's catalog. Register the
 # directories catalog/tekton/task, catalog/tekton/stepaction and catalog/argo
 # as repositories of the matching kinds; each reads this file.

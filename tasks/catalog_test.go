@@ -118,6 +118,13 @@ func readTektonFiles(t *testing.T) ([]tektonFile, []*pipelinev1.Task, []*pipelin
 			decodeStrict(t, rel, b, &task)
 			taskObjs = append(taskObjs, &task)
 			files = append(files, tektonFile{rel, task.ObjectMeta, task.Spec.Description, task.Spec.Params, task.Spec.Steps})
+		case "pipeline":
+			var p pipelinev1.Pipeline
+			decodeStrict(t, rel, b, &p)
+			nameLikeAPIServer(&p.ObjectMeta)
+			if err := p.Validate(t.Context()); err != nil {
+				t.Errorf("Pipeline %s from catalog: %v", p.Name, err)
+			}
 		case "stepaction":
 			var a pipelinev1beta1.StepAction
 			decodeStrict(t, rel, b, &a)
@@ -127,8 +134,8 @@ func readTektonFiles(t *testing.T) ([]tektonFile, []*pipelinev1.Task, []*pipelin
 			t.Errorf("catalog/%s: unknown Tekton kind directory %q", rel, parts[1])
 		}
 	}
-	if len(taskObjs) != 2 || len(actions) != 1 {
-		t.Fatalf("catalog holds %d Tasks and %d StepActions, want 2 and 1", len(taskObjs), len(actions))
+	if len(taskObjs) != 3 || len(actions) != 1 {
+		t.Fatalf("catalog holds %d Tasks and %d StepActions, want 3 and 1", len(taskObjs), len(actions))
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].path < files[j].path })
 	return files, taskObjs, actions
@@ -287,6 +294,13 @@ func TestTektonValidation(t *testing.T) {
 			var task pipelinev1.Task
 			decodeStrict(t, rel, b, &task)
 			if err := task.Validate(t.Context()); err != nil {
+				t.Errorf("catalog/%s: %v", rel, err)
+			}
+		case "PipelineRun":
+			var pr pipelinev1.PipelineRun
+			decodeStrict(t, rel, b, &pr)
+			nameLikeAPIServer(&pr.ObjectMeta)
+			if err := pr.Validate(t.Context()); err != nil {
 				t.Errorf("catalog/%s: %v", rel, err)
 			}
 		default:

@@ -45,6 +45,7 @@ func makeOptions(opts []Option) options {
 const (
 	buildBinary = "/slipway/bin/slipway-build"
 	warmBinary  = "/slipway/bin/slipway-warm"
+	indexBinary = "/slipway/bin/slipway-index"
 	// dockerConfigDir is the image's DOCKER_CONFIG. slipway-build reads
 	// config.json or, failing that, .dockerconfigjson from it, so a Secret
 	// made by `kubectl create secret docker-registry` mounts here as is.

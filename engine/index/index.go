@@ -11,6 +11,7 @@ package index
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -95,6 +96,10 @@ func Run(ctx context.Context, opts Options) (v1.Hash, error) {
 // index entry: pinned by digest, one image (not an index), naming its
 // platform, every platform once.
 func Resolve(ctx context.Context, c *registry.Client, refs []string) ([]Entry, error) {
+	refs, err := imageList(refs)
+	if err != nil {
+		return nil, err
+	}
 	if len(refs) == 0 {
 		return nil, errors.New("no --image given: name each platform's image as REF@DIGEST")
 	}
@@ -138,6 +143,34 @@ func Resolve(ctx context.Context, c *registry.Client, refs []string) ([]Entry, e
 	return entries, nil
 }
 
+// imageList expands the --image values: a JSON array (the outputs of an
+// Argo withParam fan-out) gives one image per element, and of a
+// comma-separated list (slipway-build's IMAGES result with several
+// destinations, all the same image) the first reference is taken.
+func imageList(values []string) ([]string, error) {
+	var out []string
+	for _, v := range values {
+		v = strings.TrimSpace(v)
+		if strings.HasPrefix(v, "[") {
+			var list []string
+			if err := json.Unmarshal([]byte(v), &list); err != nil {
+				return nil, fmt.Errorf("--image %q: not a JSON array of strings: %w", v, err)
+			}
+			more, err := imageList(list)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, more...)
+			continue
+		}
+		first, _, _ := strings.Cut(v, ",")
+		if first = strings.TrimSpace(first); first != "" {
+			out = append(out, first)
+		}
+	}
+	return out, nil
+}
+
 // checkPlatforms compares the entries' platforms with the expected ones.
 func checkPlatforms(entries []Entry, want []string) error {
 	if len(want) == 0 {
@@ -145,7 +178,11 @@ func checkPlatforms(entries []Entry, want []string) error {
 	}
 	expected := map[string]bool{}
 	for _, w := range want {
-		for _, s := range strings.Split(w, ",") {
+		var list []string
+		if err := json.Unmarshal([]byte(w), &list); err != nil || !strings.HasPrefix(strings.TrimSpace(w), "[") {
+			list = strings.Split(w, ",")
+		}
+		for _, s := range list {
 			s = strings.TrimSpace(s)
 			if s == "" {
 				continue

@@ -75,3 +75,23 @@ func TestCheckPlatforms(t *testing.T) {
 		}
 	}
 }
+
+func TestImageList(t *testing.T) {
+	got, err := imageList([]string{
+		`["r/a@sha256:1","r/b@sha256:2"]`,
+		"r/c@sha256:3,other/c@sha256:3",
+		" ",
+		"r/d@sha256:4",
+	})
+	want := []string{"r/a@sha256:1", "r/b@sha256:2", "r/c@sha256:3", "r/d@sha256:4"}
+	if err != nil || strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("got %v %v, want %v", got, err, want)
+	}
+	if _, err := imageList([]string{"[1,2]"}); err == nil {
+		t.Error("a JSON array of numbers was taken")
+	}
+	entries := []Entry{entry(t, "reg.example/app", v1.Platform{OS: "linux", Architecture: "arm64"})}
+	if err := checkPlatforms(entries, []string{`["linux/arm64"]`}); err != nil {
+		t.Errorf("a JSON platforms list: %v", err)
+	}
+}
