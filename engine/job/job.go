@@ -120,11 +120,12 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 	if err := publish.Check(ctx, client, cfg.Publish); err != nil {
 		return v1.Hash{}, err
 	}
-	workDir, err := makeWorkDir(cfg.WorkDir)
+	tree, err := makeWorkTree(cfg.WorkDir, cfg.Log)
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	defer os.RemoveAll(workDir)
+	defer tree.Remove()
+	workDir := tree.dir
 
 	store, err := layerCacheStore(cfg, client)
 	if err != nil {
@@ -345,20 +346,6 @@ func layerCacheStore(cfg Config, client *registry.Client) (cache.Store, error) {
 		storeOpts = append(storeOpts, cache.WithMountFrom(dest.Context().Name()))
 	}
 	return cache.NewRegistryStore(repo, client, cfg.CacheTTL, storeOpts...), nil
-}
-
-func makeWorkDir(dir string) (string, error) {
-	if dir == "" {
-		dir = os.TempDir()
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("--work-dir %s: %w", dir, err)
-	}
-	w, err := os.MkdirTemp(dir, "slipway-")
-	if err != nil {
-		return "", fmt.Errorf("--work-dir %s: %w", dir, err)
-	}
-	return w, nil
 }
 
 // buildEpoch is the time a reproducible build stamps everywhere:
