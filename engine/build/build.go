@@ -347,6 +347,10 @@ type builder struct {
 	digests map[string]string
 	// cacheWrites are the background cache writes.
 	cacheWrites *errgroup.Group
+	// dry is the plan the cache's dry passes expand (dryPlan).
+	dryOnce sync.Once
+	dry     *dockerfile.Plan
+	dryErr  error
 
 	mu       sync.Mutex
 	done     map[int]*stageResult

@@ -45,12 +45,21 @@ func (s *stage) initialKey(parent *stageResult, platform v1.Platform) error {
 	return nil
 }
 
+// dryPlan is a second copy of the plan for the dry passes, parsed once per
+// build: expansion rewrites commands in place, so the real plan's cannot
+// serve, and each stage's dry pass expands only its own stage's commands,
+// once.
+func (b *builder) dryPlan() (*dockerfile.Plan, error) {
+	b.dryOnce.Do(func() { b.dry, b.dryErr = b.df.Plan(b.planOpts) })
+	return b.dry, b.dryErr
+}
+
 // prefetch looks up the keys of all the stage's steps concurrently.
 func (s *stage) prefetch(ctx context.Context) {
 	if s.b.opts.LayerCache == nil || s.key == "" || s.noCache {
 		return
 	}
-	plan, err := s.b.df.Plan(s.b.planOpts)
+	plan, err := s.b.dryPlan()
 	if err != nil {
 		return
 	}
