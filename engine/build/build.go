@@ -356,6 +356,8 @@ type builder struct {
 	done     map[int]*stageResult
 	ready    map[int]chan struct{}
 	cleanups []func()
+	// cacheMountWarning says once that --cache-dir cannot hold cache mounts.
+	cacheMountWarning sync.Once
 }
 
 // stageResult is what later stages see of a finished stage.

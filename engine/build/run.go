@@ -206,9 +206,16 @@ func (s *stage) runMounts(ctx context.Context, c *instructions.RunCommand, tmp s
 			if id == "" {
 				id = target
 			}
-			dir := filepath.Join(s.b.cacheDir(), "mounts", cacheIDChars.ReplaceAllString(strings.Trim(id, "/"), "_"))
+			name := cacheIDChars.ReplaceAllString(strings.Trim(id, "/"), "_")
+			dir := filepath.Join(s.b.cacheDir(), "mounts", name)
 			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return nil, nil, fmt.Errorf("--mount=type=cache,id=%s: %w", id, err)
+				// A cache that cannot be written steps aside: the mount
+				// starts empty in the work directory, with one warning.
+				s.b.warnCacheMountDir(err)
+				dir = filepath.Join(s.b.opts.WorkDir, "cache", "mounts", name)
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					return nil, nil, fmt.Errorf("--mount=type=cache,id=%s: %w", id, err)
+				}
 			}
 			if m.UID != nil || m.GID != nil || m.Mode != nil {
 				if err := applyOwnerMode(dir, m.UID, m.GID, m.Mode); err != nil {
@@ -331,6 +338,14 @@ func applyOwnerMode(dir string, uid, gid, mode *uint64) error {
 		return os.Chmod(dir, os.FileMode(*mode))
 	}
 	return nil
+}
+
+// warnCacheMountDir says once per build that RUN cache mounts cannot
+// persist in --cache-dir.
+func (b *builder) warnCacheMountDir(err error) {
+	b.cacheMountWarning.Do(func() {
+		b.opts.Log.Warn("RUN cache mounts cannot be kept in --cache-dir; they start empty and are not kept", "dir", b.opts.CacheMountDir, "error", err.Error())
+	})
 }
 
 // cacheDir is where RUN cache mounts persist between builds.

@@ -105,6 +105,9 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 	if err != nil {
 		return v1.Hash{}, err
 	}
+	if cfg.CacheDir == "" {
+		cfg.CacheDir = defaultCacheDir(in.mode)
+	}
 	if in.mode == run.InPlace {
 		// Before the first write, even the work directory's.
 		if err := run.ThisHost().CheckContainer(cfg.Force); err != nil {
@@ -166,7 +169,7 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 			LayerCache:        store,
 			CacheWrites:       &cacheWrites,
 			WorkDir:           workDir,
-			ExtractedLayerDir: extractedLayerDir(cfg.CacheDir),
+			ExtractedLayerDir: extractedLayerDir(cfg.CacheDir, in.mode, cfg.Log),
 			CacheMountDir:     cfg.CacheDir,
 			Log:               cfg.Log,
 			Output:            cfg.Output,
@@ -296,15 +299,37 @@ func imageSource(cfg Config, client *registry.Client) build.ImageSource {
 	return images
 }
 
-// extractedLayerDir is where extracted layers are kept between builds: in a
-// --cache-dir that exists (a Tekton workspace, a PVC) and is writable;
-// empty otherwise.
-func extractedLayerDir(cacheDir string) string {
-	if fi, err := os.Stat(cacheDir); err != nil || !fi.IsDir() {
+// defaultCacheDir is --cache-dir when none is given: kaniko's /cache in
+// in-place mode, where / is the container's; elsewhere the user's cache
+// directory ($XDG_CACHE_HOME/slipway or ~/.cache/slipway), never a
+// directory at the root of the machine.
+func defaultCacheDir(mode run.Mode) string {
+	if mode == run.InPlace {
+		return "/cache"
+	}
+	if dir, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(dir, "slipway")
+	}
+	return ""
+}
+
+// extractedLayerDir is where extracted layers are kept between builds:
+// <--cache-dir>/layers. In in-place mode only a --cache-dir that exists (a
+// mounted volume) is used, since a directory made in / would be
+// snapshotted. A directory that cannot be made is one warning, and no
+// layer is kept.
+func extractedLayerDir(cacheDir string, mode run.Mode, log *slog.Logger) string {
+	if cacheDir == "" {
 		return ""
 	}
+	if mode == run.InPlace {
+		if fi, err := os.Stat(cacheDir); err != nil || !fi.IsDir() {
+			return ""
+		}
+	}
 	dir := filepath.Join(cacheDir, "layers")
-	if os.MkdirAll(dir, 0o755) != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		log.Warn("The layer cache in --cache-dir cannot be written; the build goes on without keeping layers", "dir", dir, "error", err.Error())
 		return ""
 	}
 	return dir

@@ -28,7 +28,6 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/slipway-build/slipway/engine/atomicfile"
 	"github.com/slipway-build/slipway/engine/extracted"
 	"github.com/slipway-build/slipway/engine/rootfs"
 )
@@ -118,10 +117,10 @@ func write(f *os.File, root string, changes []Change, opts Options) (v1.Layer, e
 	}
 	diffIDer := sha256.New()
 	sinks := []io.Writer{comp, diffIDer}
-	var kept *atomicfile.File
+	var kept *extracted.Writer
 	keep := extracted.Dir(opts.KeepUncompressed)
 	if keep != "" {
-		if kept, err = keep.Create(); err == nil {
+		if kept = keep.Create(); kept != nil {
 			defer kept.Discard()
 			sinks = append(sinks, kept)
 		}

@@ -19,7 +19,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 
-	"github.com/slipway-build/slipway/engine/atomicfile"
 	"github.com/slipway-build/slipway/engine/extracted"
 )
 
@@ -119,8 +118,8 @@ func openLayer(l v1.Layer, opts []Option) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	tmp, err := dir.Create()
-	if err != nil {
+	tmp := dir.Create()
+	if tmp == nil {
 		return rc, nil
 	}
 	h := sha256.New()
@@ -133,7 +132,7 @@ func openLayer(l v1.Layer, opts []Option) (io.ReadCloser, error) {
 type keepingReader struct {
 	io.Reader
 	src    io.ReadCloser
-	tmp    *atomicfile.File
+	tmp    *extracted.Writer
 	hash   hash.Hash
 	dir    extracted.Dir
 	diffID v1.Hash

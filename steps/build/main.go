@@ -68,7 +68,7 @@ func flags() []cli.Flag {
 
 		&cli.BoolFlag{Name: "cache", Usage: "reuse the layers of earlier builds from --cache-repo"},
 		&cli.StringFlag{Name: "cache-repo", Usage: "repository of the layer cache (default: <first destination>/cache)"},
-		&cli.StringFlag{Name: "cache-dir", Value: "/cache", Usage: "base images stored by slipway-warm, and RUN --mount=type=cache directories"},
+		&cli.StringFlag{Name: "cache-dir", Usage: "base images stored by slipway-warm, extracted layers and RUN --mount=type=cache directories (default /cache in in-place mode, else $XDG_CACHE_HOME/slipway or ~/.cache/slipway)"},
 		&cli.DurationFlag{Name: "cache-ttl", Value: 336 * time.Hour, Usage: "cache entries older than this are not used"},
 		&cli.BoolFlag{Name: "cache-copy-layers", Value: true, Usage: "cache COPY and ADD layers (keyed by the content they copy)"},
 		&cli.BoolFlag{Name: "cache-run-layers", Value: true, Usage: "cache RUN layers"},
