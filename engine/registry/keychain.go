@@ -2,8 +2,12 @@ package registry
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/docker/cli/cli/config"
 	"github.com/docker/cli/cli/config/types"
@@ -71,11 +75,77 @@ type KeychainOptions struct {
 	// KanikoDir replaces /kaniko as the directory whose .docker is read
 	// (kaniko's --kaniko-dir and $KANIKO_DIR).
 	KanikoDir string
+	// Sources are the ambient credential sources tried, in order, for a
+	// registry the config files do not name. The built-in ones (EnvSource,
+	// GitLabSource) come first; a step adds the cloud ones.
+	Sources []AmbientSource
+	// Enabled names the sources to use (--credential-helpers); nil means
+	// all of them, empty none.
+	Enabled []string
+	// Log receives, at debug level, which source gave a registry's
+	// credentials; never the credentials.
+	Log *slog.Logger
 }
+
+// AmbientSource is a credential source read from the environment, as
+// kaniko has them: tried after the config files, and only for the
+// registries it Serves, so that its token never reaches another host.
+type AmbientSource interface {
+	// Name is the --credential-helpers value that selects it.
+	Name() string
+	// Serves reports whether the source is meant for registry (a host,
+	// with its port when it has one).
+	Serves(registry string) bool
+	// Resolve returns the credentials, or authn.Anonymous when the
+	// environment has none.
+	Resolve(target authn.Resource) (authn.Authenticator, error)
+}
+
+// BuiltinSources are the sources every step has: DOCKER_AUTH_CONFIG and
+// GitLab CI's registry variables.
+func BuiltinSources() []AmbientSource { return []AmbientSource{EnvSource{}, GitLabSource{}} }
 
 // NewKeychain is Keychain with options.
 func NewKeychain(opts KeychainOptions) authn.Keychain {
-	return dockerConfigKeychain{kanikoDir: opts.KanikoDir}
+	k := ambientKeychain{files: dockerConfigKeychain{kanikoDir: opts.KanikoDir}, log: opts.Log}
+	for _, s := range opts.Sources {
+		if opts.Enabled == nil || slices.Contains(opts.Enabled, s.Name()) {
+			k.sources = append(k.sources, s)
+		}
+	}
+	if k.log == nil {
+		k.log = slog.Default()
+	}
+	return k
+}
+
+type ambientKeychain struct {
+	files   dockerConfigKeychain
+	sources []AmbientSource
+	log     *slog.Logger
+}
+
+func (k ambientKeychain) Resolve(target authn.Resource) (authn.Authenticator, error) {
+	a, err := k.files.Resolve(target)
+	if err != nil || a != authn.Anonymous {
+		return a, err
+	}
+	reg := target.RegistryStr()
+	for _, s := range k.sources {
+		if !s.Serves(reg) {
+			continue
+		}
+		a, err := s.Resolve(target)
+		if err != nil {
+			k.log.Debug(fmt.Sprintf("No credentials for %s from %s: %v", reg, s.Name(), err))
+			continue
+		}
+		if a != authn.Anonymous {
+			k.log.Debug(fmt.Sprintf("Using credentials for %s from %s", reg, s.Name()))
+			return a, nil
+		}
+	}
+	return authn.Anonymous, nil
 }
 
 type dockerConfigKeychain struct{ kanikoDir string }
@@ -90,7 +160,14 @@ func (k dockerConfigKeychain) Resolve(target authn.Resource) (authn.Authenticato
 		return nil, fmt.Errorf("reading docker config %s: %w", path, err)
 	}
 	defer f.Close()
-	cf, err := config.LoadFromReader(f)
+	return resolveFromConfig(f, path, target)
+}
+
+// resolveFromConfig looks target up in a docker config.json read from r;
+// where names the config in errors.
+func resolveFromConfig(r io.Reader, where string, target authn.Resource) (authn.Authenticator, error) {
+	path := where
+	cf, err := config.LoadFromReader(r)
 	if err != nil {
 		return nil, fmt.Errorf("parsing docker config %s: %w: fix the JSON or point DOCKER_CONFIG at a valid config", path, err)
 	}
@@ -120,4 +197,53 @@ func (k dockerConfigKeychain) Resolve(target authn.Resource) (authn.Authenticato
 		IdentityToken: cfg.IdentityToken,
 		RegistryToken: cfg.RegistryToken,
 	}), nil
+}
+
+// EnvSource is DOCKER_AUTH_CONFIG: a whole docker config.json in an
+// environment variable, as GitLab CI documents it. It serves the
+// registries it names.
+type EnvSource struct{}
+
+// Name implements AmbientSource.
+func (EnvSource) Name() string { return "env" }
+
+// Serves implements AmbientSource: the lookup itself keeps to the
+// registries the JSON names.
+func (EnvSource) Serves(string) bool { return os.Getenv("DOCKER_AUTH_CONFIG") != "" }
+
+// Resolve implements AmbientSource.
+func (EnvSource) Resolve(target authn.Resource) (authn.Authenticator, error) {
+	v := os.Getenv("DOCKER_AUTH_CONFIG")
+	if v == "" {
+		return authn.Anonymous, nil
+	}
+	return resolveFromConfig(strings.NewReader(v), "$DOCKER_AUTH_CONFIG", target)
+}
+
+// GitLabSource is GitLab CI's job registry: CI_REGISTRY_USER and
+// CI_REGISTRY_PASSWORD, or the job token, for CI_REGISTRY and nothing else.
+type GitLabSource struct{}
+
+// Name implements AmbientSource.
+func (GitLabSource) Name() string { return "gitlab" }
+
+// Serves implements AmbientSource.
+func (GitLabSource) Serves(registry string) bool {
+	ci := os.Getenv("CI_REGISTRY")
+	if ci == "" {
+		return false
+	}
+	want, err := name.NewRegistry(ci, name.WeakValidation)
+	return err == nil && want.RegistryStr() == registry
+}
+
+// Resolve implements AmbientSource.
+func (GitLabSource) Resolve(authn.Resource) (authn.Authenticator, error) {
+	if u, p := os.Getenv("CI_REGISTRY_USER"), os.Getenv("CI_REGISTRY_PASSWORD"); u != "" && p != "" {
+		return &authn.Basic{Username: u, Password: p}, nil
+	}
+	if t := os.Getenv("CI_JOB_TOKEN"); t != "" {
+		return &authn.Basic{Username: "gitlab-ci-token", Password: t}, nil
+	}
+	return authn.Anonymous, nil
 }

@@ -50,6 +50,10 @@ type Options struct {
 	// CredentialHelpers are the ambient credential sources to use (env,
 	// gitlab, google, ecr, acr); nil means all, empty means none.
 	CredentialHelpers []string
+	// CloudSources are ambient sources a step adds after the built-in ones
+	// (engine/registry/cloudauth: Google, ECR, ACR), kept out of this
+	// package so that steps which need none stay small.
+	CloudSources []AmbientSource
 	UserAgent         string
 	// Log receives pull, push and retry progress; nil means slog.Default().
 	Log *slog.Logger
@@ -87,15 +91,20 @@ type transportKey struct {
 
 // New returns a Client for opts.
 func New(opts Options) *Client {
-	kc := opts.Keychain
-	if kc == nil {
-		kc = NewKeychain(KeychainOptions{KanikoDir: opts.KanikoDir})
-	}
 	if opts.RetryDelay <= 0 {
 		opts.RetryDelay = time.Second
 	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
+	}
+	kc := opts.Keychain
+	if kc == nil {
+		kc = NewKeychain(KeychainOptions{
+			KanikoDir: opts.KanikoDir,
+			Sources:   append(BuiltinSources(), opts.CloudSources...),
+			Enabled:   opts.CredentialHelpers,
+			Log:       opts.Log,
+		})
 	}
 	return &Client{opts: opts, keychain: kc, transports: map[transportKey]http.RoundTripper{}}
 }
