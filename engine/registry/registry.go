@@ -54,7 +54,7 @@ type Options struct {
 	// (engine/registry/cloudauth: Google, ECR, ACR), kept out of this
 	// package so that steps which need none stay small.
 	CloudSources []AmbientSource
-	UserAgent         string
+	UserAgent    string
 	// Log receives pull, push and retry progress; nil means slog.Default().
 	Log *slog.Logger
 }
