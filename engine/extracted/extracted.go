@@ -22,10 +22,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
 
 	"github.com/slipway-build/slipway/engine/atomicfile"
 )
@@ -131,4 +134,68 @@ func (d Dir) warn(msg string, err error) {
 		return
 	}
 	slog.Default().Warn(msg, "dir", string(d), "error", err.Error())
+}
+
+// staleTemp is how old a temporary layer file must be before Evict takes
+// it for the leftover of a killed build.
+const staleTemp = time.Hour
+
+// Evict removes the least recently used layers (by mtime, which Open
+// refreshes) until the kept ones take at most maxBytes, and temporary
+// files that killed builds left. Builds sharing the directory evict one at
+// a time, under a lock; one that finds the lock taken skips, since the
+// other does the work. Removing a layer that another build has open is
+// safe: that build keeps reading it.
+func (d Dir) Evict(maxBytes int64) error {
+	lock, err := os.OpenFile(filepath.Join(string(d), ".evict.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return nil
+	}
+	layersDir := filepath.Join(string(d), "sha256")
+	entries, err := os.ReadDir(layersDir)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return err
+	}
+	type kept struct {
+		path  string
+		size  int64
+		mtime time.Time
+	}
+	var layers []kept
+	var total int64
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		p := filepath.Join(layersDir, e.Name())
+		if strings.HasPrefix(e.Name(), ".layer-") {
+			if time.Since(fi.ModTime()) > staleTemp {
+				_ = os.Remove(p)
+			}
+			continue
+		}
+		if !strings.HasSuffix(e.Name(), ".tar") {
+			continue
+		}
+		layers = append(layers, kept{p, fi.Size(), fi.ModTime()})
+		total += fi.Size()
+	}
+	sort.Slice(layers, func(i, j int) bool { return layers[i].mtime.Before(layers[j].mtime) })
+	for _, l := range layers {
+		if total <= maxBytes {
+			break
+		}
+		if err := os.Remove(l.path); err == nil || os.IsNotExist(err) {
+			total -= l.size
+		}
+	}
+	return nil
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/slipway-build/slipway/engine/build"
 	"github.com/slipway-build/slipway/engine/buildcontext"
 	"github.com/slipway-build/slipway/engine/cache"
+	"github.com/slipway-build/slipway/engine/extracted"
 	"github.com/slipway-build/slipway/engine/flagvalue"
 	"github.com/slipway-build/slipway/engine/layer"
 	"github.com/slipway-build/slipway/engine/publish"
@@ -80,13 +81,16 @@ type Config struct {
 	// Mode is "chroot" or "in-place"; the executor image presets it.
 	// In-place mode is refused outside a container unless Force is set
 	// (kaniko's --force).
-	Mode        string
-	Force       bool
-	WorkDir     string
-	CacheDir    string
-	IgnorePaths []string
-	Stdin       io.Reader
-	Log         *slog.Logger
+	Mode     string
+	Force    bool
+	WorkDir  string
+	CacheDir string
+	// CacheDirMaxSize bounds the extracted layers kept in CacheDir, in
+	// bytes; the least recently used go first. Zero keeps none.
+	CacheDirMaxSize int64
+	IgnorePaths     []string
+	Stdin           io.Reader
+	Log             *slog.Logger
 	// Output receives RUN commands' output.
 	Output io.Writer
 }
@@ -150,6 +154,15 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 	if err != nil {
 		return v1.Hash{}, err
 	}
+	layersDir := extractedLayerDir(cfg.CacheDir, in.mode, cfg.Log)
+	if layersDir != "" {
+		// Bounded after the build, whatever its outcome.
+		defer func() {
+			if err := extracted.Dir(layersDir).Evict(cfg.CacheDirMaxSize); err != nil {
+				cfg.Log.Warn("Could not trim the layer cache in --cache-dir", "dir", layersDir, "error", err.Error())
+			}
+		}()
+	}
 	var cacheWrites errgroup.Group
 	started := time.Now()
 	buildOpts := build.Options{
@@ -169,7 +182,7 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 			LayerCache:        store,
 			CacheWrites:       &cacheWrites,
 			WorkDir:           workDir,
-			ExtractedLayerDir: extractedLayerDir(cfg.CacheDir, in.mode, cfg.Log),
+			ExtractedLayerDir: layersDir,
 			CacheMountDir:     cfg.CacheDir,
 			Log:               cfg.Log,
 			Output:            cfg.Output,

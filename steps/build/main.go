@@ -15,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/slipway-build/slipway/engine/flagvalue"
 	"github.com/slipway-build/slipway/engine/job"
 	"github.com/slipway-build/slipway/engine/publish"
 	"github.com/slipway-build/slipway/engine/registry"
@@ -69,6 +70,7 @@ func flags() []cli.Flag {
 		&cli.BoolFlag{Name: "cache", Usage: "reuse the layers of earlier builds from --cache-repo"},
 		&cli.StringFlag{Name: "cache-repo", Usage: "repository of the layer cache (default: <first destination>/cache)"},
 		&cli.StringFlag{Name: "cache-dir", Usage: "base images stored by slipway-warm, extracted layers and RUN --mount=type=cache directories (default /cache in in-place mode, else $XDG_CACHE_HOME/slipway or ~/.cache/slipway)"},
+		&cli.StringFlag{Name: "cache-dir-max-size", Value: "5GiB", Usage: "bound on the extracted layers kept in --cache-dir; the least recently used go first (e.g. 500MiB, 20GiB; 0 keeps none)"},
 		&cli.DurationFlag{Name: "cache-ttl", Value: 336 * time.Hour, Usage: "cache entries older than this are not used"},
 		&cli.BoolFlag{Name: "cache-copy-layers", Value: true, Usage: "cache COPY and ADD layers (keyed by the content they copy)"},
 		&cli.BoolFlag{Name: "cache-run-layers", Value: true, Usage: "cache RUN layers"},
@@ -155,6 +157,10 @@ func action(c *cli.Context) error {
 		return err
 	}
 	stepflags.LogCompat(c, log, slices.Collect(maps.Values(compat)))
+	maxSize, err := flagvalue.Size("--cache-dir-max-size", c.String("cache-dir-max-size"))
+	if err != nil {
+		return err
+	}
 	reg, err := stepflags.PullOptions(c, "slipway-build")
 	if err != nil {
 		return err
@@ -229,6 +235,7 @@ func action(c *cli.Context) error {
 		Force:            c.Bool("force"),
 		WorkDir:          c.String("work-dir"),
 		CacheDir:         c.String("cache-dir"),
+		CacheDirMaxSize:  maxSize,
 		IgnorePaths:      ignore,
 		Stdin:            os.Stdin,
 		Log:              log,
