@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"testing"
 
 	"github.com/slipway-build/slipway/engine/run"
@@ -14,6 +15,15 @@ func TestMain(m *testing.M) {
 	// RUN's init re-executes this test binary; it must take over before
 	// the test framework parses its flags.
 	run.MaybeReexec()
+	// A case spends most of its time waiting on buildkitd, dockerd and the
+	// registry, so more cases than cores run side by side, unless -parallel
+	// says otherwise.
+	flag.Parse()
+	parallelSet := false
+	flag.Visit(func(f *flag.Flag) { parallelSet = parallelSet || f.Name == "test.parallel" })
+	if !parallelSet && runtime.GOMAXPROCS(0) < 4 {
+		_ = flag.Set("test.parallel", "4")
+	}
 	flag.Parse()
 	if testing.Short() {
 		// `make unit` promises Go only; these need root, dockerd and the
