@@ -12,6 +12,16 @@ TEST_TIMEOUT ?= 25m
 
 export CGO_ENABLED = 0
 
+# The version and commit stamped into the binaries (engine/version). The
+# commit is the last one that changed anything but the release pins
+# (tasks/images.go, catalog/), so that the release commit `make release`
+# adds does not change the binaries: a rebuild at the tag gives the same
+# bytes, hence the same image digests as the ones the tag's catalog pins.
+VERSION_PKG := github.com/slipway-build/slipway/engine/version
+COMMIT  ?= $(shell git log -1 --format=%H -- . ':(exclude)catalog' ':(exclude)tasks/images.go' 2>/dev/null)
+SLIPWAY_LDFLAGS := -s -w -X $(VERSION_PKG).Version=$(or $(VERSION),dev) $(if $(COMMIT),-X $(VERSION_PKG).Commit=$(COMMIT))
+export SLIPWAY_LDFLAGS STEPS
+
 .PHONY: all build test unit race lint demo bench deps catalog bundles clean
 
 all: build
@@ -19,7 +29,7 @@ all: build
 build:
 	@mkdir -p $(BIN)
 	@for s in $(STEPS); do \
-		$(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/slipway-$$s ./steps/$$s || exit 1; \
+		$(GO) build -trimpath -ldflags='$(SLIPWAY_LDFLAGS)' -o $(BIN)/slipway-$$s ./steps/$$s || exit 1; \
 	done
 
 # fuzz runs every Go fuzz target for FUZZTIME each; CI gives each 20s. Go
@@ -99,12 +109,31 @@ image-debug: build
 	./steps/image/build.sh -b $(BIN) -t debug --no-push --destination slipway:dev-debug \
 		--tar-path $(BIN)/slipway-executor-debug.tar --oci-layout-path $(BIN)/slipway-executor-debug
 
-# release pushes $(REGISTRY)/slipway:$(VERSION) and :$(VERSION)-debug, pins
-# the digest into tasks/images.go and regenerates catalog/. RELEASE_FLAGS
-# go to slipway-build (e.g. --insecure-registry for a local registry).
-release: build
-	@test -n "$(REGISTRY)" -a -n "$(VERSION)" || { echo 'usage: make release REGISTRY=ghcr.io/slipway-build VERSION=v0.1.0' >&2; exit 2; }
+# release makes the whole release (steps/image/release.sh says what, in
+# order): images built by Slipway and pushed, their SBOM and provenance
+# attached as referrers, digests signed, static binaries for linux/amd64
+# and linux/arm64 with SHA256SUMS, catalog/ pinned, release notes, git tag.
+#   SIGNING_KEY=FILE  cosign private key (password in COSIGN_PASSWORD);
+#                     without it (and without KEYLESS=1) nothing is signed
+#   KEYLESS=1         keyless signing with the ambient OIDC identity (CI)
+#   DIST=DIR          where binaries, SHA256SUMS and notes go (bin/release)
+#   TAG=0             no release commit and tag (the default when CI=true)
+#   RELEASE_FLAGS     more slipway-build flags (e.g. --insecure-registry)
+DIST ?= $(BIN)/release
+SUPPLYCHAIN := $(BIN)/tools/supplychain
+export SIGNING_KEY KEYLESS DIST TAG SUPPLYCHAIN
+
+release:
+	@test -n "$(REGISTRY)" -a -n "$(VERSION)" || { echo 'usage: make release REGISTRY=ghcr.io/slipway-build VERSION=v0.1.0 [SIGNING_KEY=cosign.key]' >&2; exit 2; }
+	@$(MAKE) --no-print-directory build supplychain VERSION=$(VERSION)
 	./steps/image/release.sh -b $(BIN) $(REGISTRY) $(VERSION) $(RELEASE_FLAGS)
+
+# supplychain is the release's attesting and signing tool; it is never put
+# into the executor image (bin/tools is not a step binary).
+.PHONY: supplychain
+supplychain:
+	@mkdir -p $(BIN)/tools
+	$(GO) build -trimpath -ldflags='$(SLIPWAY_LDFLAGS)' -o $(SUPPLYCHAIN) ./steps/image/supplychain
 
 # catalog regenerates the published Tekton and Argo YAML from tasks/.
 catalog:

@@ -36,7 +36,15 @@ func Get() Info {
 	if commit == "" {
 		commit = "unknown"
 	}
-	return Info{Version: Version, Commit: commit, GoVersion: runtime.Version()}
+	v := Version
+	if v == "dev" {
+		// `go install …@vX.Y.Z` stamps nothing but records the module's
+		// version.
+		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+	}
+	return Info{Version: v, Commit: commit, GoVersion: runtime.Version()}
 }
 
 // String is the one line `slipway-build version` prints.

@@ -1,21 +1,37 @@
 #!/usr/bin/env bash
-# release.sh pushes both executor images and pins the released one into the
-# catalog. `make release REGISTRY=… VERSION=…` runs it.
+# release.sh makes a Slipway release. `make release REGISTRY=… VERSION=…`
+# runs it, after building the step binaries stamped with VERSION and the
+# supplychain tool.
 #
 #   steps/image/release.sh [-b BIN_DIR] REGISTRY VERSION [SLIPWAY-BUILD FLAGS...]
 #
-# It pushes REGISTRY/slipway:VERSION and REGISTRY/slipway:VERSION-debug
-# (extra flags, e.g. --insecure-registry for a local test registry, go to
-# slipway-build), then rewrites tasks/images.go, the one place the catalog
-# takes its image and version from:
-#   BuilderImage = "REGISTRY/slipway:VERSION@sha256:…"
-#   Version      = VERSION without a leading "v"
-# and regenerates catalog/ from it, so that the catalog never names an image
-# that was not pushed. Both digests are printed and written to
-# BIN_DIR/release-digests.
+# In order, stopping at the first failure:
+#  1. builds REGISTRY/slipway:VERSION and :VERSION-debug with slipway-build
+#     itself (build.sh) and pushes them (extra flags, e.g.
+#     --insecure-registry for a local test registry, go to slipway-build);
+#  2. attaches to each an SPDX 2.3 SBOM and a SLSA v1 provenance statement
+#     as OCI 1.1 referrers (the referrers tag schema where the registry has
+#     no referrers API);
+#  3. signs both digests with cosign: SIGNING_KEY=FILE (password in
+#     COSIGN_PASSWORD), or KEYLESS=1 in CI; with neither it says so in one
+#     line and signs nothing;
+#  4. builds static binaries of every step for linux/amd64 and linux/arm64
+#     into DIST (default BIN_DIR/release), writes SHA256SUMS and signs it
+#     the same way;
+#  5. rewrites tasks/images.go, the one place the catalog takes its image
+#     and version from (BuilderImage = "REGISTRY/slipway:VERSION@sha256:…",
+#     Version = VERSION without a leading "v"), and regenerates catalog/, so
+#     that the catalog never names an image that was not pushed;
+#  6. writes DIST/RELEASE_NOTES.md, a skeleton to finish by hand;
+#  7. unless TAG=0 (the default when CI=true), commits tasks/images.go and
+#     catalog/ as "Release VERSION" and tags that commit VERSION, the tag
+#     the catalog's git-resolver examples name. The binaries are stamped
+#     with the last commit before the pins (see the Makefile), so a rebuild
+#     at the tag gives the same digests.
+# The digests are printed and written to BIN_DIR/release-digests.
 #
-# IMAGES_GO and CATALOG_DIR override tasks/images.go and catalog/, for the
-# test that runs this script against a throw-away copy.
+# IMAGES_GO and CATALOG_DIR override tasks/images.go and catalog/; with
+# either set nothing is committed or tagged.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -34,6 +50,24 @@ version="$2"
 shift 2
 images_go="${IMAGES_GO:-$repo/tasks/images.go}"
 catalog="${CATALOG_DIR:-$repo/catalog}"
+dist="${DIST:-$bin/release}"
+supplychain="${SUPPLYCHAIN:-$bin/tools/supplychain}"
+go="${GO:-go}"
+tag="${TAG:-}"
+if [ -z "$tag" ]; then
+	if [ "${CI:-}" = true ] || [ -n "${IMAGES_GO:-}${CATALOG_DIR:-}" ]; then tag=0; else tag=1; fi
+fi
+sign=()
+if [ -n "${SIGNING_KEY:-}" ] && [ -n "${KEYLESS:-}" ]; then
+	echo "$0: SIGNING_KEY and KEYLESS=1 exclude each other" >&2
+	exit 2
+elif [ -n "${SIGNING_KEY:-}" ]; then
+	[ -r "$SIGNING_KEY" ] || { echo "$0: SIGNING_KEY=$SIGNING_KEY cannot be read" >&2; exit 2; }
+	sign=(--key "$SIGNING_KEY")
+elif [ -n "${KEYLESS:-}" ]; then
+	sign=(--keyless)
+fi
+[ -x "$supplychain" ] || { echo "$0: $supplychain is missing: run make supplychain" >&2; exit 1; }
 
 case "$version" in
 *[!A-Za-z0-9._-]* | [.-]*)
@@ -50,8 +84,22 @@ for const in BuilderImage Version; do
 	fi
 done
 
+if [ "$tag" = 1 ]; then
+	# The tag goes on a commit holding exactly this tree plus the pins.
+	if [ -n "$(git -C "$repo" status --porcelain)" ]; then
+		echo "$0: the work tree has uncommitted changes: commit them, or release with TAG=0" >&2
+		exit 1
+	fi
+	if git -C "$repo" rev-parse -q --verify "refs/tags/$version" >/dev/null; then
+		echo "$0: tag $version exists already: release with TAG=0 to rebuild it" >&2
+		exit 1
+	fi
+fi
+
 out="$(mktemp -d "${TMPDIR:-/tmp}/slipway-release.XXXXXX")"
 trap 'rm -rf "$out"' EXIT
+started="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+commit="${COMMIT:-$(git -C "$repo" log -1 --format=%H -- . ':(exclude)catalog' ':(exclude)tasks/images.go' 2>/dev/null || true)}"
 
 "$here/build.sh" -b "$bin" -t executor --destination "$registry/slipway:$version" \
 	--digest-file "$out/executor" "$@"
@@ -59,6 +107,36 @@ trap 'rm -rf "$out"' EXIT
 	--digest-file "$out/debug" "$@"
 executor="$(cat "$out/executor")"
 debug="$(cat "$out/debug")"
+finished="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+images=("$registry/slipway@$executor" "$registry/slipway@$debug")
+
+# 2. SBOM and provenance, as referrers of each image.
+"$supplychain" attest --image "${images[0]}" --target executor \
+	--source-commit "$commit" --started "$started" --finished "$finished"
+"$supplychain" attest --image "${images[1]}" --target debug \
+	--source-commit "$commit" --started "$started" --finished "$finished"
+
+# 3. Signatures of the digests.
+if [ ${#sign[@]} -eq 0 ]; then
+	echo "release: no SIGNING_KEY (or KEYLESS=1): the images and binaries are not signed"
+else
+	"$supplychain" sign "${sign[@]}" --image "${images[0]}" --image "${images[1]}"
+fi
+
+# 4. Static binaries and their checksums. The host's binaries were built by
+# `make build` with the same flags; every platform is built here alike.
+rm -rf "$dist"
+mkdir -p "$dist"
+for arch in amd64 arm64; do
+	for s in ${STEPS:-build warm}; do
+		(cd "$repo" && CGO_ENABLED=0 GOOS=linux GOARCH=$arch "$go" build -trimpath \
+			-ldflags="${SLIPWAY_LDFLAGS:--s -w}" -o "$dist/slipway-$s-linux-$arch" "./steps/$s")
+	done
+done
+(cd "$dist" && sha256sum slipway-* >SHA256SUMS)
+if [ ${#sign[@]} -gt 0 ]; then
+	"$supplychain" sign-blob "${sign[@]}" --file "$dist/SHA256SUMS"
+fi
 
 pinned="$registry/slipway:$version@$executor"
 # '|' cannot occur in an image reference, so it is a safe sed delimiter.
@@ -71,6 +149,59 @@ grep -Fq "\"$pinned\"" "$images_go" || { echo "$0: rewriting $images_go failed" 
 # The values are passed, not re-read from the file: with IMAGES_GO set, the
 # compiled constants are still the repository's.
 (cd "$repo" && go run ./tasks/cmd/generate -out "$catalog" -builder-image "$pinned" -version "${version#v}")
+
+# 6. The release notes' skeleton.
+previous="$(git -C "$repo" describe --tags --abbrev=0 --match 'v*' 2>/dev/null || true)"
+{
+	echo "# Slipway $version"
+	echo
+	echo "<!-- Highlights, breaking changes and upgrade notes: write them here. -->"
+	echo
+	echo "## Images"
+	echo
+	echo "| image | digest |"
+	echo "| --- | --- |"
+	echo "| \`$registry/slipway:$version\` | \`$executor\` |"
+	echo "| \`$registry/slipway:$version-debug\` | \`$debug\` |"
+	echo
+	echo "Each carries an SPDX 2.3 SBOM and a SLSA v1 provenance statement as OCI referrers."
+	if [ ${#sign[@]} -gt 0 ]; then
+		echo
+		echo "## Verify"
+		echo
+		echo '```sh'
+		if [ -n "${SIGNING_KEY:-}" ]; then
+			echo "cosign verify --key cosign.pub --insecure-ignore-tlog $registry/slipway@$executor"
+			echo "cosign verify-blob --key cosign.pub --insecure-ignore-tlog --signature SHA256SUMS.sig SHA256SUMS"
+		else
+			echo "cosign verify --certificate-identity-regexp 'https://github.com/slipway-build/slipway/' \\"
+			echo "  --certificate-oidc-issuer https://token.actions.githubusercontent.com $registry/slipway@$executor"
+			echo "cosign verify-blob --bundle SHA256SUMS.sigstore.json --certificate-identity-regexp 'https://github.com/slipway-build/slipway/' \\"
+			echo "  --certificate-oidc-issuer https://token.actions.githubusercontent.com SHA256SUMS"
+		fi
+		echo '```'
+	fi
+	echo
+	echo "## Binaries"
+	echo
+	echo '```'
+	cat "$dist/SHA256SUMS"
+	echo '```'
+	echo
+	echo "## Changes${previous:+ since $previous}"
+	echo
+	git -C "$repo" log --no-merges --format='- %s' ${previous:+"$previous"..}HEAD -- . ':(exclude)catalog' ':(exclude)tasks/images.go' 2>/dev/null | head -200 || true
+} >"$dist/RELEASE_NOTES.md"
+
+# 7. The release commit and tag.
+if [ "$tag" = 1 ]; then
+	git -C "$repo" add -- "$images_go" "$catalog"
+	git -C "$repo" commit -q -m "Release $version: pin $registry/slipway:$version@$executor" -- "$images_go" "$catalog"
+	git -C "$repo" tag -a "$version" -m "Slipway $version"
+	echo "release: tagged $version; push it with: git push origin $version"
+else
+	echo "release: TAG=0: no release commit or tag"
+fi
 
 printf '%s/slipway:%s@%s\n%s/slipway:%s-debug@%s\n' \
 	"$registry" "$version" "$executor" "$registry" "$version" "$debug" | tee "$bin/release-digests"
