@@ -17,9 +17,10 @@ const (
 
 // Argo output parameter names.
 const (
-	OutputImageDigest = "image-digest"
-	OutputImageURL    = "image-url"
-	OutputImages      = "images"
+	OutputImageDigest  = "image-digest"
+	OutputImageURL     = "image-url"
+	OutputImages       = "images"
+	OutputAttestations = "attestations"
 )
 
 // Where the Argo templates mount things. Outputs sit in an emptyDir because
@@ -74,6 +75,9 @@ func argoArgs() []string {
 		"--digest-file=" + argoResultsDir + "/" + OutputImageDigest,
 		"--image-url-file=" + argoResultsDir + "/" + OutputImageURL,
 		"--images-file=" + argoResultsDir + "/" + OutputImages,
+		"--sbom=" + in("sbom"),
+		"--provenance=" + in("provenance"),
+		"--attestations-file=" + argoResultsDir + "/" + OutputAttestations,
 		"--target=" + in("target"),
 		"--cache=" + in("cache"),
 		"--cache-repo=" + in("cache-repo"),
@@ -124,7 +128,7 @@ func argoTemplate(name, builderImage string, git bool) wfv1.Template {
 	return wfv1.Template{
 		Name:    name,
 		Inputs:  inputs,
-		Outputs: wfv1.Outputs{Parameters: []wfv1.Parameter{out(OutputImageDigest), out(OutputImageURL), out(OutputImages)}},
+		Outputs: wfv1.Outputs{Parameters: []wfv1.Parameter{out(OutputImageDigest), out(OutputImageURL), out(OutputImages), out(OutputAttestations)}},
 		Volumes: volumes,
 		Container: &corev1.Container{
 			Image: "{{inputs.parameters.builder-image}}",

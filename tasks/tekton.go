@@ -19,6 +19,9 @@ const (
 	ResultImageDigest = "IMAGE_DIGEST"
 	ResultImageURL    = "IMAGE_URL"
 	ResultImages      = "IMAGES"
+	// ResultAttestations names the SBOM and provenance attached, as
+	// repo@digest, comma-separated.
+	ResultAttestations = "ATTESTATIONS"
 )
 
 // Minimum Tekton Pipelines versions: v1 Tasks with array params in args,
@@ -84,7 +87,7 @@ func rootNoPrivilege() *corev1.SecurityContext {
 
 // buildArgs is slipway-build's argument list; paths are the Tekton
 // expressions for where the source and results live in the pod.
-func buildArgs(source, digest, url, images string) []string {
+func buildArgs(source, digest, url, images, attestations string) []string {
 	return []string{
 		"--dockerfile=$(params.DOCKERFILE)",
 		"--context=" + source + "/$(params.CONTEXT)",
@@ -92,6 +95,9 @@ func buildArgs(source, digest, url, images string) []string {
 		"--digest-file=" + digest,
 		"--image-url-file=" + url,
 		"--images-file=" + images,
+		"--sbom=$(params.SBOM)",
+		"--provenance=$(params.PROVENANCE)",
+		"--attestations-file=" + attestations,
 		"--target=$(params.TARGET)",
 		"--cache=$(params.CACHE)",
 		"--cache-repo=$(params.CACHE_REPO)",
@@ -108,6 +114,7 @@ func buildResults() []pipelinev1.TaskResult {
 		{Name: ResultImageDigest, Type: pipelinev1.ResultsTypeString, Description: "Digest of the pushed image, sha256:<hex>."},
 		{Name: ResultImageURL, Type: pipelinev1.ResultsTypeString, Description: "Reference of the pushed image (IMAGE), without the digest."},
 		{Name: ResultImages, Type: pipelinev1.ResultsTypeString, Description: "Every pushed reference (IMAGE and ADDITIONAL_TAGS) with its digest, comma-separated."},
+		{Name: ResultAttestations, Type: pipelinev1.ResultsTypeString, Description: "The SBOM and provenance attached to the image (SBOM, PROVENANCE), as repo@digest, comma-separated; empty when neither is on."},
 	}
 }
 
@@ -133,7 +140,7 @@ func BuildTask(opts ...Option) *pipelinev1.Task {
 				Image:           "$(params.BUILDER_IMAGE)",
 				WorkingDir:      "$(workspaces.source.path)",
 				Command:         []string{buildBinary},
-				Args:            buildArgs("$(workspaces.source.path)", "$(results.IMAGE_DIGEST.path)", "$(results.IMAGE_URL.path)", "$(results.IMAGES.path)"),
+				Args:            buildArgs("$(workspaces.source.path)", "$(results.IMAGE_DIGEST.path)", "$(results.IMAGE_URL.path)", "$(results.IMAGES.path)", "$(results.ATTESTATIONS.path)"),
 				Env:             []corev1.EnvVar{{Name: "DOCKER_CONFIG", Value: dockerConfigDir}},
 				SecurityContext: rootNoPrivilege(),
 			}},
@@ -164,7 +171,7 @@ func BuildStepAction(opts ...Option) *pipelinev1beta1.StepAction {
 	for _, r := range buildResults() {
 		results = append(results, pipelinev1.StepResult{Name: r.Name, Type: r.Type, Description: r.Description})
 	}
-	args := buildArgs("$(params.SOURCE_PATH)", "$(step.results.IMAGE_DIGEST.path)", "$(step.results.IMAGE_URL.path)", "$(step.results.IMAGES.path)")
+	args := buildArgs("$(params.SOURCE_PATH)", "$(step.results.IMAGE_DIGEST.path)", "$(step.results.IMAGE_URL.path)", "$(step.results.IMAGES.path)", "$(step.results.ATTESTATIONS.path)")
 	// The Task gets the cache at the fixed mount; here it can be anywhere.
 	args = append([]string{"--cache-dir=$(params.CACHE_PATH)"}, args...)
 	return &pipelinev1beta1.StepAction{

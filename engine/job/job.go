@@ -90,7 +90,18 @@ type Config struct {
 	CacheDirMaxSize int64
 	IgnorePaths     []string
 	Stdin           io.Reader
-	Log             *slog.Logger
+
+	// SBOM attaches an SPDX 2.3 SBOM of the image to every destination as
+	// an OCI referrer, and SBOMPath (also without SBOM) writes it to a
+	// file. Provenance attaches a SLSA v1 provenance statement.
+	// AttestationsFile receives the references of everything attached,
+	// comma-separated (the Tekton result ATTESTATIONS).
+	SBOM             bool
+	SBOMPath         string
+	Provenance       bool
+	AttestationsFile string
+
+	Log *slog.Logger
 	// Output receives RUN commands' output.
 	Output io.Writer
 }
@@ -164,6 +175,7 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 		}()
 	}
 	var cacheWrites errgroup.Group
+	sources := &recordingSource{ImageSource: imageSource(cfg, client), pulled: map[string]bool{}}
 	started := time.Now()
 	buildOpts := build.Options{
 		Inputs: build.Inputs{
@@ -176,7 +188,7 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 			Secrets:    in.secrets,
 		},
 		Collaborators: build.Collaborators{
-			Images:            imageSource(cfg, client),
+			Images:            sources,
 			Executor:          executor,
 			Mode:              in.mode,
 			LayerCache:        store,
@@ -226,6 +238,11 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 	}
 	if len(in.annotations) > 0 {
 		img = mutate.Annotations(img, in.annotations).(v1.Image)
+	}
+	if cfg.SBOM || cfg.SBOMPath != "" || cfg.Provenance || cfg.AttestationsFile != "" {
+		a := &attestations{cfg: cfg, client: client, img: img, dockerfile: resolveDockerfile(cfg.Dockerfile, contextDir),
+			contextDir: contextDir, started: started, sources: sources}
+		cfg.Publish.AfterPush = a.afterPush
 	}
 	digest, err := publish.Publish(ctx, img, client, cfg.Publish)
 	// The cache writes ran beside the build and the push; their layers

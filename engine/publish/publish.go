@@ -51,6 +51,11 @@ type Options struct {
 	// a push refused because the tag is immutable as a success, as kaniko
 	// does: parallel builds of one tag then all succeed.
 	IgnoreImmutableTagErrors bool
+	// AfterPush runs once every push has succeeded (with pushed empty under
+	// --no-push), before the digest files are put in place: an error there
+	// (an SBOM that could not be attached) fails the build like a failed
+	// push, leaving no digest file.
+	AfterPush func(ctx context.Context, pushed []name.Digest) error
 }
 
 // dummyDestination names the image in a tarball when --no-push is given
@@ -164,6 +169,7 @@ func publish(ctx context.Context, art artifact, c *registry.Client, opts Options
 		staged = append(staged, s)
 	}
 
+	var pushed []name.Digest
 	if opts.NoPush {
 		opts.Log.Info("Skipping push to container registry due to --no-push flag")
 	} else {
@@ -175,6 +181,12 @@ func publish(ctx context.Context, art artifact, c *registry.Client, opts Options
 				}
 				return v1.Hash{}, err
 			}
+			pushed = append(pushed, tag.Context().Digest(digest.String()))
+		}
+	}
+	if opts.AfterPush != nil {
+		if err := opts.AfterPush(ctx, pushed); err != nil {
+			return v1.Hash{}, err
 		}
 	}
 	if err := commit(staged); err != nil {

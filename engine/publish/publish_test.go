@@ -2,6 +2,7 @@ package publish_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -367,4 +368,39 @@ func TestPublishUnwritableResultPushesNothing(t *testing.T) {
 			t.Errorf("%s was written by a failed publish", p)
 		}
 	}
+}
+
+func TestPublishAfterPush(t *testing.T) {
+	isolate(t)
+	reg := harness.StartRegistry(t)
+	c := registry.New(registry.Options{InsecureRegistries: []string{reg.Host}})
+	img := harness.BusyboxImage(t)
+	want, _ := img.Digest()
+
+	// AfterPush sees every pushed image by digest.
+	out := newOutputs(t)
+	opts := out.options(reg.Host+"/team/app:v1", reg.Host+"/other/app:v2")
+	var got []string
+	opts.AfterPush = func(_ context.Context, pushed []name.Digest) error {
+		for _, d := range pushed {
+			got = append(got, d.String())
+		}
+		return nil
+	}
+	if _, err := publish.Publish(context.Background(), img, c, opts); err != nil {
+		t.Fatal(err)
+	}
+	wantRefs := []string{reg.Host + "/team/app@" + want.String(), reg.Host + "/other/app@" + want.String()}
+	if strings.Join(got, " ") != strings.Join(wantRefs, " ") {
+		t.Errorf("AfterPush got %q, want %q", got, wantRefs)
+	}
+
+	// Its failure fails the publish and leaves no digest file.
+	out = newOutputs(t)
+	opts = out.options(reg.Host + "/team/app:v3")
+	opts.AfterPush = func(context.Context, []name.Digest) error { return errors.New("attaching failed") }
+	if _, err := publish.Publish(context.Background(), img, c, opts); err == nil || !strings.Contains(err.Error(), "attaching failed") {
+		t.Fatalf("Publish = %v, want AfterPush's error", err)
+	}
+	out.assertNothingWritten(t)
 }

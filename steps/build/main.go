@@ -97,6 +97,7 @@ func flags() []cli.Flag {
 		&cli.BoolFlag{Name: "skip-tls-verify", Usage: "do not verify TLS certificates when pushing"},
 		&cli.StringSliceFlag{Name: "credential-helpers", Usage: "ambient credential sources to use when no config.json names the registry: env, gitlab, google, ecr, acr (repeatable; default all; \"\" for none)"},
 	}
+	flags = append(flags, attestationFlags()...)
 	flags = append(flags, stepflags.Pull()...)
 	return append(flags, stepflags.Logging()...)
 }
@@ -115,6 +116,17 @@ var compat = map[string]stepflags.Compat{
 }
 
 var credentialSources = []string{"env", "gitlab", "google", "ecr", "acr"}
+
+// attestationFlags are the supply-chain records of the image (engine/attest);
+// all are off by default, as kaniko has none.
+func attestationFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "sbom", Usage: "attach an SPDX 2.3 SBOM of the image to each destination as an OCI referrer"},
+		&cli.StringFlag{Name: "sbom-path", Usage: "also write the SPDX SBOM here"},
+		&cli.BoolFlag{Name: "provenance", Usage: "attach a SLSA v1 provenance statement to each destination as an OCI referrer"},
+		&cli.StringFlag{Name: "attestations-file", Usage: "write the references of the attached SBOM and provenance here, comma-separated (Tekton ATTESTATIONS)"},
+	}
+}
 
 // checkFlags refuses bad values before anything is fetched or built.
 func checkFlags(c *cli.Context) error {
@@ -237,6 +249,10 @@ func action(c *cli.Context) error {
 		CacheDir:         c.String("cache-dir"),
 		CacheDirMaxSize:  maxSize,
 		IgnorePaths:      ignore,
+		SBOM:             c.Bool("sbom"),
+		SBOMPath:         c.String("sbom-path"),
+		Provenance:       c.Bool("provenance"),
+		AttestationsFile: c.String("attestations-file"),
 		Stdin:            os.Stdin,
 		Log:              log,
 		Output:           os.Stderr,

@@ -11,7 +11,8 @@ import (
 
 // The flags below are the part of slipway-build's and slipway-warm's
 // command lines that the published definitions rely on: kaniko's executor
-// and warmer flags plus --image-url-file and --images-file. They are
+// and warmer flags plus --image-url-file, --images-file and the attestation
+// flags (--sbom, --provenance, --attestations-file). They are
 // declared here, not imported, because the step binaries are written
 // elsewhere; a definition that passes anything else fails these tests.
 
@@ -23,7 +24,8 @@ func (l *list) Set(v string) error { *l = append(*l, v); return nil }
 type buildFlags struct {
 	dockerfile, context, digestFile, urlFile, imagesFile string
 	target, cacheRepo, platform, cacheDir                string
-	cache, reproducible                                  bool
+	attestationsFile                                     string
+	cache, reproducible, sbom, provenance                bool
 	destinations, buildArgs                              list
 }
 
@@ -46,6 +48,9 @@ func parseBuild(args []string) (*buildFlags, error) {
 	fs.StringVar(&f.cacheDir, "cache-dir", "/cache", "")
 	fs.BoolVar(&f.cache, "cache", false, "")
 	fs.BoolVar(&f.reproducible, "reproducible", false, "")
+	fs.BoolVar(&f.sbom, "sbom", false, "")
+	fs.BoolVar(&f.provenance, "provenance", false, "")
+	fs.StringVar(&f.attestationsFile, "attestations-file", "", "")
 	fs.Var(&f.destinations, "destination", "")
 	fs.Var(&f.buildArgs, "build-arg", "")
 	if err := fs.Parse(args); err != nil {

@@ -69,6 +69,7 @@ func TestBuildTaskResolvesToExecutorFlags(t *testing.T) {
 		want: buildFlags{
 			dockerfile: "./Dockerfile", context: "/workspace/source/./",
 			digestFile: "/tekton/results/IMAGE_DIGEST", urlFile: "/tekton/results/IMAGE_URL", imagesFile: "/tekton/results/IMAGES",
+			sbom: true, provenance: true, attestationsFile: "/tekton/results/ATTESTATIONS",
 			cacheDir: "/cache", destinations: list{"127.0.0.1:5000/app:1"},
 		},
 		wantMounts: map[string]bool{"/workspace/source": false},
@@ -89,6 +90,7 @@ func TestBuildTaskResolvesToExecutorFlags(t *testing.T) {
 		want: buildFlags{
 			dockerfile: "build/Containerfile", context: "/workspace/source/app",
 			digestFile: "/tekton/results/IMAGE_DIGEST", urlFile: "/tekton/results/IMAGE_URL", imagesFile: "/tekton/results/IMAGES",
+			sbom: true, provenance: true, attestationsFile: "/tekton/results/ATTESTATIONS",
 			target: "runtime", cache: true, cacheRepo: "127.0.0.1:5000/cache", platform: "linux/arm64", cacheDir: "/cache",
 			reproducible: true,
 			destinations: list{"127.0.0.1:5000/app:1", "127.0.0.1:5000/app:latest", "127.0.0.1:5000/other:1"},
@@ -213,9 +215,10 @@ func TestStepActionInUserTask(t *testing.T) {
 	}
 	want := buildFlags{
 		dockerfile: "./Dockerfile", context: "/workspace/source/./", cacheDir: "/cache",
-		digestFile:   "/tekton/steps/step-build/results/IMAGE_DIGEST",
-		urlFile:      "/tekton/steps/step-build/results/IMAGE_URL",
-		imagesFile:   "/tekton/steps/step-build/results/IMAGES",
+		digestFile: "/tekton/steps/step-build/results/IMAGE_DIGEST",
+		urlFile:    "/tekton/steps/step-build/results/IMAGE_URL",
+		imagesFile: "/tekton/steps/step-build/results/IMAGES",
+		sbom:       true, provenance: true, attestationsFile: "/tekton/steps/step-build/results/ATTESTATIONS",
 		destinations: list{"127.0.0.1:5000/app:2"},
 	}
 	if !reflect.DeepEqual(*got, want) {
@@ -251,6 +254,7 @@ func TestArgoTemplatesResolveToExecutorFlags(t *testing.T) {
 		want: buildFlags{
 			dockerfile: "./Dockerfile", context: "/workspace/source/./", cacheDir: "/cache",
 			digestFile: "/slipway/results/image-digest", urlFile: "/slipway/results/image-url", imagesFile: "/slipway/results/images",
+			sbom: true, provenance: true, attestationsFile: "/slipway/results/attestations",
 			destinations: list{"127.0.0.1:5000/app:1"},
 		},
 		volume: func(t *testing.T, tm *wfv1.Template) {
@@ -270,6 +274,7 @@ func TestArgoTemplatesResolveToExecutorFlags(t *testing.T) {
 		want: buildFlags{
 			dockerfile: "./Dockerfile", context: "/workspace/source/./", cacheDir: "/cache",
 			digestFile: "/slipway/results/image-digest", urlFile: "/slipway/results/image-url", imagesFile: "/slipway/results/images",
+			sbom: true, provenance: true, attestationsFile: "/slipway/results/attestations",
 			target: "runtime", cache: true, reproducible: true,
 			destinations: list{"127.0.0.1:5000/app:1", "127.0.0.1:5000/app:latest"},
 			buildArgs:    list{"VERSION=1", "NOTE=a b"},
