@@ -73,7 +73,8 @@ func indexArgs(digest, url, images string) []string {
 // IndexTask returns the slipway-index Task.
 func IndexTask(opts ...Option) *pipelinev1.Task {
 	o := makeOptions(opts)
-	results := buildResults()
+	// The index carries no SBOM or provenance of its own: those are on each platform's image.
+	results := buildResults()[:3]
 	results[0].Description = "Digest of the pushed index, sha256:<hex>."
 	results[1].Description = "Reference of the pushed index (IMAGE), without the digest."
 	results[2].Description = "Every pushed reference of the index (IMAGE and ADDITIONAL_TAGS) with its digest, comma-separated."
