@@ -92,15 +92,11 @@ func DebianTarball(suite string) (string, error) {
 	base := filepath.Join(cache, fmt.Sprintf("debian-%s-minbase-%s", suite, hex.EncodeToString(sum[:6])))
 	tarPath := base + ".tar.gz"
 
-	lock, err := os.OpenFile(base+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	unlock, err := lockFile(base + ".lock")
 	if err != nil {
 		return "", err
 	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", fmt.Errorf("locking %s: %w", lock.Name(), err)
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck
+	defer unlock()
 
 	if _, err := os.Stat(tarPath); err == nil {
 		return tarPath, nil
@@ -137,6 +133,24 @@ func DebianTarball(suite string) (string, error) {
 		return "", err
 	}
 	return tarPath, nil
+}
+
+// lockFile takes an exclusive lock on path, created when missing, so that
+// parallel test binaries making the same cached fixture wait for one
+// another instead of racing.
+func lockFile(path string) (unlock func(), err error) {
+	lock, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return func() {
+		_ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+		lock.Close()
+	}, nil
 }
 
 // tarRoot writes root as a gzipped tarball with GNU tar, which keeps

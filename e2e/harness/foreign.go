@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -93,15 +92,11 @@ func ForeignBusyboxBinary(goarch string) (string, error) {
 		return "", err
 	}
 	out := filepath.Join(cache, "busybox-static-"+arch)
-	lock, err := os.OpenFile(out+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	unlock, err := lockFile(out + ".lock")
 	if err != nil {
 		return "", err
 	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", fmt.Errorf("locking %s: %w", lock.Name(), err)
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck
+	defer unlock()
 	if _, err := os.Stat(out); err == nil {
 		return out, nil
 	}
