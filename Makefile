@@ -164,3 +164,9 @@ cluster-up: image
 
 cluster-down:
 	$(CLUSTER) down
+
+# test-release runs `make release` end to end in a copy of the repository,
+# against the loopback registry with a throw-away key (e2e/release).
+.PHONY: test-release
+test-release: deps
+	$(GO) test -tags releasetest -count=1 -timeout 60m -run TestMakeRelease ./e2e/release/

@@ -1,0 +1,12 @@
+//go:build releasetest
+
+package release
+
+import (
+	"encoding/base64"
+	"strings"
+)
+
+func decodeBase64(s string) ([]byte, error) {
+	return base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+}
