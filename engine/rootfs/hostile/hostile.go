@@ -179,6 +179,23 @@ func NamesEntry(msg, name string) bool {
 	return strings.Contains(msg, name) || strings.Contains(msg, strconv.Quote(name))
 }
 
+// NamesPlace is NamesEntry, or the message names most of the entry's path:
+// one of its parent directories, at least half as long as the name. A
+// later step (the snapshot, for one) reports the path it failed on, which
+// for a name past PATH_MAX is a directory on the way.
+func NamesPlace(msg, name string) bool {
+	if NamesEntry(msg, name) {
+		return true
+	}
+	p := "/" + strings.TrimLeft(name, "/")
+	for i := len(p) - 1; i > 0; i-- {
+		if p[i] == '/' && 2*i >= len(name) && strings.Contains(msg, p[:i]) {
+			return true
+		}
+	}
+	return false
+}
+
 // MakeOutside fills dir, the directory no layer may change, with a file
 // and a directory holding one.
 func MakeOutside(dir string) error {
