@@ -133,7 +133,7 @@ release:
 .PHONY: supplychain
 supplychain:
 	@mkdir -p $(BIN)/tools
-	$(GO) build -trimpath -ldflags='$(SLIPWAY_LDFLAGS)' -o $(SUPPLYCHAIN) ./steps/image/supplychain
+	$(GO) build -trimpath -ldflags='$(SLIPWAY_LDFLAGS)' -o $(SUPPLYCHAIN) ./tasks/cmd/supplychain
 
 # catalog regenerates the published Tekton and Argo YAML from tasks/.
 catalog:
