@@ -19,6 +19,7 @@ import (
 	"github.com/slipway-build/slipway/engine/job"
 	"github.com/slipway-build/slipway/engine/publish"
 	"github.com/slipway-build/slipway/engine/registry"
+	"github.com/slipway-build/slipway/engine/registry/cloudauth"
 	"github.com/slipway-build/slipway/engine/run"
 	"github.com/slipway-build/slipway/steps/internal/stepflags"
 )
@@ -179,6 +180,7 @@ func action(c *cli.Context) error {
 	}
 	reg.Insecure, reg.SkipTLSVerify, reg.PushRetry = c.Bool("insecure"), c.Bool("skip-tls-verify"), c.Int("push-retry")
 	reg.KanikoDir = c.String("kaniko-dir")
+	reg.CloudSources = cloudauth.Sources()
 	if c.IsSet("credential-helpers") {
 		reg.CredentialHelpers = slices.DeleteFunc(c.StringSlice("credential-helpers"), func(h string) bool { return h == "" })
 		if reg.CredentialHelpers == nil {
