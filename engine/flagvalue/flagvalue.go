@@ -7,6 +7,7 @@ package flagvalue
 import (
 	"fmt"
 	"strings"
+	"unicode"
 
 	"github.com/containerd/platforms"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -73,7 +74,9 @@ func Platform(s string) (v1.Platform, error) {
 		return v1.Platform{}, nil
 	}
 	p, err := v1.ParsePlatform(s)
-	if err != nil || p.OS == "" || p.Architecture == "" || !strings.Contains(s, "/") {
+	// Blanks are no platform's names; "linux/ /" would pass as an
+	// architecture " " that nothing can pull.
+	if err != nil || p.OS == "" || p.Architecture == "" || !strings.Contains(s, "/") || strings.ContainsFunc(s, unicode.IsSpace) {
 		return v1.Platform{}, fmt.Errorf("--custom-platform %q: want os/arch[/variant], e.g. linux/arm64", s)
 	}
 	n := platforms.Normalize(ocispec.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant})
