@@ -45,7 +45,7 @@ var kanikoV124Flags = []string{
 	"compressed-caching", "cleanup", "cache-ttl", "insecure-registry", "skip-tls-verify-registry",
 	"registry-certificate", "registry-client-cert", "registry-map", "registry-mirror",
 	"skip-default-registry-fallback", "ignore-var-run", "label", "skip-unused-stages", "use-new-run",
-	"git", "cache-copy-layers", "cache-run-layers", "ignore-path", "force-build-metadata",
+	"git", "cache-copy-layers", "cache-run-layers", "ignore-path", "force-build-metadata", "force",
 	"skip-push-permission-check", "whitelist-var-run", "snapshotMode", "customPlatform", "tarPath",
 	// The osscontainertools fork (v1.28).
 	"annotation", "credential-helpers", "dryrun", "image-format", "preserve-context", "pre-cleanup", "secret",
@@ -63,7 +63,6 @@ func TestEveryKanikoFlag(t *testing.T) {
 			t.Errorf("kaniko's --%s is not accepted", n)
 		}
 	}
-	// --force is the engine safety issue's; it is accepted once it lands.
 }
 
 // Compatibility-only flags say so in their help.
