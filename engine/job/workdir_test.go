@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,10 @@ func TestMain(m *testing.M) {
 		// deadlock, the process exits, and its lock is let go before the
 		// test kills it.
 		time.Sleep(time.Hour)
+		// The lock lives as long as the mark's descriptor: without this,
+		// the collector may finalize the unreachable *os.File during the
+		// sleep, closing it and letting go of the lock (seen under -race).
+		runtime.KeepAlive(tree)
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
