@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/slipway-build/slipway/engine/atomicfile"
 	"github.com/slipway-build/slipway/engine/attest"
 	"github.com/slipway-build/slipway/engine/build"
 	"github.com/slipway-build/slipway/engine/registry"
@@ -101,7 +102,7 @@ func (a *attestations) afterPush(ctx context.Context, pushed []name.Digest) erro
 			return err
 		}
 		if a.cfg.SBOMPath != "" {
-			if err := writeFileAtomic(a.cfg.SBOMPath, doc); err != nil {
+			if err := atomicfile.WriteFile(a.cfg.SBOMPath, doc, 0o644); err != nil {
 				return fmt.Errorf("--sbom-path: %w", err)
 			}
 		}
@@ -165,7 +166,7 @@ func (a *attestations) afterPush(ctx context.Context, pushed []name.Digest) erro
 		}
 	}
 	if a.cfg.AttestationsFile != "" {
-		if err := writeFileAtomic(a.cfg.AttestationsFile, []byte(strings.Join(refs, ","))); err != nil {
+		if err := atomicfile.WriteFile(a.cfg.AttestationsFile, []byte(strings.Join(refs, ",")), 0o644); err != nil {
 			return fmt.Errorf("--attestations-file: %w", err)
 		}
 	}
@@ -211,24 +212,4 @@ func gitCommit(dir string) string {
 		return ""
 	}
 	return head.Hash().String()
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -19,9 +19,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"golang.org/x/crypto/x509roots/fallback/bundle"
+
+	"github.com/slipway-build/slipway/engine/atomicfile"
 )
 
 func main() {
@@ -42,23 +43,7 @@ func run(out string) error {
 		_, err = os.Stdout.Write(pemBytes)
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(out), ".cabundle-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(pemBytes); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), out); err != nil {
+	if err := atomicfile.WriteFile(out, pemBytes, 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "cabundle: %d roots written to %s\n", n, out)
