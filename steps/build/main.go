@@ -60,7 +60,6 @@ func flags() []cli.Flag {
 		&cli.StringFlag{Name: "image-name-tag-with-digest-file", Usage: "write repo:tag@digest lines here"},
 		&cli.StringFlag{Name: "image-url-file", Usage: "write the first destination, without digest or newline, here (Tekton IMAGE_URL)"},
 		&cli.StringFlag{Name: "images-file", Usage: "write every destination as repo@digest, comma-separated, here (Tekton IMAGES)"},
-		&cli.IntFlag{Name: "push-retry", Usage: "retries of a failed push, with backoff"},
 		&cli.BoolFlag{Name: "push-ignore-immutable-tag-errors", Usage: "take a push refused because the tag is immutable as a success"},
 		&cli.BoolFlag{Name: "skip-push-permission-check", Usage: "do not check push access before building"},
 		&cli.StringFlag{Name: "compression", Value: "gzip", Usage: "layer compression: gzip or zstd"},
@@ -94,12 +93,10 @@ func flags() []cli.Flag {
 		&cli.BoolFlag{Name: "force", Usage: "run in-place mode even where no container is recognised: / is emptied and rewritten"},
 		&cli.StringFlag{Name: "work-dir", EnvVars: []string{"SLIPWAY_WORK_DIR"}, Usage: "where stage filesystems and layers are kept during the build"},
 
-		&cli.BoolFlag{Name: "insecure", Usage: "push over plain HTTP"},
-		&cli.BoolFlag{Name: "skip-tls-verify", Usage: "do not verify TLS certificates when pushing"},
 		&cli.StringSliceFlag{Name: "credential-helpers", Usage: "ambient credential sources to use when no config.json names the registry: env, gitlab, google, ecr, acr (repeatable; default all; \"\" for none)"},
 	}
 	flags = append(flags, attestationFlags()...)
-	flags = append(flags, stepflags.Pull()...)
+	flags = append(append(flags, stepflags.Push()...), stepflags.Pull()...)
 	return append(flags, stepflags.Logging()...)
 }
 
@@ -174,11 +171,10 @@ func action(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	reg, err := stepflags.PullOptions(c, "slipway-build")
+	reg, err := stepflags.PushOptions(c, "slipway-build")
 	if err != nil {
 		return err
 	}
-	reg.Insecure, reg.SkipTLSVerify, reg.PushRetry = c.Bool("insecure"), c.Bool("skip-tls-verify"), c.Int("push-retry")
 	reg.KanikoDir = c.String("kaniko-dir")
 	reg.CloudSources = cloudauth.Sources()
 	if c.IsSet("credential-helpers") {

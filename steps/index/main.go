@@ -39,13 +39,9 @@ func flags() []cli.Flag {
 		&cli.StringFlag{Name: "image-name-tag-with-digest-file", Usage: "write repo:tag@digest lines here"},
 		&cli.StringFlag{Name: "image-url-file", Usage: "write the first destination, without digest or newline, here (Tekton IMAGE_URL)"},
 		&cli.StringFlag{Name: "images-file", Usage: "write every destination as repo@digest, comma-separated, here (Tekton IMAGES)"},
-		&cli.IntFlag{Name: "push-retry", Usage: "retries of a failed push, with backoff"},
 		&cli.BoolFlag{Name: "skip-push-permission-check", Usage: "do not check push access first"},
-
-		&cli.BoolFlag{Name: "insecure", Usage: "push over plain HTTP"},
-		&cli.BoolFlag{Name: "skip-tls-verify", Usage: "do not verify TLS certificates when pushing"},
 	}
-	flags = append(flags, stepflags.Pull()...)
+	flags = append(append(flags, stepflags.Push()...), stepflags.Pull()...)
 	return append(flags, stepflags.Logging()...)
 }
 
@@ -54,11 +50,10 @@ func action(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	reg, err := stepflags.PullOptions(c, "slipway-index")
+	reg, err := stepflags.PushOptions(c, "slipway-index")
 	if err != nil {
 		return err
 	}
-	reg.Insecure, reg.SkipTLSVerify, reg.PushRetry = c.Bool("insecure"), c.Bool("skip-tls-verify"), c.Int("push-retry")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	_, err = index.Run(ctx, index.Options{

@@ -196,6 +196,23 @@ func Pull() []cli.Flag {
 	}
 }
 
+// Push are the flags of the steps that push: kaniko's --insecure,
+// --skip-tls-verify and --push-retry.
+func Push() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "insecure", Usage: "push over plain HTTP"},
+		&cli.BoolFlag{Name: "skip-tls-verify", Usage: "do not verify TLS certificates when pushing"},
+		&cli.IntFlag{Name: "push-retry", Usage: "retries of a failed push, with backoff"},
+	}
+}
+
+// PushOptions reads the Pull and Push flags.
+func PushOptions(c *cli.Context, userAgent string) (registry.Options, error) {
+	opts, err := PullOptions(c, userAgent)
+	opts.Insecure, opts.SkipTLSVerify, opts.PushRetry = c.Bool("insecure"), c.Bool("skip-tls-verify"), c.Int("push-retry")
+	return opts, err
+}
+
 // PullOptions reads the Pull flags, and kaniko's KANIKO_REGISTRY_MIRROR
 // and KANIKO_REGISTRY_MAP, which add to them.
 func PullOptions(c *cli.Context, userAgent string) (registry.Options, error) {
