@@ -124,7 +124,7 @@ func (c *copier) extractArchive(file, dest string) error {
 			if err != nil {
 				return err
 			}
-			if c.dst.sparse != nil && !c.created[linkResolved] {
+			if !c.dst.holdsContent() && !c.created[linkResolved] {
 				// A sparse root holds the image's files empty.
 				return fmt.Errorf("hardlink %s to %s, which the archive did not write: %w", resolved, linkResolved, errNeedsRoot)
 			}

@@ -347,10 +347,6 @@ type builder struct {
 	digests map[string]string
 	// cacheWrites are the background cache writes.
 	cacheWrites *errgroup.Group
-	// dry is the plan the cache's dry passes expand (dryPlan).
-	dryOnce sync.Once
-	dry     *dockerfile.Plan
-	dryErr  error
 
 	mu       sync.Mutex
 	done     map[int]*stageResult
@@ -425,7 +421,7 @@ func (b *builder) runStage(ctx context.Context, s *dockerfile.PlannedStage) erro
 		name = fmt.Sprint(s.Index)
 	}
 	b.opts.Log.Info(fmt.Sprintf("Building stage '%s' [idx: '%d', base-idx: '%d']", s.Base, s.Index, s.BaseStage), "stage", name)
-	st, err := newStage(ctx, b, s, false)
+	st, err := newStage(ctx, b, s)
 	if err != nil {
 		return err
 	}
@@ -434,10 +430,7 @@ func (b *builder) runStage(ctx context.Context, s *dockerfile.PlannedStage) erro
 		// A cached layer needed to unpack the root could not be read:
 		// build the stage again, without the cache.
 		b.opts.Log.Warn("A cached layer could not be read; building the stage again without the cache", "stage", name, "error", registry.Redact(err.Error()))
-		if st, err = newStage(ctx, b, s, true); err != nil {
-			return err
-		}
-		res, err = st.build(ctx)
+		res, err = st.withoutCache().build(ctx)
 	}
 	if err != nil {
 		return err

@@ -13,127 +13,87 @@ import (
 	"github.com/slipway-build/slipway/engine/cache"
 	"github.com/slipway-build/slipway/engine/dockerfile"
 	"github.com/slipway-build/slipway/engine/registry"
-	"github.com/slipway-build/slipway/engine/rootfs"
 )
 
 // The layer cache. Every step that makes a layer (COPY, ADD, RUN, and
 // WORKDIR creating its directory) has a key chained from the stage's base
-// (engine/cache). Before a stage runs, a dry pass over fresh copies of its
-// commands computes every key, and all of them are looked up at once. A hit
-// appends the cached layer without running the step, and without the root
-// filesystem: a stage is only unpacked from its first miss on, with the
-// cached layers up to it. So a rebuild where nothing changed reads only
-// manifests and configs, and pushes by mounting blobs.
+// (engine/cache), which the plan pass computes (plan.go). Before a stage
+// runs, all of its keys are looked up at once. A hit appends the cached
+// layer without running the step, and without the root filesystem: a stage
+// is only unpacked from its first miss on, with the cached layers up to it.
+// So a rebuild where nothing changed reads only manifests and configs, and
+// pushes by mounting blobs.
 
-// initialKey starts the stage's key chain.
-func (s *stage) initialKey(parent *stageResult, platform v1.Platform) error {
-	if s.b.opts.LayerCache == nil {
-		return nil
-	}
+// baseKey starts a stage's key chain: its base stage's final key, or its
+// base image's digest and platform. Empty when the cache is off.
+func (b *builder) baseKey(ps *dockerfile.PlannedStage, base v1.Image, parent *stageResult, platform v1.Platform) (cache.Key, error) {
 	switch {
+	case b.opts.LayerCache == nil:
+		return "", nil
 	case parent != nil:
-		s.key = parent.key
-	case s.ps.Base == dockerfile.Scratch:
-		s.key = cache.BaseKey(v1.Hash{}, platform)
-	default:
-		digest, err := s.base.Digest()
-		if err != nil {
-			return fmt.Errorf("FROM %s: %w", s.ps.Base, err)
-		}
-		s.key = cache.BaseKey(digest, platform)
+		return parent.key, nil
+	case ps.Base == dockerfile.Scratch:
+		return cache.BaseKey(v1.Hash{}, platform), nil
 	}
-	return nil
-}
-
-// dryPlan is a second copy of the plan for the dry passes, parsed once per
-// build: expansion rewrites commands in place, so the real plan's cannot
-// serve, and each stage's dry pass expands only its own stage's commands,
-// once.
-func (b *builder) dryPlan() (*dockerfile.Plan, error) {
-	b.dryOnce.Do(func() { b.dry, b.dryErr = b.df.Plan(b.planOpts) })
-	return b.dry, b.dryErr
-}
-
-// prefetch looks up the keys of all the stage's steps concurrently.
-func (s *stage) prefetch(ctx context.Context) {
-	if s.b.opts.LayerCache == nil || s.key == "" || s.noCache {
-		return
-	}
-	plan, err := s.b.dryPlan()
+	digest, err := base.Digest()
 	if err != nil {
+		return "", fmt.Errorf("FROM %s: %w", ps.Base, err)
+	}
+	return cache.BaseKey(digest, platform), nil
+}
+
+// caching says whether the stage uses the layer cache.
+func (s *stage) caching() bool {
+	return s.b.opts.LayerCache != nil && !s.noCache
+}
+
+// lookup looks up the keys of all the stage's steps concurrently.
+func (s *stage) lookup(ctx context.Context) {
+	if !s.caching() {
 		return
 	}
-	fresh := plan.Stage(s.ps.Index)
-	if fresh == nil {
+	var keys []cache.Key
+	for _, st := range s.plan.steps {
+		if st.key != "" {
+			keys = append(keys, st.key)
+		}
+	}
+	if len(keys) == 0 {
 		return
 	}
-	shadow := &stage{b: s.b, ps: fresh, base: s.base, cfg: s.cfg.DeepCopy(), created: s.created,
-		key: s.key, dry: true, newScope: s.newScope}
-	shadow.scope = s.newScope()
-	// The real pass reports any error; the dry pass only stops early.
-	_ = shadow.steps(ctx, fresh.Commands)
-	if len(shadow.dryKeys) == 0 {
-		return
-	}
-	s.b.opts.Log.Info(fmt.Sprintf("Checking the cache for %d steps", len(shadow.dryKeys)), "stage", s.ps.Name)
-	entries := cache.Lookup(ctx, s.b.opts.Log, s.b.opts.LayerCache, shadow.dryKeys)
-	s.prefetched = make(map[cache.Key]*cache.Entry, len(entries))
+	s.b.opts.Log.Info(fmt.Sprintf("Checking the cache for %d steps", len(keys)), "stage", s.ps.Name)
+	entries := cache.Lookup(ctx, s.b.opts.Log, s.b.opts.LayerCache, keys)
+	s.entries = make(map[cache.Key]*cache.Entry, len(entries))
 	for i, e := range entries {
-		s.prefetched[shadow.dryKeys[i]] = e
+		s.entries[keys[i]] = e
 	}
 }
 
-// cached runs a layer-making step through the cache: input says what the
-// step's result depends on (ok false when it cannot be keyed, which ends
-// caching for the rest of the stage), exec builds it.
-func (s *stage) cached(ctx context.Context, input func() (cache.StepInput, bool, error), exec func() error) error {
-	store := s.b.opts.LayerCache
-	if store == nil || s.noCache || s.key == "" {
-		s.key = ""
-		if s.dry {
-			return nil
-		}
+// cached runs a layer-making step through the cache: a hit takes the
+// cached layer, a miss builds the step with exec and stores its result.
+func (s *stage) cached(ctx context.Context, st *step, exec func() error) error {
+	if !s.caching() {
 		return exec()
 	}
-	in, ok, err := input()
-	if err != nil || !ok {
-		s.key = ""
-		if s.dry {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+	if st.keyErr != nil {
+		return st.keyErr
+	}
+	if st.key == "" {
 		return exec()
 	}
-	key := s.key.Next(in)
-	if s.dry {
-		s.dryKeys = append(s.dryKeys, key)
-		s.key = key
-		return nil
-	}
-	entry, looked := s.prefetched[key]
-	if !looked {
-		if entry, err = store.Get(ctx, key); err != nil {
-			s.b.opts.Log.Warn("Cache lookup failed; building the step instead", "error", registry.Redact(err.Error()))
-			entry = nil
-		}
-	}
-	if entry != nil {
+	if entry := s.entries[st.key]; entry != nil {
 		err := s.applyCached(entry)
 		if err == nil {
-			s.log("Using caching version of cmd", "key", string(key)[:12])
-			s.key = key
+			s.b.opts.Log.Info("Using caching version of cmd", "key", string(st.key)[:12])
 			return nil
 		}
-		s.b.opts.Log.Warn("A cached layer could not be read; building the step instead", "key", string(key)[:12], "error", registry.Redact(err.Error()))
+		s.b.opts.Log.Warn("A cached layer could not be read; building the step instead", "key", string(st.key)[:12], "error", registry.Redact(err.Error()))
 	}
 	before := len(s.layers)
 	if err := exec(); err != nil {
 		return err
 	}
-	s.key = key
-	s.put(ctx, key, before)
+	s.put(ctx, st.key, before)
 	return nil
 }
 
@@ -145,21 +105,8 @@ func (s *stage) applyCached(entry *cache.Entry) error {
 		s.emptyHistory(entry.CreatedBy)
 		return nil
 	}
-	if s.materialized {
-		rc, err := entry.Layer.Uncompressed()
-		if err != nil {
-			return err
-		}
-		err = rootfs.Extract(s.root, rc, s.idx, s.extractOptions()...)
-		if cerr := rc.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			// The root may hold part of the layer: unpack it again from
-			// the image on the next step that needs it.
-			s.discardRoot()
-			return err
-		}
+	if err := s.fs.apply(entry.Layer); err != nil {
+		return err
 	}
 	s.layers = append(s.layers, entry.Layer)
 	s.history = append(s.history, v1.History{Created: v1.Time{Time: s.created}, CreatedBy: entry.CreatedBy, Comment: "slipway"})
@@ -185,21 +132,15 @@ func (s *stage) put(ctx context.Context, key cache.Key, layersBefore int) {
 	})
 }
 
-// stepInput is what every keyed step depends on besides its own inputs:
-// the instruction text after expansion and the working directory and user
-// it runs with.
-func (s *stage) stepInput(text string) cache.StepInput {
-	return cache.StepInput{Instruction: strings.Join([]string{text, "workdir=" + s.cfg.Config.WorkingDir, "user=" + s.cfg.Config.User}, "\x00")}
-}
-
-// copyInput keys a COPY or ADD by its sources' contents: the context files
-// it reads (after .dockerignore), or the final key of the stage or the
-// digest of the image it copies from. Like BuildKit, ARG and ENV values
-// count only through the expanded instruction.
-func (s *stage) copyInput(ctx context.Context, spec copySpec) (cache.StepInput, bool, error) {
-	if !s.b.opts.CacheCopyLayers {
+// input keys a COPY or ADD by its sources' contents: the context files it
+// reads (after .dockerignore), or the final key of the stage or the digest
+// of the image it copies from. Like BuildKit, ARG and ENV values count only
+// through the expanded instruction.
+func (a copyAction) input(ctx context.Context, p *planner, st *step) (cache.StepInput, bool, error) {
+	if !p.in.keyCopies {
 		return cache.StepInput{}, false, nil
 	}
+	spec := a.spec
 	parts := []string{copyHistory(spec), "from=" + spec.from, fmt.Sprintf("parents=%v", spec.parents), "checksum=" + spec.checksum}
 	parts = append(parts, spec.excludes...)
 	for _, c := range spec.contents {
@@ -208,9 +149,9 @@ func (s *stage) copyInput(ctx context.Context, spec copySpec) (cache.StepInput, 
 	if spec.unpack != nil {
 		parts = append(parts, fmt.Sprintf("unpack=%v", *spec.unpack))
 	}
-	in := s.stepInput(strings.Join(parts, "\x00"))
+	in := stepInput(st, strings.Join(parts, "\x00"))
 	if spec.from != "" {
-		from, ok, err := s.fromKey(ctx, spec.from, true)
+		from, ok, err := p.in.keys.fromKey(ctx, spec.from, true)
 		if err != nil || !ok {
 			return in, false, err
 		}
@@ -229,7 +170,7 @@ func (s *stage) copyInput(ctx context.Context, spec copySpec) (cache.StepInput, 
 		}
 		local = append(local, src)
 	}
-	digest, err := s.b.sourceDigest(local)
+	digest, err := p.in.keys.sourceDigest(local)
 	if err != nil {
 		return in, false, err
 	}
@@ -237,20 +178,21 @@ func (s *stage) copyInput(ctx context.Context, spec copySpec) (cache.StepInput, 
 	return in, true, nil
 }
 
-// runInput keys a RUN by its command, the ARG and ENV values it sees, its
+// input keys a RUN by its command, the ARG and ENV values it sees, its
 // network and its mounts: what a bind mount reads from the context or
 // another stage is part of the key, a secret's value is not (as BuildKit).
-func (s *stage) runInput(ctx context.Context, c *instructions.RunCommand) (cache.StepInput, bool, error) {
-	if !s.b.opts.CacheRunLayers {
+func (a runAction) input(ctx context.Context, p *planner, st *step) (cache.StepInput, bool, error) {
+	if !p.in.keyRuns {
 		return cache.StepInput{}, false, nil
 	}
-	args, _, err := dockerfile.RunArgv(c, s.shell())
+	c := a.cmd
+	args, _, err := dockerfile.RunArgv(c, a.shell)
 	if err != nil {
 		return cache.StepInput{}, false, err
 	}
 	text := "RUN " + strings.Join(args, "\x00") + "\x00network=" + instructions.GetNetwork(c)
-	in := s.stepInput(text)
-	in.Env = cache.ScopeEnv(s.scope)
+	in := stepInput(st, text)
+	in.Env = a.keyEnv
 	var mounts, bound []string
 	for _, m := range instructions.GetMounts(c) {
 		def := fmt.Sprintf("type=%s,target=%s,source=%s,from=%s,id=%s,sharing=%s,ro=%v,required=%v", m.Type, m.Target, m.Source, m.From, m.CacheID, m.CacheSharing, m.ReadOnly, m.Required)
@@ -267,7 +209,7 @@ func (s *stage) runInput(ctx context.Context, c *instructions.RunCommand) (cache
 			continue
 		}
 		if m.From != "" {
-			from, ok, err := s.fromKey(ctx, m.From, false)
+			from, ok, err := p.in.keys.fromKey(ctx, m.From, false)
 			if err != nil || !ok {
 				return in, false, err
 			}
@@ -278,28 +220,29 @@ func (s *stage) runInput(ctx context.Context, c *instructions.RunCommand) (cache
 	}
 	in.Mounts = strings.Join(mounts, "\n")
 	if len(bound) > 0 {
-		if in.SourceDigest, err = s.b.sourceDigest(bound); err != nil {
+		if in.SourceDigest, err = p.in.keys.sourceDigest(bound); err != nil {
 			return in, false, err
 		}
 	}
 	return in, true, nil
 }
 
-// fromKey is the key of what --from names: a finished stage's final key,
-// or an image's base key. byIndex is as for fromTree.
-func (s *stage) fromKey(ctx context.Context, ref string, byIndex bool) (cache.Key, bool, error) {
-	if idx, ok := s.b.plan.StageRef(ref, byIndex); ok {
-		res, ok := s.b.result(idx)
+// stageKeys is the keySource of a stage being built: finished stages'
+// keys, images pulled for the stage's platform, and the build context.
+type stageKeys struct {
+	b        *builder
+	platform v1.Platform
+}
+
+func (k stageKeys) fromKey(ctx context.Context, ref string, byIndex bool) (cache.Key, bool, error) {
+	if idx, ok := k.b.plan.StageRef(ref, byIndex); ok {
+		res, ok := k.b.result(idx)
 		if !ok || res.key == "" {
 			return "", false, nil
 		}
 		return res.key, true, nil
 	}
-	platform := s.b.opts.Platform
-	if s.ps.Platform != nil {
-		platform = fromOCIPlatform(*s.ps.Platform)
-	}
-	img, err := s.b.opts.Images.Pull(ctx, ref, platform)
+	img, err := k.b.opts.Images.Pull(ctx, ref, k.platform)
 	if err != nil {
 		return "", false, fmt.Errorf("--from=%s: %w", ref, err)
 	}
@@ -307,11 +250,15 @@ func (s *stage) fromKey(ctx context.Context, ref string, byIndex bool) (cache.Ke
 	if err != nil {
 		return "", false, err
 	}
-	return cache.BaseKey(digest, platform), true, nil
+	return cache.BaseKey(digest, k.platform), true, nil
 }
 
-// sourceDigest digests context paths once per build, however many dry and
-// real passes ask.
+func (k stageKeys) sourceDigest(paths []string) (string, error) {
+	return k.b.sourceDigest(paths)
+}
+
+// sourceDigest digests context paths once per build, however many steps
+// ask.
 func (b *builder) sourceDigest(paths []string) (string, error) {
 	sorted := append([]string(nil), paths...)
 	sort.Strings(sorted)

@@ -68,7 +68,7 @@ type sourceTree struct {
 // copier holds one COPY's settings while it writes files.
 type copier struct {
 	s        *stage
-	dst      destRoot
+	dst      root
 	tree     sourceTree
 	uid      int
 	gid      int
@@ -82,18 +82,14 @@ type copier struct {
 	created  map[string]bool
 }
 
-func (s *stage) copy(ctx context.Context, spec copySpec) error {
-	return s.writeFiles(ctx, func(d destRoot) error { return s.copyTo(ctx, d, spec) })
-}
-
-func (s *stage) copyTo(ctx context.Context, d destRoot, spec copySpec) error {
+func (s *stage) copyTo(ctx context.Context, d root, st *step, spec copySpec) error {
 	c := &copier{s: s, dst: d, epoch: s.b.opts.Epoch, links: map[uint64]string{}, created: map[string]bool{}}
 	if err := c.setup(ctx, spec); err != nil {
 		return err
 	}
 	dest := spec.dest
 	if !path.IsAbs(dest) {
-		wd := s.cfg.Config.WorkingDir
+		wd := st.config.WorkingDir
 		if wd == "" {
 			wd = "/"
 		}
@@ -175,7 +171,7 @@ func (c *copier) setup(ctx context.Context, spec copySpec) error {
 		if err := c.dst.revealUserDB(); err != nil {
 			return err
 		}
-		uid, gid, err := userdb.ResolveChown(c.dst.dir, spec.chown)
+		uid, gid, err := userdb.ResolveChown(c.dst.dir(), spec.chown)
 		if err != nil {
 			return err
 		}
@@ -278,11 +274,11 @@ func (c *copier) followDest(imagePath string) (string, error) {
 	if err := c.dst.reveal(imagePath); err != nil {
 		return "", err
 	}
-	host, err := securejoin.SecureJoin(c.dst.dir, imagePath)
+	host, err := securejoin.SecureJoin(c.dst.dir(), imagePath)
 	if err != nil {
 		return "", fmt.Errorf("resolving %s in the image: %w", imagePath, err)
 	}
-	rel, err := filepath.Rel(c.dst.dir, host)
+	rel, err := filepath.Rel(c.dst.dir(), host)
 	if err != nil {
 		return "", err
 	}
@@ -372,7 +368,7 @@ func (c *copier) copyDir(hostSrc, relSrc, dest string) error {
 	if c.mode != nil {
 		mode = *c.mode
 	}
-	created, err := mkdirAll(c.dst.dir, dest, mode, c.parentUID(), c.parentGID(), c.epoch)
+	created, err := mkdirAll(c.dst.dir(), dest, mode, c.parentUID(), c.parentGID(), c.epoch)
 	for _, p := range created {
 		c.record(p)
 	}
@@ -429,11 +425,11 @@ func (c *copier) destPath(imagePath string) (host, resolved string, err error) {
 		return "", "", err
 	}
 	dir, base := path.Split(path.Clean(imagePath))
-	hostDir, err := securejoin.SecureJoin(c.dst.dir, dir)
+	hostDir, err := securejoin.SecureJoin(c.dst.dir(), dir)
 	if err != nil {
 		return "", "", fmt.Errorf("resolving %s in the image: %w", imagePath, err)
 	}
-	relDir, err := filepath.Rel(c.dst.dir, hostDir)
+	relDir, err := filepath.Rel(c.dst.dir(), hostDir)
 	if err != nil {
 		return "", "", err
 	}
@@ -447,7 +443,7 @@ func (c *copier) isDir(imagePath string) bool {
 	if c.dst.reveal(imagePath) != nil {
 		return false
 	}
-	host, err := securejoin.SecureJoin(c.dst.dir, imagePath)
+	host, err := securejoin.SecureJoin(c.dst.dir(), imagePath)
 	if err != nil {
 		return false
 	}
@@ -514,7 +510,7 @@ func (c *copier) mkdirParents(dir string) error {
 	if err := c.dst.reveal(dir); err != nil {
 		return err
 	}
-	created, err := mkdirAll(c.dst.dir, dir, mode, c.parentUID(), c.parentGID(), c.epoch)
+	created, err := mkdirAll(c.dst.dir(), dir, mode, c.parentUID(), c.parentGID(), c.epoch)
 	for _, p := range created {
 		c.record(p)
 	}

@@ -21,11 +21,13 @@ import (
 )
 
 // run executes a RUN instruction and commits what it changed.
-func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
+func (s *stage) run(ctx context.Context, st *step, a runAction) error {
+	c := a.cmd
 	if s.b.opts.Executor == nil {
 		return errors.New("RUN needs an executor: run slipway-build with --mode=chroot (as root) or in the executor image")
 	}
-	if err := s.materialize(ctx); err != nil {
+	root, err := s.unpack(ctx)
+	if err != nil {
 		return err
 	}
 	tmp, err := os.MkdirTemp(s.b.opts.WorkDir, "slipway-run-")
@@ -35,9 +37,9 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 	defer removeAll(tmp)
 
 	spec := run.Spec{
-		Root:    s.root,
-		Env:     s.scope.RunEnv(),
-		Dir:     s.cfg.Config.WorkingDir,
+		Root:    root.path,
+		Env:     append([]string(nil), a.env...),
+		Dir:     st.config.WorkingDir,
 		Network: instructions.GetNetwork(c),
 		Stdout:  s.b.opts.Output,
 		Stderr:  s.b.opts.Output,
@@ -45,16 +47,16 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 	if spec.Dir == "" {
 		spec.Dir = "/"
 	}
-	u := s.cfg.Config.User
+	u := st.config.User
 	if u == "" {
 		u = "0"
 	}
-	usr, err := userdb.ResolveUser(s.root, u)
+	usr, err := userdb.ResolveUser(root.path, u)
 	if err != nil {
 		return err
 	}
 	spec.UID, spec.GID, spec.Groups = usr.UID, usr.GID, usr.Groups
-	args, heredocMount, err := s.runArgs(c, tmp)
+	args, heredocMount, err := runArgs(c, a.shell, tmp)
 	if err != nil {
 		return err
 	}
@@ -62,7 +64,7 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 	if heredocMount != nil {
 		spec.Mounts = append(spec.Mounts, *heredocMount)
 	}
-	mounts, env, err := s.runMounts(ctx, c, tmp)
+	mounts, env, err := s.runMounts(ctx, c, st.config.WorkingDir, tmp)
 	if err != nil {
 		return err
 	}
@@ -73,7 +75,7 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 	// stage's end takes a snapshot, by walking.
 	var session snapshot.Session
 	if !s.b.opts.SingleSnapshot {
-		if session, err = s.b.opts.snapshotter().Start(s.root, filepath.Join(tmp, "overlay"), s.idx, s.b.ignoreList); err != nil {
+		if session, err = s.b.opts.snapshotter().Start(root.path, filepath.Join(tmp, "overlay"), root.idx, s.b.ignoreList); err != nil {
 			return err
 		}
 		if spec.Root, err = session.Prepare(); err != nil {
@@ -92,7 +94,7 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 		return fmt.Errorf("running %q: %w", strings.Join(args, " "), err)
 	}
 	createdBy := "RUN " + strings.Join(args, " ") + " # buildkit"
-	if buildArgs := s.scope.BuildArgs(); len(buildArgs) > 0 {
+	if buildArgs := a.buildArgs; len(buildArgs) > 0 {
 		createdBy = fmt.Sprintf("RUN |%d %s %s # buildkit", len(buildArgs), strings.Join(buildArgs, " "), strings.Join(args, " "))
 	}
 	if session == nil {
@@ -169,8 +171,8 @@ func (b *builder) withoutMountParents(changes []layer.Change) []layer.Change {
 // runArgs turns a RUN's command line and heredocs into argv with
 // BuildKit's rules; a heredoc script with a shebang is mounted read-only at
 // /dev/pipes for the one command.
-func (s *stage) runArgs(c *instructions.RunCommand, tmp string) ([]string, *run.Mount, error) {
-	args, script, err := dockerfile.RunArgv(c, s.shell())
+func runArgs(c *instructions.RunCommand, shell []string, tmp string) ([]string, *run.Mount, error) {
+	args, script, err := dockerfile.RunArgv(c, shell)
 	if err != nil || script == nil {
 		return args, nil, err
 	}
@@ -188,13 +190,12 @@ var cacheIDChars = regexp.MustCompile(`[^A-Za-z0-9._-]`)
 
 // runMounts resolves RUN --mount flags to host paths for the executor,
 // and the environment variables secrets with env= add.
-func (s *stage) runMounts(ctx context.Context, c *instructions.RunCommand, tmp string) ([]run.Mount, []string, error) {
+func (s *stage) runMounts(ctx context.Context, c *instructions.RunCommand, wd, tmp string) ([]run.Mount, []string, error) {
 	var mounts []run.Mount
 	var env []string
 	for i, m := range instructions.GetMounts(c) {
 		target := m.Target
 		if target != "" && !path.IsAbs(target) {
-			wd := s.cfg.Config.WorkingDir
 			if wd == "" {
 				wd = "/"
 			}
