@@ -32,8 +32,10 @@
 //	             layout of --cache-dir (LayoutCache); RUN cache mounts live
 //	             in build, extracted layers in extracted.
 //	warm         the warmer: fill a --cache-dir with base images.
-//	build        the Builder: runs a Dockerfile's stages and returns the
-//	             image; it joins all of the above.
+//	build        the Builder: plans each stage into steps (expanded
+//	             instruction, config, cache key; no root or registry), then
+//	             runs them on an unpacked, in-place or sparse root and
+//	             returns the image; it joins all of the above.
 //	publish      the Publisher: push to destinations, write tarballs, OCI
 //	             layouts and digest files, only after every push succeeded.
 //	job          the whole slipway-build step: parse the inputs, check the

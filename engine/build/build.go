@@ -2,16 +2,29 @@
 // returns the target stage as a v1.Image. Publishing that image is another
 // package's job (engine/publish), as in ko's Builder/Publisher split.
 //
-// Each stage keeps a root filesystem under the work directory (or "/" in
-// in-place mode), extracted from its base image on the first instruction
-// that needs files. COPY, ADD and WORKDIR write files into it and turn
-// exactly the paths they wrote into a layer; when no RUN is left to unpack
-// the stage they write onto a sparse root instead, which holds only what
-// they look at of the image (dest.go). RUN executes in the directory a
-// snapshot.Session prepares (the root, or an overlay over it), and the
-// session finds what it changed; Options.Snapshotter picks the
-// snapshot.Snapshotter that starts the sessions. Metadata instructions only
-// edit the image config.
+// Each stage is planned, then run, as BuildKit's frontend keeps its typed
+// instructions apart from their execution.
+//   - Plan (plan.go). planStage turns a stage into steps: each is the
+//     instruction expanded once with the ARG and ENV state at its place,
+//     the image config after it, and its layer-cache key chained from the
+//     base's. It touches no root filesystem and no registry: what a key
+//     reads outside the Dockerfile (the context's files, what --from names)
+//     comes from a keySource. Config-only instructions are done once
+//     planned; COPY, ADD, RUN and a WORKDIR that makes its directory carry
+//     an action.
+//   - Run (stage.go). The stage looks all of its keys up in the layer
+//     cache at once (cache.go), then applies the steps in order: a hit
+//     appends the cached layer, a miss runs the action and stores its
+//     layer in the background.
+//
+// An action works on a root (roots.go): the stage's unpacked root, made on
+// the first step that needs the whole image (a directory of its own, or "/"
+// in in-place mode), or a sparse root that holds only what a file-writing
+// step looks at of the image, when no RUN is left in the stage. COPY, ADD
+// and WORKDIR turn exactly the paths they wrote into a layer. RUN executes
+// in the directory a snapshot.Session prepares (the root, or an overlay
+// over it), and the session finds what it changed; Options.Snapshotter
+// picks the snapshot.Snapshotter that starts the sessions.
 // The stage graph, and which stage a --from names (the last of a name, as
 // in BuildKit), come from dockerfile.Plan; its warnings and the parser's go
 // to the build's logger at warn level.

@@ -41,8 +41,6 @@ type stage struct {
 	fs *stageFS
 	// next is the index of the step after the one running.
 	next int
-	// finishing is set while a single snapshot takes the stage's layer.
-	finishing bool
 
 	// entries are the cache entries of the plan's keys, looked up at once
 	// before the first step.
@@ -138,7 +136,6 @@ func (s *stage) build(ctx context.Context) (*stageResult, error) {
 		return nil, s.plan.err
 	}
 	if s.b.opts.SingleSnapshot && s.fs.unpacked() {
-		s.finishing = true
 		r := s.fs.full
 		if err := s.snapshot(ctx, snapshot.NewWalker(r.path, r.idx, s.b.ignoreList), "single snapshot of the stage"); err != nil {
 			return nil, err
@@ -255,7 +252,7 @@ func (s *stage) commitTo(r root, changes []layer.Change, createdBy string) error
 	if err := r.wrote(withParents(changes)); err != nil {
 		return err
 	}
-	if s.b.opts.SingleSnapshot && !s.finishing {
+	if s.b.opts.SingleSnapshot {
 		s.emptyHistory(createdBy)
 		return nil
 	}
