@@ -10,7 +10,7 @@
 //	https://host/org/repo.git[#REF[#COMMIT]]
 //	ssh://git@host/org/repo.git[#REF], git@host:org/repo.git[#REF]
 //	s3://bucket/key.tar.gz      aws-sdk-go-v2, honouring S3_ENDPOINT and S3_FORCE_PATH_STYLE
-//	gs://bucket/key.tar.gz      cloud.google.com/go/storage
+//	gs://bucket/key.tar.gz      the GCS JSON API, Application Default Credentials; STORAGE_EMULATOR_HOST
 //	https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB   azblob
 //
 // An http(s) URL whose path ends in ".git" is a git repository; any other

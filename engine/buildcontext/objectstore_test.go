@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -166,6 +168,76 @@ func TestGCS(t *testing.T) {
 		if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.url) {
 			t.Errorf("%s: err = %v, want %v naming the URL", tc.url, err, tc.want)
 		}
+	}
+}
+
+// TestGCSApplicationDefaultCredentials is the path without an emulator:
+// an access token from Application Default Credentials (here an
+// authorized_user file whose token endpoint is on loopback), sent as a
+// bearer token to storage.googleapis.com, whose HTTPS connection goes to a
+// TLS httptest server.
+func TestGCSApplicationDefaultCredentials(t *testing.T) {
+	good := gzipBytes(t, makeTar(t, sampleEntries()...))
+	var tokenRequests int
+	tokens := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tokenRequests++
+		if err := r.ParseForm(); err != nil || r.Form.Get("grant_type") != "refresh_token" || r.Form.Get("refresh_token") != "slipway-refresh" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"error":"invalid_grant","error_description":"Bad Request"}`)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"access_token":"slipway-access","token_type":"Bearer","expires_in":3600}`)
+	}))
+	defer tokens.Close()
+	var seen []string
+	gcs := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = append(seen, r.Host+" "+r.URL.EscapedPath()+" "+r.Header.Get("Authorization"))
+		if r.Header.Get("Authorization") != "Bearer slipway-access" {
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"error":{"code":401,"message":"Invalid Credentials"}}`)
+			return
+		}
+		w.Write(good)
+	}))
+	defer gcs.Close()
+	tr := gcs.Client().Transport.(*http.Transport).Clone()
+	// Only storage.googleapis.com goes to the TLS server; the token
+	// endpoint is plain HTTP on loopback already.
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if addr == "storage.googleapis.com:443" {
+			addr = gcs.Listener.Addr().String()
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	tr.TLSClientConfig.InsecureSkipVerify = true // the cert names 127.0.0.1, not Google's host
+	client := &http.Client{Transport: tr}
+
+	writeCreds := func(refresh string) {
+		creds := filepath.Join(t.TempDir(), "adc.json")
+		body := fmt.Sprintf(`{"type":"authorized_user","client_id":"id","client_secret":"secret","refresh_token":%q,"token_uri":%q}`, refresh, tokens.URL+"/token")
+		if err := os.WriteFile(creds, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", creds)
+	}
+
+	writeCreds("slipway-refresh")
+	dir, cleanup, err := Prepare(context.Background(), "gs://ctx-bucket/team/app.tar.gz", t.TempDir(), Options{HTTPClient: client, Env: envMap(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	assertTree(t, dir, sampleTree())
+	if want := "storage.googleapis.com /storage/v1/b/ctx-bucket/o/team%2Fapp.tar.gz Bearer slipway-access"; len(seen) != 1 || seen[0] != want || tokenRequests != 1 {
+		t.Errorf("requests = %q after %d token requests, want [%q] after 1", seen, tokenRequests, want)
+	}
+
+	writeCreds("revoked")
+	_, _, err = Prepare(context.Background(), "gs://ctx-bucket/team/app.tar.gz", t.TempDir(), Options{HTTPClient: client, Env: envMap(nil)})
+	if !errors.Is(err, ErrAuth) || !strings.Contains(err.Error(), "invalid_grant") || !strings.Contains(err.Error(), "gs://ctx-bucket/team/app.tar.gz") {
+		t.Errorf("refused refresh token: err = %v, want ErrAuth naming the URL and the token endpoint's answer", err)
 	}
 }
 
