@@ -70,6 +70,11 @@ func TestExamplesParseAndValidate(t *testing.T) {
 				seen["GitLab CI"]++
 				return
 			}
+			if ci, ok := pluginCIs[filepath.Base(path)]; ok {
+				checkPluginStep(t, b)
+				seen[ci]++
+				return
+			}
 			var head metav1.TypeMeta
 			if err := yaml.Unmarshal(b, &head); err != nil {
 				t.Fatal(err)
@@ -113,7 +118,7 @@ func TestExamplesParseAndValidate(t *testing.T) {
 			}
 		})
 	}
-	for _, kind := range []string{"Pipeline", "PipelineRun", "Workflow", "Secret", "GitLab CI"} {
+	for _, kind := range []string{"Pipeline", "PipelineRun", "Workflow", "Secret", "GitLab CI", "Drone", "Woodpecker"} {
 		if seen[kind] == 0 {
 			t.Errorf("no %s example", kind)
 		}
@@ -197,4 +202,48 @@ func checkGitLab(t *testing.T, b []byte) {
 	if !strings.Contains(strings.Join(job.Script, "\n"), "/kaniko/.docker/config.json") {
 		t.Error("the job does not write /kaniko/.docker/config.json, as GitLab's kaniko job does")
 	}
+}
+
+// pluginCIs are the CI files whose publish step runs Slipway's plugin mode
+// (steps/internal/plugin); e2e/podmodel runs their settings for real.
+var pluginCIs = map[string]string{".drone.yml": "Drone", ".woodpecker.yml": "Woodpecker"}
+
+// pluginSettings are the kaniko plugins' settings the examples may use.
+var pluginSettings = map[string]bool{
+	"registry": true, "repo": true, "tags": true, "auto_tag": true, "dockerfile": true, "context": true,
+	"build_args": true, "target": true, "cache": true, "enable_cache": true, "cache_repo": true,
+	"username": true, "password": true, "insecure": true, "skip_tls_verify": true, "mirror": true,
+}
+
+func checkPluginStep(t *testing.T, b []byte) {
+	t.Helper()
+	var pipeline struct {
+		Steps []struct {
+			Name     string         `json:"name"`
+			Image    string         `json:"image"`
+			Commands []string       `json:"commands"`
+			Settings map[string]any `json:"settings"`
+		} `json:"steps"`
+	}
+	if err := yaml.Unmarshal(b, &pipeline); err != nil {
+		t.Fatalf("not valid YAML: %v", err)
+	}
+	for _, s := range pipeline.Steps {
+		if s.Name != "publish" {
+			continue
+		}
+		if !strings.HasPrefix(s.Image, "ghcr.io/slipway-build/slipway:") || strings.HasSuffix(s.Image, "-debug") {
+			t.Errorf("image %q: want the executor image", s.Image)
+		}
+		if len(s.Commands) > 0 {
+			t.Error("a plugin step has settings, not commands")
+		}
+		for k := range s.Settings {
+			if !pluginSettings[k] {
+				t.Errorf("setting %q is not one of the kaniko plugins' that the examples use", k)
+			}
+		}
+		return
+	}
+	t.Fatal("no publish step")
 }

@@ -21,18 +21,41 @@ import (
 	"github.com/slipway-build/slipway/engine/registry"
 	"github.com/slipway-build/slipway/engine/registry/cloudauth"
 	"github.com/slipway-build/slipway/engine/run"
+	"github.com/slipway-build/slipway/steps/internal/plugin"
 	"github.com/slipway-build/slipway/steps/internal/stepflags"
 )
 
 func main() {
 	run.MaybeReexec()
-	stepflags.Run(&cli.App{
+	args, plan := os.Args[1:], pluginPlan()
+	if plan != nil {
+		args = plan.Args
+	}
+	stepflags.RunArgs(&cli.App{
 		Name:   "slipway-build",
-		Usage:  "build a Dockerfile into an OCI image without a daemon, and push it",
+		Usage:  "build a Dockerfile into an OCI image without a daemon, and push it; with no flags and PLUGIN_* settings in the environment, as the Drone and Woodpecker kaniko plugins",
 		Flags:  flags(),
 		Before: checkFlags,
-		Action: action,
-	}, "--build-arg", "--destination")
+		Action: func(c *cli.Context) error { return action(c, plan) },
+	}, args, "--build-arg", "--destination")
+}
+
+// pluginPlan is the Drone/Woodpecker plugin mode's plan when no flags are
+// given and the environment holds plugin settings, else nil.
+func pluginPlan() *plugin.Plan {
+	env := plugin.Environ(os.Environ())
+	if len(os.Args) > 1 || !plugin.Active(env) {
+		return nil
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		stepflags.Fail(err)
+	}
+	plan, err := plugin.FromEnv(env, dir)
+	if err != nil {
+		stepflags.Fail(err)
+	}
+	return &plan
 }
 
 func flags() []cli.Flag {
@@ -161,10 +184,16 @@ func checkFlags(c *cli.Context) error {
 	return nil
 }
 
-func action(c *cli.Context) error {
+func action(c *cli.Context, plan *plugin.Plan) error {
 	log, err := stepflags.Logger(c)
 	if err != nil {
 		return err
+	}
+	if plan != nil {
+		log.Info("Plugin mode: the PLUGIN_* settings give " + strings.Join(plan.Args, " "))
+		for _, s := range plan.Ignored {
+			log.Warn("Plugin setting not used by Slipway", "setting", s)
+		}
 	}
 	stepflags.LogCompat(c, log, slices.Collect(maps.Values(compat)))
 	maxSize, err := flagvalue.Size("--cache-dir-max-size", c.String("cache-dir-max-size"))
@@ -177,6 +206,9 @@ func action(c *cli.Context) error {
 	}
 	reg.KanikoDir = c.String("kaniko-dir")
 	reg.CloudSources = cloudauth.Sources()
+	if plan != nil && plan.Credentials != nil {
+		reg.CloudSources = append([]registry.AmbientSource{plan.Credentials}, reg.CloudSources...)
+	}
 	if c.IsSet("credential-helpers") {
 		reg.CredentialHelpers = slices.DeleteFunc(c.StringSlice("credential-helpers"), func(h string) bool { return h == "" })
 		if reg.CredentialHelpers == nil {

@@ -23,12 +23,16 @@ import (
 // arguments are refused, an unknown flag gets one line naming the closest
 // one, and an error is printed (as JSON under --log-format json) with a
 // non-zero exit.
-func Run(app *cli.App, listFlags ...string) {
-	if wantsVersion(os.Args[1:]) {
+func Run(app *cli.App, listFlags ...string) { RunArgs(app, os.Args[1:], listFlags...) }
+
+// RunArgs is Run with the arguments given, not taken from os.Args: those of
+// a mode that reads its settings from elsewhere (steps/internal/plugin).
+func RunArgs(app *cli.App, arguments []string, listFlags ...string) {
+	if wantsVersion(arguments) {
 		fmt.Println(app.Name, version.Get())
 		return
 	}
-	args, err := argv.ExpandListTail(os.Args[1:], listFlags...)
+	args, err := argv.ExpandListTail(arguments, listFlags...)
 	if err == nil {
 		app.DisableSliceFlagSeparator = true
 		app.OnUsageError = usageError
@@ -45,9 +49,16 @@ func Run(app *cli.App, listFlags ...string) {
 		err = app.Run(append(os.Args[:1:1], args...))
 	}
 	if err != nil {
-		printError(os.Args[1:], err)
+		printError(arguments, err)
 		os.Exit(1)
 	}
+}
+
+// Fail prints err as Run does and exits non-zero, for an error found before
+// Run starts.
+func Fail(err error) {
+	printError(os.Args[1:], err)
+	os.Exit(1)
 }
 
 func printError(args []string, err error) {
