@@ -26,6 +26,7 @@ import (
 	"github.com/slipway-build/slipway/engine/extracted"
 	"github.com/slipway-build/slipway/engine/flagvalue"
 	"github.com/slipway-build/slipway/engine/layer"
+	"github.com/slipway-build/slipway/engine/phase"
 	"github.com/slipway-build/slipway/engine/publish"
 	"github.com/slipway-build/slipway/engine/registry"
 	"github.com/slipway-build/slipway/engine/run"
@@ -132,6 +133,9 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 	if cfg.DryRun {
 		cfg.Publish.NoPush = true
 	}
+	// Where the time went, for --verbosity debug and the benchmarks.
+	phases, stopPhases := phase.Record()
+	defer stopPhases()
 	client := registry.New(cfg.Registry)
 	// Fail before a long build when a destination is wrong or the
 	// credentials cannot push to it.
@@ -251,6 +255,7 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 	if err != nil {
 		return v1.Hash{}, err
 	}
+	cfg.Log.Debug("Seconds per phase (overlapping phases count in full)", phases.Attrs()...)
 	return digest, nil
 }
 

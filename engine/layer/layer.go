@@ -29,6 +29,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/slipway-build/slipway/engine/extracted"
+	"github.com/slipway-build/slipway/engine/phase"
 	"github.com/slipway-build/slipway/engine/rootfs"
 )
 
@@ -84,6 +85,7 @@ type Options struct {
 // of every change are included, and files sharing an inode are written as
 // hardlinks to the first of them.
 func Write(root string, changes []Change, opts Options) (v1.Layer, error) {
+	defer phase.Start(phase.Compress)()
 	f, err := os.CreateTemp(opts.TempDir, "slipway-layer-*")
 	if err != nil {
 		return nil, fmt.Errorf("creating layer file: %w", err)

@@ -8,6 +8,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/slipway-build/slipway/engine/phase"
 )
 
 // Pull fetches the image ref. An index is resolved to platform; a zero
@@ -15,6 +17,7 @@ import (
 // through Options.Mirrors and any registry through Options.RegistryMaps
 // first, as kaniko does. Layers are fetched lazily, when read.
 func (c *Client) Pull(ctx context.Context, ref string, platform v1.Platform) (v1.Image, error) {
+	defer phase.Start(phase.Pull)()
 	platform = defaultPlatform(platform)
 	parsed, err := name.ParseReference(ref, name.WeakValidation)
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/slipway-build/slipway/engine/phase"
 )
 
 // immutableTagErrors are the messages registries give when a tag may not
@@ -57,6 +59,7 @@ func (c *Client) push(ctx context.Context, what digester, ref name.Reference, wr
 		return v1.Hash{}, fmt.Errorf("%s: computing the image digest: %w", subject, err)
 	}
 	c.opts.Log.Info("Pushing image to " + ref.String())
+	defer phase.Start(phase.Push)()
 	target := c.Reference(ref, true)
 	_, err = retry(ctx, c.opts.Log, subject, c.opts.PushRetry, c.opts.RetryDelay, func() (struct{}, error) {
 		updates := make(chan v1.Update, 16)

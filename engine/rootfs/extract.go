@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/slipway-build/slipway/engine/extracted"
+	"github.com/slipway-build/slipway/engine/phase"
 )
 
 const (
@@ -177,6 +178,8 @@ type extractor struct {
 }
 
 func extract(ctx context.Context, root string, r io.Reader, idx *Index, opts []Option) error {
+	defer phase.Start(phase.Unpack)()
+	r = phase.Reader(r, phase.Pull, phase.Unpack)
 	var o options
 	for _, opt := range opts {
 		opt(&o)

@@ -18,6 +18,8 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
+
+	"github.com/slipway-build/slipway/engine/phase"
 )
 
 // errNamespacesDenied marks a refusal of namespaces or of mounts inside
@@ -43,6 +45,7 @@ func (e *executor) Run(ctx context.Context, spec Spec) error {
 	if err := validate(e.mode, &spec); err != nil {
 		return err
 	}
+	defer phase.Start(phase.Run)()
 	if e.mode == Chroot {
 		return e.runChroot(ctx, spec)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/slipway-build/slipway/engine/layer"
+	"github.com/slipway-build/slipway/engine/phase"
 	"github.com/slipway-build/slipway/engine/rootfs"
 	"golang.org/x/sys/unix"
 )
@@ -133,6 +134,7 @@ func (o *Overlay) Root() string { return o.merged }
 // Snapshot reads the changes from the upper directory. The overlay stays
 // mounted so the layer can be written from Root.
 func (o *Overlay) Snapshot(ctx context.Context) ([]layer.Change, error) {
+	defer phase.Start(phase.Snapshot)()
 	if !o.mounted {
 		return nil, errors.New("overlay snapshot: not prepared; call Prepare before the step runs")
 	}
@@ -366,6 +368,7 @@ func (o *Overlay) resetUpper() error {
 // applying whiteouts and opaque directories, then records every path it
 // touched in the index. Prepare mounts a fresh overlay for the next step.
 func (o *Overlay) Commit() error {
+	defer phase.Start(phase.Snapshot)()
 	if err := o.unmount(); err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/slipway-build/slipway/engine/layer"
+	"github.com/slipway-build/slipway/engine/phase"
 	"github.com/slipway-build/slipway/engine/rootfs"
 	"golang.org/x/sys/unix"
 )
@@ -142,6 +143,7 @@ type walk struct {
 // Snapshot walks the root, returns the changes since the index was last
 // updated, and updates the index.
 func (w *Walker) Snapshot(ctx context.Context) ([]layer.Change, error) {
+	defer phase.Start(phase.Snapshot)()
 	host, err := realDir(w.root)
 	if err != nil {
 		return nil, err
