@@ -95,7 +95,7 @@ demo: deps build
 	$(GO) run ./e2e/demo -bin $(BIN)/slipway-build -context examples/hello
 
 bench: deps build
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./e2e/bench/...
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 180m ./e2e/bench/...
 
 # image and image-debug build the executor image with slipway-build itself
 # (steps/image/build.sh): a docker-loadable tarball and an OCI layout in

@@ -8,15 +8,17 @@ import (
 	"github.com/slipway-build/slipway/e2e/harness"
 )
 
-// BenchmarkColdBuild builds each context with slipway-build, docker and
-// buildah, none of them with a cache, and pushes each result. Metrics:
-// <tool>-s is the wall time of build+push, <tool>-peak-MiB ru_maxrss (the
-// largest process), <tool>-tree-MiB the peak summed RSS of the process tree
-// (for docker: dockerd and its children), ratio-<tool> slipway's time over
-// that tool's (below 1: slipway is faster).
+// BenchmarkColdBuild builds each context with every peer (peers(): Slipway
+// in a pod and as a binary, kaniko in a pod, docker and buildah), none of
+// them with a cache, and pushes each result; the tools take turns within
+// each repetition. Metrics: <tool>-s is the wall time of build+push,
+// <tool>-cpu-s its CPU time, <tool>-peak-MiB the peak RSS of the largest
+// process, <tool>-tree-MiB the peak summed RSS of the process tree (for
+// docker: dockerd and its children), <tool>-vs-fastest the time over the
+// fastest tool's.
 func BenchmarkColdBuild(b *testing.B) {
 	reg := harness.StartRegistry(b)
-	for _, c := range []buildContext{busyboxApp(), debianApp(), manyFiles(), largeFile()} {
+	for _, c := range []buildContext{busyboxApp(), debianApp(), multiStageGo(), manyFiles(), largeFile()} {
 		b.Run(c.name, func(b *testing.B) { coldBuild(b, reg, c) })
 	}
 }
@@ -24,77 +26,97 @@ func BenchmarkColdBuild(b *testing.B) {
 func coldBuild(b *testing.B, reg *harness.Registry, c buildContext) {
 	// Everything up to the timer reset is set-up none of the tools is
 	// measured on: the base image pushed, and loaded where a tool keeps a
-	// local store.
+	// local store; the pod images built.
 	base := c.base(b, reg)
 	dir := c.write(b)
-	dockerPreload(b, base)
-	store := newBuildahStore(b)
-	store.preload(b, base)
+	var tools []tool
+	builds := map[string]func(job) (result, error){}
+	for _, t := range peers() {
+		if benchTool(t.name) {
+			tools = append(tools, t)
+			builds[t.name] = t.prepare(b, reg, base)
+		}
+	}
 	idle := dockerIdleRSS()
 	b.ResetTimer()
 
-	var slip, dock, bah result
+	results := map[string]result{}
 	for i := range b.N {
-		dest := func(tool string) job {
-			return job{contextDir: dir, base: base, dest: fmt.Sprintf("%s/bench/%s-%s:%d", reg.Host, c.name, tool, i)}
+		for _, t := range tools {
+			j := job{contextDir: dir, base: base, dest: fmt.Sprintf("%s/bench/%s-%s:%d", reg.Host, c.name, t.name, i)}
+			r, err := builds[t.name](j)
+			if err != nil {
+				b.Fatalf("%s, cold build of %s: %v", t.name, c.name, err)
+			}
+			results[t.name] = accumulate(results[t.name], r)
 		}
-		r, err := slipwayCold(b, reg, dest("slipway"))
-		if err != nil {
-			b.Fatalf("slipway-build of %s: %v", c.name, err)
-		}
-		slip = accumulate(slip, r)
-		if r, err = dockerBuildPush(b, dest("docker"), false); err != nil {
-			b.Fatalf("docker build of %s: %v", c.name, err)
-		}
-		dock = accumulate(dock, r)
-		if r, err = store.buildPush(b, dest("buildah"), false); err != nil {
-			b.Fatalf("buildah bud of %s: %v", c.name, err)
-		}
-		bah = accumulate(bah, r)
 	}
 	b.StopTimer()
-	slip, dock, bah = slip.per(b.N), dock.per(b.N), bah.per(b.N)
 
 	section := "cold/" + c.name
-	record(row{section: section, tool: "slipway", res: slip})
-	record(row{section: section, tool: "docker", res: dock, idle: idle})
-	record(row{section: section, tool: "buildah", res: bah, note: "storage " + store.driver})
-	reportTools(b, "", map[string]result{"slipway": slip, "docker": dock, "buildah": bah})
+	for _, t := range tools {
+		results[t.name] = results[t.name].per(b.N)
+		r := row{section: section, tool: t.name, res: results[t.name], note: t.note}
+		if t.name == "docker" {
+			r.idle = idle
+		}
+		record(r)
+	}
+	reportTools(b, "", results)
 }
 
 // reportTools reports each tool's metrics, with prefix before the names
-// (a rebuild scenario's letter), and slipway's time ratios to the others.
-// The framework's own ns/op would add the three tools up and is dropped.
+// (a rebuild scenario's letter), and each tool's time over the fastest's.
+// The framework's own ns/op would add the tools up and is dropped.
 func reportTools(b *testing.B, prefix string, results map[string]result) {
 	b.ReportMetric(0, "ns/op")
+	var fastest float64
+	for _, r := range results {
+		if s := r.total.wall.Seconds(); s > 0 && (fastest == 0 || s < fastest) {
+			fastest = s
+		}
+	}
 	for tool, r := range results {
 		b.ReportMetric(r.total.wall.Seconds(), prefix+tool+"-s")
+		b.ReportMetric(r.total.cpu.Seconds(), prefix+tool+"-cpu-s")
 		if r.total.maxRSS > 0 {
 			b.ReportMetric(mib(r.total.maxRSS), prefix+tool+"-peak-MiB")
 		}
 		b.ReportMetric(mib(r.total.treePeak), prefix+tool+"-tree-MiB")
-	}
-	s, ok := results["slipway"]
-	if !ok {
-		return
-	}
-	for tool, r := range results {
-		if tool != "slipway" && r.total.wall > 0 {
-			b.ReportMetric(s.total.wall.Seconds()/r.total.wall.Seconds(), prefix+"ratio-"+tool)
+		if fastest > 0 {
+			b.ReportMetric(r.total.wall.Seconds()/fastest, prefix+tool+"-vs-fastest")
 		}
 	}
 }
 
 // accumulate adds up times over b.N runs and keeps the highest peaks.
 func accumulate(sum, r result) result {
-	return result{total: sum.total.add(r.total), build: sum.build.add(r.build), push: sum.push.add(r.push)}
+	out := result{total: sum.total.add(r.total), build: sum.build.add(r.build), push: sum.push.add(r.push)}
+	if sum.phases != nil || r.phases != nil {
+		out.phases = map[string]float64{}
+		for p, v := range sum.phases {
+			out.phases[p] += v
+		}
+		for p, v := range r.phases {
+			out.phases[p] += v
+		}
+	}
+	return out
 }
 
 // per turns accumulated times into the mean of n runs.
 func (r result) per(n int) result {
 	div := func(m measurement) measurement {
 		m.wall /= time.Duration(n)
+		m.cpu /= time.Duration(n)
 		return m
 	}
-	return result{total: div(r.total), build: div(r.build), push: div(r.push)}
+	out := result{total: div(r.total), build: div(r.build), push: div(r.push)}
+	if r.phases != nil {
+		out.phases = map[string]float64{}
+		for p, v := range r.phases {
+			out.phases[p] = v / float64(n)
+		}
+	}
+	return out
 }

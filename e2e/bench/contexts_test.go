@@ -117,3 +117,29 @@ RUN /bin/busybox dd if=/dev/zero of=/big.bin bs=1048576 count=1024
 		base: harness.Busybox,
 	}
 }
+
+// multiStageGo is a compiled app: a build stage that installs Debian's Go
+// toolchain with apt-get and builds a small program, and a final stage that
+// holds only the binary. It is the heaviest workload: a large RUN layer in
+// a stage that is never pushed.
+func multiStageGo() buildContext {
+	return buildContext{
+		name:  "multi-stage-go",
+		about: "Debian, apt-get install golang-go, go build, binary copied into a fresh stage",
+		files: map[string]string{
+			"Dockerfile": `ARG BASE
+FROM ${BASE} AS build
+RUN apt-get update && apt-get install -y --no-install-recommends golang-go && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY go.mod main.go ./
+RUN CGO_ENABLED=0 go build -o /out/hello .
+FROM ${BASE}
+COPY --from=build /out/hello /usr/local/bin/hello
+CMD ["hello"]
+`,
+			"go.mod":  "module example.com/hello\n\ngo 1.19\n",
+			"main.go": "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello\") }\n",
+		},
+		base: harness.Debian,
+	}
+}

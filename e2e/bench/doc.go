@@ -1,7 +1,31 @@
 // Package bench holds Slipway's speed and memory benchmarks (`make bench`):
-// the same build contexts built by slipway-build, by `docker build` and by
-// `buildah bud` in one run, reported as times, peak memory and ratios.
-// Nothing here asserts a timing; the numbers go to the notes.
+// the same build contexts built by Slipway and its peers in one run,
+// reported as wall time, CPU time, peak memory and the ratio to the fastest
+// tool. Nothing here asserts a timing; the numbers go to the notes.
+//
+// The peers, measured as users run them (peers()):
+//
+//   - slipway-pod: the executor image (steps/image/build.sh, as `make
+//     image`) under `docker run` in the pod model: no --privileged, the
+//     default capabilities and seccomp, the context as the /workspace
+//     volume, a docker config as the /kaniko/.docker volume, in-place mode.
+//   - slipway-host: the slipway-build binary in chroot mode.
+//   - kaniko-pod: kaniko v1.24.0's executor, built from the Go module proxy
+//     into an image laid out like kaniko's by kaniko.sh (cached in
+//     ~/.cache/slipway-kaniko), in the same pod model with kaniko's flags.
+//     SLIPWAY_BENCH_KANIKO_FORK=module@version adds a fork built the same
+//     way (github.com/osscontainertools/kaniko was not served by the proxy
+//     on 2026-11-30).
+//   - buildkit: buildkitd v0.34.2 (e2e/parity/buildkit.sh builds it) as a
+//     daemon of this run's own, driven by buildctl. Docker 20.10's
+//     BuildKit mode needs buildx, which Debian does not ship.
+//   - docker: Docker 20.10's legacy builder (DOCKER_BUILDKIT=0), --network
+//     host.
+//   - buildah: Debian's 1.28, --isolation chroot, its store under a temp
+//     dir (overlay where it mounts, vfs otherwise).
+//
+// kaniko has no native mode (it rewrites /); BuildKit, docker and buildah
+// have no pod mode without privilege.
 //
 // What is measured, and how it is kept fair:
 //
@@ -9,61 +33,78 @@
 //     registry (harness.StartRegistry): a CI build's job ends with the push.
 //     The wall time is build plus push; the table also shows the two parts
 //     for docker and buildah, which run them as two commands.
-//   - Cold builds. slipway-build has no local image store, so it pulls and
-//     unpacks the base image inside its timed run, as it does in a pod.
-//     docker and buildah get the base pulled into their stores before the
-//     clock starts (docker: `docker pull` into dockerd; buildah: `buildah
-//     pull` into a private --root made for this context), and then build
-//     with no cache (docker: --no-cache; buildah: --layers=false, a fresh
-//     store per context). That favours docker and buildah a little; it
-//     removes the registry's speed from their numbers.
-//   - docker is Docker 20.10's legacy builder (DOCKER_BUILDKIT=0) with
-//     --network host. buildah is Debian's 1.28 with --isolation chroot,
-//     its store under a temp dir (overlay where it mounts, vfs otherwise),
-//     so that nothing global is touched. slipway-build runs in chroot mode.
+//   - Cold builds. Slipway and kaniko have no local image store, so they
+//     pull and unpack the base image inside the timed run, as in a pod.
+//     BuildKit, docker and buildah get the base into their stores before
+//     the clock starts, then build with no cache (--no-cache; buildah
+//     --layers=false, a fresh store per context). That favours them a
+//     little; it removes the registry's speed from their numbers.
+//   - Rebuilds (BenchmarkRebuild) have only the registry cache: a fresh
+//     container, process, store or emptied daemon for every build, as in
+//     a CI pod. docker's warm daemon and buildah-local's kept store are the
+//     local caches of a long-lived runner, the reference to beat.
+//   - The tools take turns within each repetition, so that a burst of load
+//     from elsewhere falls on all of them.
+//
+// CPU time is user+system: rusage of the process and the children it waited
+// for (slipway-host, buildah); for a pod, the container's cgroup, which
+// docker run --cgroup-parent puts under a cgroup made for the one run
+// (needs dockerd's cgroupfs driver); for docker, dockerd's and
+// containerd's own time plus the RUN containers' cgroup; for BuildKit, its
+// daemon's time and that of the runc processes it waited for. The daemons
+// of docker are shared with the machine, so their figure is a bound.
 //
 // Memory. Two figures are reported, because no single one is comparable
 // across a CLI tool and a daemon:
 //
-//   - peak-MiB, for slipway and buildah, is ru_maxrss from wait4 on the
-//     tool's process: the peak resident set of the largest single process
-//     in its tree (the tool itself or any waited-for descendant, such as a
-//     RUN command), not the sum of the tree.
+//   - peak-MiB is the peak resident set of the largest single process:
+//     ru_maxrss from wait4 for slipway-host and buildah; for a pod, the
+//     highest VmHWM seen among the container's processes (sampled, so a
+//     process shorter than the sampling interval may be missed).
 //   - tree-MiB is the peak over time of the summed RSS of a process tree,
 //     sampled from /proc every 50 ms (shared pages counted in each process,
-//     so it overstates). For docker it is the only figure that means
-//     anything: the docker client does no work, so the tree is dockerd and
-//     its descendants (containerd, shims, the RUN containers), and the
-//     table shows dockerd's idle figure beside it.
+//     so it overstates). For docker and BuildKit it is the only figure that
+//     means anything: the client does no work, so the tree is the daemon
+//     and its descendants, and the table shows dockerd's idle figure.
+//
+// Slipway's own account of its time, per phase (pull, unpack, RUN,
+// snapshot, compress, push: engine/phase), is read from its debug log and
+// printed as a second table.
 //
 // Contexts: a busybox base with COPY and RUN steps; a Debian base with
-// apt-get install of a few small packages then the app code; a RUN that
-// creates 20,000 small files followed by a RUN that changes one (snapshot
-// cost); a RUN that writes a 1 GiB file (memory must stay bounded: layers
-// are streamed).
+// apt-get install of a few small packages then the app code; a multi-stage
+// Go build (apt-get install golang-go, go build, the binary copied into a
+// fresh stage); a RUN that creates 20,000 small files followed by a RUN
+// that changes one (snapshot cost); a RUN that writes a 1 GiB file (memory
+// must stay bounded: layers are streamed).
 //
-// BenchmarkRebuild is the frame of issue 4's cache benchmark: rebuilds of
-// the Debian app after (a) no change, (b) an app code change and (c) a
-// dependency file change, with docker's warm daemon cache and buildah
-// --layers (its store kept, or empty each time with --cache-from/--cache-to
-// the registry) as references. Slipway's half is slipwayRebuild: a fresh
-// slipway-build --cache process each time, its only state the registry and
-// --cache-dir; it is skipped, with a note, while --cache is a placeholder.
+// BenchmarkScaling is how the cost grows with what a build changes: COPY of
+// 1k, 10k and 100k files then a RUN touching them all, and one file of
+// 100 MiB, 1 GiB and 4 GiB; each followed by a RUN changing one small file.
+// The table gives time and peak memory per point and the slope from the
+// previous one. It measures Slipway in both forms unless
+// SLIPWAY_BENCH_SCALING_TOOLS names others. Each point has a registry of
+// its own, removed after it; the 4 GiB point needs about 13 GiB of disk.
 //
 // BenchmarkEmulatedRun is the cost of a RUN for another architecture: the
 // same busybox-sh loop built for linux/amd64 (native) and linux/arm64
 // (under the machine's QEMU binfmt handler), reported as ratio-emulated.
-// On this 2-core machine: 4.0 s native, 40.9 s emulated, a ratio of 10.1.
 //
-// Run it as root with dockerd running and buildah installed. It builds
-// slipway-build from this tree; SLIPWAY_BUILD_BIN=/abs/path/slipway-build
-// measures a given binary instead. While tuning, SLIPWAY_BENCH_TOOLS=slipway
-// (a comma-separated list) runs only those tools' halves of the rebuild
-// benchmark, and SLIPWAY_BENCH_VERBOSITY=info prints slipway-build's JSON
-// log, with timestamps, to stderr. On an idle machine it takes about 5
-// minutes; under load from other work, 16.
+// Run it as root with dockerd running and buildah installed. It builds the
+// step binaries from this tree; SLIPWAY_BUILD_BIN=/abs/path/slipway-build
+// measures a given binary instead (its directory must hold the other step
+// binaries for the image, as bin/ of `make build` does). The first run
+// builds kaniko (a few minutes) and BuildKit (about 5) from the Go module
+// proxy. While tuning: SLIPWAY_BENCH_TOOLS (a comma-separated list of the
+// peers' names) runs only those tools, SLIPWAY_BENCH_SCENARIOS (e.g.
+// b-app-code) only those rebuild scenarios, and SLIPWAY_BENCH_VERBOSITY=1
+// prints each tool's output, slipway-build's JSON log with timestamps
+// included, to stderr. The machine's load average is printed with the
+// table: on a shared machine, compare only numbers of one run.
 //
 //	make bench
-//	go test -run '^$' -bench . -benchtime 1x -timeout 60m ./e2e/bench/...
+//	go test -run '^$' -bench . -benchtime 1x -timeout 120m ./e2e/bench/...
 //	go test -run '^$' -bench 'ColdBuild/busybox' -benchtime 1x ./e2e/bench/
+//	SLIPWAY_BENCH_SCENARIOS=b-app-code go test -run '^$' -bench Rebuild -benchtime 1x ./e2e/bench/
+//	go test -run '^$' -bench 'Scaling/(files-1k|size-100MiB)' -benchtime 1x ./e2e/bench/
 package bench

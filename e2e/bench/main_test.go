@@ -3,9 +3,11 @@ package bench
 import (
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -14,8 +16,14 @@ import (
 	"github.com/slipway-build/slipway/e2e/harness"
 )
 
-// slipwayBinary is slipway-build, built for this run as `make build` does.
-var slipwayBinary string
+// slipwayBinary is slipway-build, built for this run as `make build` does,
+// beside the other step binaries (the executor image holds them all).
+// benchDir is the run's scratch directory.
+var slipwayBinary, benchDir string
+
+// loadAtStart is /proc/loadavg when the run began: the machine is shared,
+// and the report says how busy it was.
+var loadAtStart string
 
 func TestMain(m *testing.M) {
 	// `make test` runs this package too, for the unit tests of the
@@ -28,27 +36,47 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+	loadAtStart = loadAverage()
 	dir, err := os.MkdirTemp("", "slipway-bench-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+	benchDir = dir
 	if slipwayBinary, err = slipwayBuild(dir); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
 	code := m.Run()
+	buildkit.stop()
 	printReport(os.Stdout)
+	if slipwayImage != "" {
+		_ = exec.Command("docker", "rmi", "--force", slipwayImage).Run()
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
+// loadAverage is the 1, 5 and 15 minute load averages.
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
 // slipwayBuild is $SLIPWAY_BUILD_BIN when set (a binary to measure as it
 // is, e.g. bin/slipway-build of `make build` by its absolute path: go test
-// runs in e2e/bench), or else a binary built from this tree into dir with
-// the Makefile's flags, so that the numbers are those of the shipped
-// binary.
+// runs in e2e/bench; its directory holds the other step binaries for the
+// executor image), or else the step binaries built from this tree into
+// dir/bin with the Makefile's flags, so that the numbers are those of the
+// shipped binaries.
 func slipwayBuild(dir string) (string, error) {
 	if bin := os.Getenv("SLIPWAY_BUILD_BIN"); bin != "" {
 		abs, err := filepath.Abs(bin)
@@ -60,13 +88,20 @@ func slipwayBuild(dir string) (string, error) {
 		}
 		return abs, nil
 	}
-	bin := filepath.Join(dir, "slipway-build")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "../../steps/build")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building slipway-build (or set SLIPWAY_BUILD_BIN to a built one): %v\n%s", err, out)
+	mains, err := filepath.Glob("../../steps/*/main.go")
+	if err != nil || len(mains) == 0 {
+		return "", fmt.Errorf("no step binaries under steps/ (%v)", err)
 	}
-	return bin, nil
+	bin := filepath.Join(dir, "bin")
+	for _, m := range mains {
+		step := filepath.Base(filepath.Dir(m))
+		build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(bin, "slipway-"+step), "../../steps/"+step)
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("building slipway-%s (or set SLIPWAY_BUILD_BIN to a built slipway-build): %v\n%s", step, err, out)
+		}
+	}
+	return filepath.Join(bin, "slipway-build"), nil
 }
 
 // checkTools fails early, with the command that fixes it, when something
@@ -113,40 +148,80 @@ func record(r row) {
 	report = append(report, r)
 }
 
-// printReport writes every measurement of the run as one table, with each
-// tool's time as a multiple of slipway's in the same section.
-func printReport(w *os.File) {
+// printReport writes every measurement of the run as tables: each tool's
+// time, CPU time and memory, with its time as a multiple of the fastest
+// tool's in the same section; Slipway's seconds per phase; the scaling
+// points with their slopes. The load average, at the start and at the
+// end, says how busy the shared machine was.
+func printReport(w io.Writer) {
 	reportMu.Lock()
 	defer reportMu.Unlock()
-	if len(report) == 0 {
+	if len(report) == 0 && len(scaling) == 0 {
 		return
 	}
-	slipway := map[string]float64{}
+	fastest := map[string]float64{}
 	for _, r := range report {
-		if r.tool == "slipway" && r.note == "" {
-			slipway[r.section] = r.res.total.wall.Seconds()
+		if s := r.res.total.wall.Seconds(); s > 0 && (fastest[r.section] == 0 || s < fastest[r.section]) {
+			fastest[r.section] = s
 		}
 	}
-	// Rows are in the order they were recorded: by section, tools in a
-	// fixed order within it.
-	rows := report
-	fmt.Fprintln(w, "\nSlipway benchmark: wall time is build+push; peak = ru_maxrss of the largest process; tree = peak summed RSS of the process tree (docker: dockerd and its children)")
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "section\ttool\ttotal s\tbuild s\tpush s\tvs slipway\tpeak MiB\ttree MiB\tidle MiB\tnote\t")
+	fmt.Fprintf(w, "\nSlipway benchmark (load average %s at the start, %s at the end; %d CPUs)\n", loadAtStart, loadAverage(), runtime.NumCPU())
+	fmt.Fprintln(w, "wall = build+push, mean of the repetitions; CPU = user+system (pods: the container's cgroup; docker: dockerd, containerd and the RUN containers' cgroup);")
+	fmt.Fprintln(w, "peak = peak RSS of the largest process (pods: highest VmHWM in the container); tree = peak summed RSS of the process tree (docker: dockerd and its children)")
+	if len(report) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "section\ttool\twall s\tCPU s\tpeak MiB\ttree MiB\tvs fastest\tbuild s\tpush s\tnote\t")
+		for _, r := range report {
+			if r.res.total.wall == 0 {
+				fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t%s\t\n", r.section, r.tool, r.note)
+				continue
+			}
+			note := r.note
+			if r.idle > 0 {
+				note = strings.TrimPrefix(fmt.Sprintf("%s; dockerd idle %.0f MiB", note, mib(r.idle)), "; ")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%s\t%.0f\t%.2fx\t%.2f\t%s\t%s\t\n",
+				r.section, r.tool, r.res.total.wall.Seconds(), cpuSeconds(r.res.total), orDash(r.res.total.maxRSS),
+				mib(r.res.total.treePeak), r.res.total.wall.Seconds()/fastest[r.section],
+				r.res.build.wall.Seconds(), seconds(r.res.push), note)
+		}
+		tw.Flush()
+		printPhases(w, report)
+	}
+	printScaling(w)
+}
+
+// printPhases is Slipway's own account of where its time went (engine/phase):
+// pull counts the reading of layer blobs while they are unpacked; phases
+// that overlap are each counted in full.
+func printPhases(w io.Writer, rows []row) {
+	var with []row
 	for _, r := range rows {
-		if r.note != "" && r.res.total.wall == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t%s\t\n", r.section, r.tool, r.note)
-			continue
+		if r.res.phases != nil {
+			with = append(with, r)
 		}
-		ratio := "-"
-		if s := slipway[r.section]; s > 0 {
-			ratio = fmt.Sprintf("%.2fx", r.res.total.wall.Seconds()/s)
+	}
+	if len(with) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nSlipway seconds per phase (from its debug log; the rest of the wall time is start-up, config, cache lookups and waiting)")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "section\ttool\twall s\t"+strings.Join(phaseNames, "\t")+"\t")
+	for _, r := range with {
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t", r.section, r.tool, r.res.total.wall.Seconds())
+		for _, p := range phaseNames {
+			fmt.Fprintf(tw, "%.2f\t", r.res.phases[p])
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.2f\t%s\t%s\t%s\t%.0f\t%s\t%s\t\n",
-			r.section, r.tool, r.res.total.wall.Seconds(), r.res.build.wall.Seconds(), seconds(r.res.push), ratio,
-			orDash(r.res.total.maxRSS), mib(r.res.total.treePeak), orDash(r.idle), r.note)
+		fmt.Fprintln(tw)
 	}
 	tw.Flush()
+}
+
+func cpuSeconds(m measurement) string {
+	if m.cpu == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", m.cpu.Seconds())
 }
 
 func seconds(m measurement) string {

@@ -17,8 +17,13 @@ import (
 // measurement is one timed command, or the sum of a tool's commands.
 type measurement struct {
 	wall time.Duration
-	// maxRSS is ru_maxrss in bytes: the largest single process of the tree
-	// (0 where it means nothing, as for the docker client).
+	// cpu is the user+system time of the work: the process and the
+	// children it waited for, or a container's cgroup, or a daemon's
+	// processes and its containers' cgroup (command.cpu says which).
+	cpu time.Duration
+	// maxRSS is the peak resident set of the largest single process of the
+	// tree: ru_maxrss, or for a container the highest VmHWM seen among its
+	// processes (0 where it means nothing, as for the docker client).
 	maxRSS int64
 	// treePeak is the peak of the summed RSS of the sampled process tree.
 	treePeak int64
@@ -26,8 +31,21 @@ type measurement struct {
 
 // add joins two consecutive commands: times add up, memory peaks do not.
 func (m measurement) add(o measurement) measurement {
-	return measurement{wall: m.wall + o.wall, maxRSS: max(m.maxRSS, o.maxRSS), treePeak: max(m.treePeak, o.treePeak)}
+	return measurement{wall: m.wall + o.wall, cpu: m.cpu + o.cpu, maxRSS: max(m.maxRSS, o.maxRSS), treePeak: max(m.treePeak, o.treePeak)}
 }
+
+// memorySource says where a command's maxRSS comes from.
+type memorySource int
+
+const (
+	// clientOnly: the command only drives a daemon; no maxRSS.
+	clientOnly memorySource = iota
+	// ownRusage: ru_maxrss of the command's own process tree.
+	ownRusage
+	// sampledHWM: the highest VmHWM among the sampled processes (a
+	// container's, which are not the command's children).
+	sampledHWM
+)
 
 // command is a process to time. roots returns the PIDs whose process trees
 // are sampled for tree-MiB; nil samples the command's own tree.
@@ -36,9 +54,13 @@ type command struct {
 	env   []string
 	dir   string
 	roots func(self int) []int
-	// useMaxRSS is false when the command is only a client of the process
-	// that does the work (docker), so its ru_maxrss is not reported.
-	useMaxRSS bool
+	// memory says where maxRSS comes from.
+	memory memorySource
+	// cpu, when set, measures the CPU time of work done outside the
+	// command's own process tree (a daemon's, a container's): it is called
+	// just before the command starts, and what it returns just after the
+	// command exits. Unset, the CPU time is the command's rusage.
+	cpu func() func() time.Duration
 	// showOutput, when set, receives the output of a command that succeeded.
 	showOutput func(string)
 }
@@ -50,6 +72,10 @@ func (c command) run(ctx context.Context) (measurement, error) {
 	cmd.Env, cmd.Dir = c.env, c.dir
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	var cpuEnd func() time.Duration
+	if c.cpu != nil {
+		cpuEnd = c.cpu()
+	}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return measurement{}, fmt.Errorf("starting %s: %w", c.argv[0], err)
@@ -61,25 +87,38 @@ func (c command) run(ctx context.Context) (measurement, error) {
 	s := startSampler(roots)
 	err := cmd.Wait()
 	wall := time.Since(start)
-	peak := s.stop()
+	peak, hwm := s.stop()
+	var cpu time.Duration
+	if cpuEnd != nil {
+		cpu = cpuEnd()
+	}
 	if err != nil {
 		return measurement{}, fmt.Errorf("%s: %w\n%s", strings.Join(c.argv, " "), err, tail(out.String(), 60))
 	}
 	if c.showOutput != nil {
 		c.showOutput(out.String())
 	}
-	m := measurement{wall: wall, treePeak: peak}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && c.useMaxRSS {
-		m.maxRSS = ru.Maxrss * 1024 // KiB on Linux
+	m := measurement{wall: wall, cpu: cpu, treePeak: peak}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		if c.memory == ownRusage {
+			m.maxRSS = ru.Maxrss * 1024 // KiB on Linux
+		}
+		if c.cpu == nil {
+			m.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		}
+	}
+	if c.memory == sampledHWM {
+		m.maxRSS = hwm
 	}
 	return m, nil
 }
 
-// sampler records the peak summed RSS of process trees, polling /proc.
+// sampler records the peak summed RSS of process trees, and the highest
+// VmHWM of any process in them, polling /proc.
 type sampler struct {
-	done chan struct{}
-	wg   sync.WaitGroup
-	peak int64
+	done      chan struct{}
+	wg        sync.WaitGroup
+	peak, hwm int64
 }
 
 // sampleEvery is short enough to catch a RUN command of a fraction of a
@@ -94,7 +133,8 @@ func startSampler(roots func() []int) *sampler {
 		t := time.NewTicker(sampleEvery)
 		defer t.Stop()
 		for {
-			s.peak = max(s.peak, treeRSS(roots()))
+			sum, hwm := treeMemory(roots())
+			s.peak, s.hwm = max(s.peak, sum), max(s.hwm, hwm)
 			select {
 			case <-s.done:
 				return
@@ -105,14 +145,21 @@ func startSampler(roots func() []int) *sampler {
 	return s
 }
 
-func (s *sampler) stop() int64 {
+func (s *sampler) stop() (peak, hwm int64) {
 	close(s.done)
 	s.wg.Wait()
-	return s.peak
+	return s.peak, s.hwm
 }
 
 // treeRSS sums the resident memory of roots and all their descendants.
 func treeRSS(roots []int) int64 {
+	sum, _ := treeMemory(roots)
+	return sum
+}
+
+// treeMemory is the summed resident memory of roots and all their
+// descendants, and the highest peak resident set (VmHWM) among them.
+func treeMemory(roots []int) (sum, hwm int64) {
 	children := map[int][]int{}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -125,14 +172,14 @@ func treeRSS(roots []int) int64 {
 		}
 	}
 	seen := map[int]bool{}
-	var total int64
 	var walk func(int)
 	walk = func(pid int) {
 		if seen[pid] {
 			return
 		}
 		seen[pid] = true
-		total += rss(pid)
+		sum += rss(pid)
+		hwm = max(hwm, peakRSS(pid))
 		for _, c := range children[pid] {
 			walk(c)
 		}
@@ -140,7 +187,64 @@ func treeRSS(roots []int) int64 {
 	for _, r := range roots {
 		walk(r)
 	}
-	return total
+	return sum, hwm
+}
+
+// peakRSS is VmHWM of /proc/PID/status in bytes: the peak resident set of
+// the process so far (0 for a kernel thread or a process gone).
+func peakRSS(pid int) int64 {
+	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(v)
+			if len(f) == 2 && f[1] == "kB" {
+				kib, err := strconv.ParseInt(f[0], 10, 64)
+				if err == nil {
+					return kib * 1024
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// processCPU is the user+system time of pid so far and of the children it
+// waited for, from /proc/PID/stat (0 for a process gone).
+func processCPU(pid int) time.Duration {
+	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0
+	}
+	return statCPU(data)
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's times: 100 on every
+// Linux architecture Go supports.
+const clockTicks = 100
+
+// statCPU parses utime+stime+cutime+cstime (fields 14 to 17) out of a
+// /proc/PID/stat line, counting from the last ')' as statPPID does.
+func statCPU(stat []byte) time.Duration {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0
+	}
+	fields := strings.Fields(string(stat[i+1:]))
+	if len(fields) < 15 {
+		return 0
+	}
+	var ticks int64
+	for _, f := range fields[11:15] {
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks
 }
 
 // parentPID reads the PPid field of /proc/PID/stat.

@@ -63,9 +63,9 @@ func TestCommandRun(t *testing.T) {
 		// dd holds a 64 MiB buffer for the whole copy, long enough for
 		// the sampler to see it as well as ru_maxrss.
 		m, err := command{
-			argv:      []string{"sh", "-c", "dd if=/dev/zero of=/dev/null bs=64M count=40 2>/dev/null"},
-			env:       os.Environ(),
-			useMaxRSS: true,
+			argv:   []string{"sh", "-c", "dd if=/dev/zero of=/dev/null bs=64M count=40 2>/dev/null"},
+			env:    os.Environ(),
+			memory: ownRusage,
 		}.run(context.Background())
 		if err != nil {
 			t.Fatal(err)
@@ -104,5 +104,87 @@ func TestAddKeepsPeaks(t *testing.T) {
 	want := measurement{wall: 3 * time.Second, maxRSS: 30, treePeak: 50}
 	if got != want {
 		t.Errorf("add = %+v, want %+v", got, want)
+	}
+}
+
+func TestStatCPU(t *testing.T) {
+	// pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt
+	// majflt cmajflt utime stime cutime cstime ...
+	stat := "42 (a (b) c) S 1 42 42 0 -1 4194560 10 0 0 0 150 50 20 30 20 0 1"
+	if got, want := statCPU([]byte(stat)), 2500*time.Millisecond; got != want {
+		t.Errorf("statCPU = %v, want %v (250 ticks at 100 Hz)", got, want)
+	}
+	if got := statCPU([]byte("42 (x) S 1 42")); got != 0 {
+		t.Errorf("statCPU of a truncated line = %v, want 0", got)
+	}
+}
+
+func TestCommandCPU(t *testing.T) {
+	// A busy loop of the shell's own: its CPU time is the command's.
+	m, err := command{argv: []string{"sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"}, env: os.Environ()}.run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.cpu <= 0 || m.cpu > 4*m.wall {
+		t.Errorf("cpu = %v for a busy loop of wall time %v", m.cpu, m.wall)
+	}
+	if own := processCPU(os.Getpid()); own <= 0 {
+		t.Errorf("processCPU of this test = %v", own)
+	}
+	if hwm := peakRSS(os.Getpid()); hwm <= 0 {
+		t.Errorf("peakRSS of this test = %d", hwm)
+	}
+}
+
+func TestParsePhases(t *testing.T) {
+	out := `{"time":"…","level":"INFO","msg":"Pushed 127.0.0.1:5000/app@sha256:…"}
+not JSON: Seconds per phase in a RUN's own output
+{"time":"…","level":"DEBUG","msg":"Seconds per phase (overlapping phases count in full)","pull":1.25,"unpack":0.5,"run":3,"snapshot":0.125,"compress":2,"push":0.75}
+`
+	got := parsePhases(out)
+	want := map[string]float64{"pull": 1.25, "unpack": 0.5, "run": 3, "snapshot": 0.125, "compress": 2, "push": 0.75}
+	if len(got) != len(want) {
+		t.Fatalf("parsePhases = %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+	if got := parsePhases("kaniko says: INFO[0001] Pushed image\n"); got != nil {
+		t.Errorf("parsePhases of another tool's output = %v, want nil", got)
+	}
+}
+
+func TestPerAndAccumulate(t *testing.T) {
+	one := result{total: measurement{wall: 2 * time.Second, cpu: time.Second, maxRSS: 10}, phases: map[string]float64{"run": 1}}
+	two := result{total: measurement{wall: 4 * time.Second, cpu: 3 * time.Second, maxRSS: 30}, phases: map[string]float64{"run": 3}}
+	got := accumulate(accumulate(result{}, one), two).per(2)
+	if got.total.wall != 3*time.Second || got.total.cpu != 2*time.Second || got.total.maxRSS != 30 || got.phases["run"] != 2 {
+		t.Errorf("mean of two = %+v, want 3s wall, 2s CPU, the higher peak and 2s of run", got)
+	}
+}
+
+func TestPrintScalingSlopes(t *testing.T) {
+	reportMu.Lock()
+	saved := scaling
+	scaling = []scalePoint{
+		{dimension: "files", unit: "1k files", perUnit: 1000, x: 10000, label: "10k files", tool: "t", res: result{total: measurement{wall: 11 * time.Second, maxRSS: 100 << 20}}},
+		{dimension: "files", unit: "1k files", perUnit: 1000, x: 1000, label: "1k files", tool: "t", res: result{total: measurement{wall: 2 * time.Second, maxRSS: 100 << 20}}},
+	}
+	reportMu.Unlock()
+	defer func() {
+		reportMu.Lock()
+		scaling = saved
+		reportMu.Unlock()
+	}()
+	var out strings.Builder
+	printScaling(&out)
+	// 9 more seconds over 9k more files: 1 s per 1k files; memory flat.
+	if !strings.Contains(out.String(), "1.000") || !strings.Contains(out.String(), "0.0") {
+		t.Errorf("scaling table lacks the slope of 1 s per 1k files and flat memory:\n%s", out.String())
+	}
+	if strings.Index(out.String(), "1k files") > strings.Index(out.String(), "10k files") {
+		t.Errorf("points are not in order of size:\n%s", out.String())
 	}
 }

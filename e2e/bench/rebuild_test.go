@@ -38,27 +38,29 @@ var rebuildScenarios = []rebuildScenario{
 	}},
 }
 
-// BenchmarkRebuild is issue 4's cache benchmark on the Debian app: each
-// tool builds it once to fill its cache (warm, not part of the scenarios),
-// then rebuilds it after each scenario's change, in order, pushing every
-// time. docker uses its daemon's build cache; buildah --layers either keeps
-// its store between builds ("buildah") or starts from an empty store with
-// its cache in the registry ("buildah-registry"); slipway-build has only
-// the registry and its --cache-dir, a fresh process each time. Metrics are
-// <scenario>-<tool>-s and, for slipway, <scenario>-ratio-<tool>.
+// BenchmarkRebuild is the cache benchmark on the Debian app: each tool
+// builds it once to fill its cache (warm, not part of the scenarios), then
+// rebuilds it after each scenario's change, in order, pushing every time.
+// Slipway (in a pod and as a binary), kaniko and buildah ("buildah": an
+// empty store each time, --cache-from/--cache-to) have only the registry:
+// a fresh container or process and store for every build, as in a CI pod.
+// docker keeps its daemon's build cache and buildah-local its store: the
+// local cache of a long-lived runner, the reference to beat. Metrics are
+// <scenario>-<tool>-s and <scenario>-<tool>-vs-fastest.
 func BenchmarkRebuild(b *testing.B) {
 	reg := harness.StartRegistry(b)
 	app := debianApp()
 	base := app.base(b, reg)
-	tools := []struct {
+	type rebuildTool struct {
 		name  string
 		setup rebuilder
-	}{
-		{"slipway", slipwayRebuild},
-		{"docker", dockerRebuild},
-		{"buildah", buildahRebuild},
-		{"buildah-registry", buildahRegistryRebuild},
+		note  string
 	}
+	var tools []rebuildTool
+	for _, t := range peers() {
+		tools = append(tools, rebuildTool{t.name, t.rebuild, t.note})
+	}
+	tools = append(tools, rebuildTool{"buildah-local", buildahRebuild, "--layers, store kept"})
 	// scenario → tool → result, averaged over b.N.
 	results := map[string]map[string]result{}
 	for _, s := range rebuildScenarios {
@@ -74,7 +76,7 @@ func BenchmarkRebuild(b *testing.B) {
 			if errors.Is(err, errNoSlipwayCache) {
 				if i == 0 {
 					b.Logf("%s: %v", tool.name, err)
-					record(row{section: "rebuild", tool: tool.name, note: "no --cache yet (issue 4): see slipwayRebuild"})
+					record(row{section: "rebuild", tool: tool.name, note: "no --cache yet: see slipwayRebuild"})
 				}
 				continue
 			}
@@ -90,9 +92,12 @@ func BenchmarkRebuild(b *testing.B) {
 				b.Fatalf("%s: the warm build: %v", tool.name, err)
 			}
 			if i == 0 {
-				record(row{section: "rebuild/0-warm", tool: tool.name, res: warm})
+				record(row{section: "rebuild/0-warm", tool: tool.name, res: warm, note: tool.note})
 			}
 			for _, s := range rebuildScenarios {
+				if !benchScenario(s.name) {
+					continue
+				}
 				s.change(b, dir)
 				r, err := build(j(s.name))
 				if err != nil {
@@ -112,7 +117,7 @@ func BenchmarkRebuild(b *testing.B) {
 				continue
 			}
 			per[tool.name] = r.per(b.N)
-			record(row{section: "rebuild/" + s.name, tool: tool.name, res: per[tool.name]})
+			record(row{section: "rebuild/" + s.name, tool: tool.name, res: per[tool.name], note: tool.note})
 		}
 		reportTools(b, s.name[:1]+"-", per)
 	}
@@ -126,30 +131,29 @@ func benchTool(tool string) bool {
 	return only == "" || slices.Contains(strings.Split(only, ","), tool)
 }
 
+// benchScenario reports whether SLIPWAY_BENCH_SCENARIOS (a comma-separated
+// list, all scenarios when unset) names scenario, e.g. b-app-code alone.
+func benchScenario(scenario string) bool {
+	only := os.Getenv("SLIPWAY_BENCH_SCENARIOS")
+	return only == "" || slices.Contains(strings.Split(only, ","), scenario)
+}
+
 // errNoSlipwayCache marks slipway's half of the rebuild benchmark as not
 // runnable yet: the benchmark reports docker and buildah alone.
 var errNoSlipwayCache = errors.New("slipway-build has no registry cache yet (--cache is issue 4)")
 
-// slipwayRebuild is Slipway's half of issue 4's rebuild benchmark.
-//
-// ISSUE 4: this is the place to tune. Each build is a fresh slipway-build
-// process whose only state is the registry (the cache repository) and the
-// --cache-dir made once below (base images and local layers), as the
-// issue's targets require. It runs only when slipway-build's --cache is
-// more than kaniko's placeholder (slipwayHasCache); add flags such as
-// --cache-ttl here if their defaults are not what a user would run.
+// slipwayRebuild is Slipway's binary in the rebuild benchmark: each build
+// is a fresh slipway-build process with a fresh work and --cache-dir, its
+// only state the cache repository in the registry, as in a CI pod. It runs
+// only when slipway-build's --cache is more than kaniko's placeholder
+// (slipwayHasCache).
 func slipwayRebuild(b *testing.B, reg *harness.Registry, _ string) (buildFunc, error) {
 	if !slipwayHasCache() {
 		return nil, errNoSlipwayCache
 	}
-	cacheDir := b.TempDir()
+	repo := fmt.Sprintf("%s/bench/slipway-host-cache-%d", reg.Host, podSeq.Add(1))
 	return func(j job) (result, error) {
-		m, err := slipwayCommand(b, reg, j,
-			"--cache=true",
-			"--cache-repo", reg.Host+"/bench/cache",
-			"--cache-dir", cacheDir,
-		).run(timeout(b))
-		return result{total: m, build: m}, err
+		return runSlipway(b, slipwayCommand(b, reg, j, "--cache=true", "--cache-repo", repo))
 	}, nil
 }
 

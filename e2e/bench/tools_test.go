@@ -28,27 +28,25 @@ type job struct {
 }
 
 // result is a tool's measurement of a job, with build and push apart where
-// the tool runs them as separate commands.
+// the tool runs them as separate commands, and slipway-build's seconds per
+// phase.
 type result struct {
 	total, build, push measurement
+	phases             map[string]float64
 }
 
 // slipwayCold runs slipway-build as a user does: chroot mode, a fresh work
 // directory, pulling the base and pushing the result.
 func slipwayCold(b *testing.B, reg *harness.Registry, j job) (result, error) {
-	m, err := slipwayCommand(b, reg, j).run(timeout(b))
-	return result{total: m, build: m}, err
+	return runSlipway(b, slipwayCommand(b, reg, j))
 }
 
+// slipwayCommand runs slipway-build with its debug log in JSON, which ends
+// with the seconds per phase. SLIPWAY_BENCH_VERBOSITY (any value) prints
+// the log, with its timestamps, to stderr, to see where a build spends its
+// time; the benchmark's own log would truncate it.
 func slipwayCommand(b *testing.B, reg *harness.Registry, j job, extra ...string) command {
 	work := b.TempDir()
-	// SLIPWAY_BENCH_VERBOSITY=info prints slipway-build's own log (with
-	// its timestamps) to stderr, to see where a build spends its time; the
-	// benchmark's own log would truncate it.
-	verbosity, showOutput := "warn", func(string) {}
-	if v := os.Getenv("SLIPWAY_BENCH_VERBOSITY"); v != "" {
-		verbosity, showOutput = v, func(out string) { fmt.Fprintf(os.Stderr, "--- %s:\n%s", j.dest, out) }
-	}
 	argv := []string{slipwayBinary,
 		"--mode", "chroot",
 		"--context", "dir://" + j.contextDir,
@@ -56,10 +54,7 @@ func slipwayCommand(b *testing.B, reg *harness.Registry, j job, extra ...string)
 		"--destination", j.dest,
 		"--insecure-registry", reg.Host,
 		"--work-dir", filepath.Join(work, "work"),
-		"--verbosity", verbosity,
-	}
-	if verbosity != "warn" {
-		argv = append(argv, "--log-format", "json")
+		"--verbosity", "debug", "--log-format", "json",
 	}
 	if !slices.Contains(extra, "--cache-dir") {
 		// The default, /cache, is on the host: a cold build gets an
@@ -70,8 +65,8 @@ func slipwayCommand(b *testing.B, reg *harness.Registry, j job, extra ...string)
 	return command{
 		argv:       argv,
 		env:        []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + work},
-		useMaxRSS:  true,
-		showOutput: showOutput,
+		memory:     ownRusage,
+		showOutput: verboseOutput(j.dest),
 	}
 }
 
@@ -82,6 +77,9 @@ func docker(ctx context.Context, args ...string) error {
 	return err
 }
 
+// dockerDaemons are the processes that do docker's work.
+var dockerDaemons = []string{"dockerd", "containerd", "containerd-shim"}
+
 func dockerCommand(args ...string) command {
 	return command{
 		argv: append([]string{"docker"}, args...),
@@ -90,14 +88,16 @@ func dockerCommand(args ...string) command {
 		// The client only streams the context and prints; the work is
 		// done by dockerd and what it starts (containerd, shims, RUN
 		// containers), so that is the tree sampled.
-		roots: func(int) []int { return pidsNamed("dockerd", "containerd", "containerd-shim") },
+		roots:  func(int) []int { return pidsNamed(dockerDaemons...) },
+		memory: clientOnly,
+		cpu:    daemonCPU(cgroupParent{}, dockerDaemons...),
 	}
 }
 
 // dockerIdleRSS is the summed RSS of dockerd's tree when it builds nothing,
 // to read docker's tree-MiB against.
 func dockerIdleRSS() int64 {
-	return treeRSS(pidsNamed("dockerd", "containerd", "containerd-shim"))
+	return treeRSS(pidsNamed(dockerDaemons...))
 }
 
 // dockerPreload puts the base image into dockerd before any timed build,
@@ -125,8 +125,15 @@ func dockerBuildPush(b *testing.B, j job, cached bool) (result, error) {
 	if !cached {
 		argv = append(argv, "--no-cache")
 	}
+	// The RUN containers go under a cgroup of their own, whose CPU time
+	// is added to the daemons'.
+	parent := newCgroupParent()
+	b.Cleanup(parent.remove)
+	argv = append(argv, parent.dockerArgs()...)
 	ctx := timeout(b)
-	build, err := dockerCommand(append(argv, j.contextDir)...).run(ctx)
+	c := dockerCommand(append(argv, j.contextDir)...)
+	c.cpu = daemonCPU(parent, dockerDaemons...)
+	build, err := c.run(ctx)
 	if err != nil {
 		return result{}, err
 	}
@@ -179,9 +186,9 @@ func buildahDriver(b *testing.B) string {
 
 func (s *buildahStore) command(args ...string) command {
 	return command{
-		argv:      append([]string{"buildah", "--root", s.root, "--runroot", s.runroot, "--storage-driver", s.driver}, args...),
-		env:       append(os.Environ(), "BUILDAH_ISOLATION=chroot"),
-		useMaxRSS: true,
+		argv:   append([]string{"buildah", "--root", s.root, "--runroot", s.runroot, "--storage-driver", s.driver}, args...),
+		env:    append(os.Environ(), "BUILDAH_ISOLATION=chroot"),
+		memory: ownRusage,
 	}
 }
 
