@@ -1,5 +1,7 @@
 // Command slipway-build builds a Dockerfile into an image and pushes it,
-// taking kaniko's executor flags.
+// taking kaniko's executor flags. Started as slipway-warm, slipway-index or
+// one of the docker credential helpers it runs that program instead (see
+// entryPoints): the executor image holds this one binary.
 package main
 
 import (
@@ -27,6 +29,12 @@ import (
 
 func main() {
 	run.MaybeReexec()
+	// Before the plugin settings: a credential helper run by a plugin's
+	// build sees the same PLUGIN_* environment.
+	if program := entryPoint(); program != nil {
+		program()
+		return
+	}
 	args, plan := os.Args[1:], pluginPlan()
 	if plan != nil {
 		args = plan.Args

@@ -1,78 +1,10 @@
 // Command slipway-index assembles per-platform images, each built by
 // slipway-build, into one multi-platform image (an OCI image index, or a
-// Docker manifest list) and pushes it.
+// Docker manifest list) and pushes it. Its command line is
+// steps/internal/indexcmd, which the executor image's slipway-build also
+// runs as slipway-index.
 package main
 
-import (
-	"context"
-	"os"
-	"os/signal"
-	"syscall"
+import "github.com/slipway-build/slipway/steps/internal/indexcmd"
 
-	"github.com/urfave/cli/v2"
-
-	"github.com/slipway-build/slipway/engine/index"
-	"github.com/slipway-build/slipway/engine/publish"
-	"github.com/slipway-build/slipway/steps/internal/stepflags"
-)
-
-func main() {
-	stepflags.Run(&cli.App{
-		Name:   "slipway-index",
-		Usage:  "assemble per-platform images into a multi-platform image index and push it",
-		Flags:  flags(),
-		Action: action,
-	}, "--image", "--destination", "--platform")
-}
-
-func flags() []cli.Flag {
-	flags := []cli.Flag{
-		&cli.StringSliceFlag{Name: "image", Aliases: []string{"i"}, Usage: "a platform's image, REF@DIGEST (repeatable; each platform once)"},
-		&cli.StringSliceFlag{Name: "platform", Usage: "a platform the index must hold, e.g. linux/arm64 (repeatable or comma-separated; default: whatever the images are)"},
-		&cli.StringFlag{Name: "format", Value: index.FormatOCI, Usage: "oci (an OCI image index) or docker (a Docker manifest list)"},
-
-		&cli.StringSliceFlag{Name: "destination", Aliases: []string{"d"}, Usage: "image reference to push the index to (repeatable)"},
-		&cli.BoolFlag{Name: "no-push", Usage: "assemble and check without pushing"},
-		&cli.StringFlag{Name: "oci-layout-path", Usage: "also write an OCI image layout holding the index here"},
-		&cli.StringFlag{Name: "digest-file", Usage: "write the index digest here"},
-		&cli.StringFlag{Name: "image-name-with-digest-file", Usage: "write repo@digest lines here"},
-		&cli.StringFlag{Name: "image-name-tag-with-digest-file", Usage: "write repo:tag@digest lines here"},
-		&cli.StringFlag{Name: "image-url-file", Usage: "write the first destination, without digest or newline, here (Tekton IMAGE_URL)"},
-		&cli.StringFlag{Name: "images-file", Usage: "write every destination as repo@digest, comma-separated, here (Tekton IMAGES)"},
-		&cli.BoolFlag{Name: "skip-push-permission-check", Usage: "do not check push access first"},
-	}
-	flags = append(append(flags, stepflags.Push()...), stepflags.Pull()...)
-	return append(flags, stepflags.Logging()...)
-}
-
-func action(c *cli.Context) error {
-	log, err := stepflags.Logger(c)
-	if err != nil {
-		return err
-	}
-	reg, err := stepflags.PushOptions(c, "slipway-index")
-	if err != nil {
-		return err
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	_, err = index.Run(ctx, index.Options{
-		Images:    c.StringSlice("image"),
-		Platforms: c.StringSlice("platform"),
-		Format:    c.String("format"),
-		Publish: publish.Options{
-			Destinations:               c.StringSlice("destination"),
-			NoPush:                     c.Bool("no-push"),
-			OCILayoutPath:              c.String("oci-layout-path"),
-			DigestFile:                 c.String("digest-file"),
-			ImageNameWithDigestFile:    c.String("image-name-with-digest-file"),
-			ImageNameTagWithDigestFile: c.String("image-name-tag-with-digest-file"),
-			ImageURLFile:               c.String("image-url-file"),
-			ImagesFile:                 c.String("images-file"),
-			SkipPushPermissionCheck:    c.Bool("skip-push-permission-check"),
-		},
-		Registry: reg,
-		Log:      log,
-	})
-	return err
-}
+func main() { indexcmd.Main() }

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// runAs runs the test binary, which doubles as slipway-build, through a
+// symbolic link named name, as the executor image runs its entry points,
+// with stdin and no environment but env: the helpers' SDKs read the
+// environment, and the tests must reach nothing but their loopback fakes.
+func runAs(t *testing.T, name string, env []string, stdin string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	dir := t.TempDir()
+	link := filepath.Join(dir, name)
+	if err := os.Symlink(os.Args[0], link); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(link, args...)
+	cmd.Env = append([]string{"SLIPWAY_BUILD_AS_MAIN=1", "PATH=" + dir}, env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	return out.String(), errOut.String(), err
+}
+
+// hermeticEnv is a home of the test's own, and every cloud's ambient
+// lookups turned off or sent to metadata on loopback, so that no helper
+// reaches a real metadata server or a cloud API.
+func hermeticEnv(t *testing.T, metadataHost string) []string {
+	home := t.TempDir()
+	return []string{
+		"HOME=" + home,
+		"AWS_CONFIG_FILE=" + filepath.Join(home, "aws-config"),
+		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "aws-credentials"),
+		"AWS_EC2_METADATA_DISABLED=true",
+		"AWS_ECR_CACHE_DIR=" + filepath.Join(home, "ecr"),
+		"CLOUDSDK_CONFIG=" + filepath.Join(home, "gcloud"),
+		"GCE_METADATA_HOST=" + metadataHost,
+	}
+}
+
+// Each entry point answers as the program it stands for, and a name that
+// is none of them is slipway-build (kaniko's /kaniko/executor).
+func TestEntryPointsAnswerAsTheirProgram(t *testing.T) {
+	env := hermeticEnv(t, "127.0.0.1:9")
+	tested := map[string]bool{}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"slipway-warm", []string{"--version"}, "slipway-warm version"},
+		{"warmer", []string{"--version"}, "slipway-warm version"},
+		{"slipway-index", []string{"--version"}, "slipway-index version"},
+		{"executor", []string{"--version"}, "slipway-build version"},
+		{"slipway-build", []string{"--version"}, "slipway-build version"},
+		{"docker-credential-gcr", []string{"version"}, "Google Container Registry Docker credential helper 2."},
+		{"docker-credential-ecr-login", []string{"version"}, "docker-credential-ecr-login (github.com/awslabs/amazon-ecr-credential-helper/ecr-login) v0."},
+		{"docker-credential-ecr-login", []string{"-v"}, "amazon-ecr-credential-helper\nVersion:    v0."},
+		{"docker-credential-acr-env", []string{"version"}, "docker-credential-acr-env (github.com/chrismellard/docker-credential-acr-env) v0.0.0-"},
+		{"docker-credential-acr-env", []string{"--help"}, "Usage: docker-credential-acr-env <store|get|erase|list|version>"},
+	} {
+		tested[tc.name] = true
+		t.Run(tc.name+" "+strings.Join(tc.args, " "), func(t *testing.T) {
+			out, errOut, err := runAs(t, tc.name, env, "", tc.args...)
+			if err != nil || !strings.Contains(out, tc.want) {
+				t.Errorf("got %v, stdout %q, stderr %q; want stdout with %q", err, out, errOut, tc.want)
+			}
+		})
+	}
+	for name := range entryPoints {
+		if !tested[name] {
+			t.Errorf("entry point %q is not in this test", name)
+		}
+	}
+}
+
+// docker-credential-ecr-login speaks the helper protocol: get and list
+// take tokens from ECR's GetAuthorizationToken, here a fake on loopback
+// (AWS_ENDPOINT_URL), signed with the static keys of the environment.
+func TestECRLoginHelper(t *testing.T) {
+	var mu sync.Mutex
+	var targets []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		targets = append(targets, r.Header.Get("X-Amz-Target"))
+		mu.Unlock()
+		if !strings.Contains(r.Header.Get("Authorization"), "Credential=AKIDFAKEFORTEST/") {
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		token := base64.StdEncoding.EncodeToString([]byte("AWS:fake-ecr-password"))
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		_, _ = w.Write([]byte(`{"authorizationData":[{"authorizationToken":"` + token + `","expiresAt":4102444800,"proxyEndpoint":"https://123456789012.dkr.ecr.us-east-1.amazonaws.com"}]}`))
+	}))
+	defer srv.Close()
+	env := append(hermeticEnv(t, "127.0.0.1:9"),
+		"AWS_ACCESS_KEY_ID=AKIDFAKEFORTEST", "AWS_SECRET_ACCESS_KEY=fake-secret-key", "AWS_REGION=us-east-1",
+		"AWS_ENDPOINT_URL="+srv.URL)
+
+	out, errOut, err := runAs(t, "docker-credential-ecr-login", env, "123456789012.dkr.ecr.us-east-1.amazonaws.com\n", "get")
+	if err != nil {
+		t.Fatalf("get: %v\nstdout %s\nstderr %s", err, out, errOut)
+	}
+	var creds struct{ ServerURL, Username, Secret string }
+	if err := json.Unmarshal([]byte(out), &creds); err != nil || creds.Username != "AWS" || creds.Secret != "fake-ecr-password" {
+		t.Errorf("get: %q (%v), want the token endpoint's AWS credentials as JSON", out, err)
+	}
+
+	out, errOut, err = runAs(t, "docker-credential-ecr-login", env, "", "list")
+	if err != nil {
+		t.Fatalf("list: %v\nstdout %s\nstderr %s", err, out, errOut)
+	}
+	var list map[string]string
+	if err := json.Unmarshal([]byte(out), &list); err != nil || list["https://123456789012.dkr.ecr.us-east-1.amazonaws.com"] != "AWS" {
+		t.Errorf("list: %q (%v), want the registry the token endpoint named", out, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(targets) == 0 || !strings.HasSuffix(targets[0], "GetAuthorizationToken") {
+		t.Errorf("the token endpoint saw %q", targets)
+	}
+
+	// A host that is not ECR's is refused without a request.
+	out, _, err = runAs(t, "docker-credential-ecr-login", env, "registry.example.com\n", "get")
+	if err == nil || !strings.Contains(out, "credentials not found") {
+		t.Errorf("get registry.example.com: %v, %q; want credentials not found", err, out)
+	}
+}
+
+// docker-credential-gcr gets a token from Application Default
+// Credentials, here the GCE metadata server faked on loopback.
+func TestGCRHelper(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Metadata-Flavor") != "Google" {
+			http.Error(w, "no Metadata-Flavor", http.StatusForbidden)
+			return
+		}
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/service-accounts/default/token"):
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"access_token":"fake-gce-token","expires_in":3600,"token_type":"Bearer"}`))
+		case strings.HasSuffix(r.URL.Path, "/project/project-id"):
+			_, _ = w.Write([]byte("fake-project"))
+		default:
+			_, _ = w.Write([]byte(""))
+		}
+	}))
+	defer srv.Close()
+	env := hermeticEnv(t, strings.TrimPrefix(srv.URL, "http://"))
+
+	out, errOut, err := runAs(t, "docker-credential-gcr", env, "europe-west1-docker.pkg.dev\n", "get")
+	if err != nil {
+		t.Fatalf("get: %v\nstdout %s\nstderr %s", err, out, errOut)
+	}
+	var creds struct{ ServerURL, Username, Secret string }
+	if err := json.Unmarshal([]byte(out), &creds); err != nil || creds.Secret != "fake-gce-token" || !strings.HasPrefix(creds.Username, "_dcgcr_2_") {
+		t.Errorf("get: %q (%v), want the metadata server's token and the helper's versioned user name", out, err)
+	}
+	if out, _, err := runAs(t, "docker-credential-gcr", env, "", "list"); err == nil || !strings.Contains(out, "list is unimplemented") {
+		t.Errorf("list: %v, %q; want upstream's unimplemented error", err, out)
+	}
+}
+
+// docker-credential-acr-env answers only for ACR hosts; a token needs
+// Azure AD, which no test reaches, so only its refusals are checked.
+func TestACREnvHelper(t *testing.T) {
+	env := hermeticEnv(t, "127.0.0.1:9")
+	out, _, err := runAs(t, "docker-credential-acr-env", env, "registry.example.com\n", "get")
+	if err == nil || !strings.Contains(out, "does not refer to Azure Container Registry") {
+		t.Errorf("get registry.example.com: %v, %q; want a refusal", err, out)
+	}
+	if out, _, err := runAs(t, "docker-credential-acr-env", env, "", "list"); err == nil || !strings.Contains(out, "list is unimplemented") {
+		t.Errorf("list: %v, %q; want upstream's unimplemented error", err, out)
+	}
+}
