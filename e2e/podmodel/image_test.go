@@ -7,8 +7,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -295,38 +297,51 @@ func TestImageContents(t *testing.T) {
 			if f := fs["/slipway/certs/ca-certificates.crt"]; f == nil || !bytes.Equal(f.data, ca) {
 				t.Errorf("/slipway/certs/ca-certificates.crt is not the bundle of steps/image/cabundle")
 			}
-			steps, _ := filepath.Glob(filepath.Join(b.bin, "slipway-*"))
-			for _, s := range steps {
-				p := "/slipway/bin/" + filepath.Base(s)
-				f := fs[p]
-				if f == nil || f.mode != 0o755 {
-					t.Errorf("%s: got %v, want an executable file", p, f)
-					continue
-				}
-				assertStatic(t, p, f.data)
+			// One binary: slipway-build, and links to it for the programs
+			// it runs under their own name, kaniko's three credential
+			// helpers among them.
+			if f := fs["/slipway/bin/slipway-build"]; f == nil || f.mode != 0o755 {
+				t.Errorf("/slipway/bin/slipway-build: got %v, want an executable file", f)
+			} else {
+				assertStatic(t, "slipway-build", f.data)
 			}
-			// kaniko's paths: its binaries are Slipway's, its CA bundle
-			// the same file, and /kaniko/.docker a directory for configs.
-			for link, target := range map[string]string{
+			var files []string
+			for p, f := range fs {
+				if f.mode.IsRegular() && f.mode&0o111 != 0 && p != "/slipway/bin/slipway-build" && !strings.HasPrefix(p, "/busybox/") {
+					files = append(files, p)
+				}
+			}
+			if sort.Strings(files); len(files) > 0 {
+				t.Errorf("executables besides slipway-build: %q; link the programs slipway-build runs to it (steps/image/build.sh)", files)
+			}
+			links := map[string]string{
 				"/kaniko/executor":                      "/slipway/bin/slipway-build",
 				"/kaniko/warmer":                        "/slipway/bin/slipway-warm",
 				"/kaniko/ssl/certs/ca-certificates.crt": "/slipway/certs/ca-certificates.crt",
-			} {
+			}
+			for _, name := range multicall {
+				if name != "slipway-build" {
+					links["/slipway/bin/"+name] = "slipway-build"
+				}
+			}
+			for link, target := range links {
 				if f := fs[link]; f == nil || f.link != target {
 					t.Errorf("%s: got %v, want a symlink to %s", link, f, target)
+				} else if r := resolve(fs, link); r != "/slipway/bin/slipway-build" && r != "/slipway/certs/ca-certificates.crt" {
+					t.Errorf("%s resolves to %q, not to a file of the image", link, r)
 				}
 			}
 			if f := fs["/kaniko/.docker"]; f == nil || f.mode != os.ModeDir|0o755 {
 				t.Errorf("/kaniko/.docker: got %v, want a directory", f)
 			}
-			// The credential helpers kaniko's image ships.
-			for _, h := range []string{"docker-credential-gcr", "docker-credential-ecr-login", "docker-credential-acr-env"} {
-				f := fs["/slipway/bin/"+h]
-				if f == nil || f.mode != 0o755 {
-					t.Errorf("/slipway/bin/%s: got %v, want an executable file", h, f)
-					continue
-				}
-				assertStatic(t, h, f.data)
+			// A plain byte budget: kaniko's executor image, its three
+			// credential helpers included, is 53 to 57 MB unpacked, and
+			// Slipway's must be no larger (issue 17). A new dependency that
+			// breaks it shows in `go version -m bin/slipway-build`.
+			if size := unpackedSize(t, img); size > executorBudget {
+				t.Errorf("the %s image is %d bytes unpacked, over the budget of %d (kaniko's image): find what grew with go version -m bin/slipway-build and go tool nm -size -sort size", tc.name, size, executorBudget)
+			} else {
+				t.Logf("the %s image is %d bytes unpacked (budget %d)", tc.name, size, executorBudget)
 			}
 			// No shell in the plain image: nothing that can run a script.
 			var shells []string
@@ -348,6 +363,62 @@ func TestImageContents(t *testing.T) {
 			}
 		})
 	}
+}
+
+// multicall are the names the executor image runs slipway-build under:
+// /slipway/bin/NAME for each, and each answers as its own program
+// (steps/build/multicall.go).
+var multicall = []string{"slipway-build", "slipway-warm", "slipway-index",
+	"docker-credential-gcr", "docker-credential-ecr-login", "docker-credential-acr-env"}
+
+// executorBudget is the unpacked size of kaniko's executor image, the
+// lower end of 53–57 MB: the debug image adds busybox to it (about 2 MB),
+// and still fits.
+const executorBudget = 53_000_000
+
+// resolve follows symbolic links in fs from p, as the kernel would inside
+// the image, to the final path; "" when a link leads outside the image or
+// loops.
+func resolve(fs map[string]*file, p string) string {
+	for range 16 {
+		f := fs[p]
+		if f == nil {
+			return ""
+		}
+		if f.link == "" || f.mode&os.ModeSymlink == 0 {
+			return p
+		}
+		if strings.HasPrefix(f.link, "/") {
+			p = path.Clean(f.link)
+		} else {
+			p = path.Join(path.Dir(p), f.link)
+		}
+	}
+	return ""
+}
+
+// unpackedSize is the bytes of the image's uncompressed layers, what
+// docker reports as its size.
+func unpackedSize(t *testing.T, img v1.Image) int64 {
+	t.Helper()
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, l := range layers {
+		rc, err := l.Uncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += n
+	}
+	return total
 }
 
 // assertStatic fails when an ELF binary asks for a dynamic loader, which a
@@ -381,6 +452,13 @@ func TestImageRuns(t *testing.T) {
 			[]string{"/slipway/bin/slipway-build", "PATH=/slipway/bin:/kaniko:/busybox", "/workspace"}},
 		{"kaniko's paths run", []string{"--entrypoint", "/busybox/sh", b.debug, "-c", "/kaniko/executor version; executor --version; /kaniko/warmer version; command -v docker-credential-ecr-login"},
 			[]string{"slipway-build version", "slipway-warm version", "go1.", "/slipway/bin/docker-credential-ecr-login"}},
+		// Each link of the multi-call binary, started as a pod's command
+		// would start it, answers as its own program.
+		{"slipway-warm", []string{"--entrypoint", "slipway-warm", b.executor, "--version"}, []string{"slipway-warm version"}},
+		{"slipway-index", []string{"--entrypoint", "/slipway/bin/slipway-index", b.executor, "--help"}, []string{"slipway-index", "--platform"}},
+		{"docker-credential-gcr", []string{"--entrypoint", "docker-credential-gcr", b.executor, "version"}, []string{"Google Container Registry Docker credential helper"}},
+		{"docker-credential-ecr-login", []string{"--entrypoint", "docker-credential-ecr-login", b.executor, "-v"}, []string{"amazon-ecr-credential-helper", "Version:"}},
+		{"docker-credential-acr-env", []string{"--entrypoint", "docker-credential-acr-env", b.executor, "version"}, []string{"docker-credential-acr-env (github.com/chrismellard/docker-credential-acr-env)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, code := dockerRun(t, tc.args...)

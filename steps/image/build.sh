@@ -3,9 +3,11 @@
 #
 #   steps/image/build.sh [-b BIN_DIR] [-t executor|debug] [SLIPWAY-BUILD FLAGS...]
 #
-# -b  the directory holding the static step binaries (default: bin). Every
-#     executable bin/slipway-* goes into /slipway/bin, so a new step binary
-#     needs no change here.
+# -b  the directory holding the static step binaries (default: bin).
+#     bin/slipway-build goes into /slipway/bin, and so does every other
+#     executable bin/slipway-*, so a new step binary needs no change here,
+#     except the programs slipway-build runs itself when started under their
+#     name (steps/build/multicall.go): those are symbolic links to it.
 # -t  the Dockerfile target: executor (default) or debug (adds busybox).
 #
 # The remaining arguments go to slipway-build unchanged: the outputs
@@ -62,25 +64,24 @@ ln -s /slipway/bin/slipway-warm "$ctx/rootfs/kaniko/warmer"
 ln -s /slipway/certs/ca-certificates.crt "$ctx/rootfs/kaniko/ssl/certs/ca-certificates.crt"
 chmod 1777 "$ctx/rootfs/tmp"
 
+# slipway-build is a multi-call binary (steps/build/multicall.go): started
+# under one of these names it runs that program, so that the image holds
+# the registry client and the cloud SDKs once. The credential helpers are
+# kaniko's three, so that a config.json naming credsStore ecr-login, gcr or
+# acr-env works as it did under kaniko; slipway-build links them from their
+# Go modules at the versions go.mod pins.
+multicall="slipway-warm slipway-index docker-credential-gcr docker-credential-ecr-login docker-credential-acr-env"
+install -m 0755 "$builder" "$ctx/bin/slipway-build"
+for name in $multicall; do
+	# Relative, so that the link resolves inside the image and in $ctx.
+	ln -s slipway-build "$ctx/bin/$name"
+done
 # Tarballs and OCI layouts written to bin/ also match slipway-*: only
 # executables are step binaries.
-found=0
 for f in "$bin"/slipway-*; do
 	[ -f "$f" ] && [ -x "$f" ] || continue
-	install -m 0755 "$f" "$ctx/bin/"
-	found=1
+	[ -e "$ctx/bin/$(basename "$f")" ] || install -m 0755 "$f" "$ctx/bin/"
 done
-[ "$found" = 1 ] || { echo "$0: no step binaries in $bin" >&2; exit 1; }
-# The credential helpers kaniko's image ships, built from their Go modules
-# at pinned versions, so that a config.json naming credsStore ecr-login,
-# gcr or acr-env works as it did under kaniko.
-for helper in \
-	github.com/awslabs/amazon-ecr-credential-helper/ecr-login/cli/docker-credential-ecr-login@v0.12.0 \
-	github.com/GoogleCloudPlatform/docker-credential-gcr/v2@v2.2.1 \
-	github.com/chrismellard/docker-credential-acr-env@v0.0.0-20230304212654-82a0ddb27589; do
-	GOBIN="$ctx/bin" CGO_ENABLED=0 GOFLAGS=-trimpath "${GO:-go}" install -ldflags='-s -w' "$helper"
-done
-[ -x "$ctx/bin/docker-credential-gcr" ] || { echo "$0: docker-credential-gcr was not built" >&2; exit 1; }
 (cd "$here/../.." && "${GO:-go}" run ./steps/image/cabundle -o "$ctx/certs/ca-certificates.crt")
 install -m 0644 "$here/Dockerfile" "$ctx/Dockerfile"
 
