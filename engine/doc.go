@@ -18,8 +18,9 @@
 //	             retries.
 //	layer        write an OCI layer from a set of changed paths under a
 //	             root directory, streamed through a temp file.
-//	rootfs       extract image layers into a root directory, confined to
-//	             it, applying whiteouts; the index snapshots start from.
+//	rootfs       extract image layers (and ADD's archives) into a root
+//	             directory, confined to it, applying whiteouts; the index
+//	             snapshots start from.
 //	extracted    extracted layers kept on the node by diff ID, so a later
 //	             build neither downloads nor decompresses them.
 //	snapshot     find what a RUN changed under a root: the Snapshotter seam.

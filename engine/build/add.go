@@ -15,12 +15,16 @@ import (
 	"strings"
 	"time"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
+
 	"github.com/slipway-build/slipway/engine/compressed"
+	"github.com/slipway-build/slipway/engine/rootfs"
 )
 
-// openArchive returns a tar reader if the file is a tar, plain or
-// compressed in one of the formats docker's ADD unpacks.
-func openArchive(file string) (*tar.Reader, io.Closer, error) {
+// openArchive returns the tar stream of a file, decompressed when it is
+// in one of the formats docker's ADD unpacks (engine/compressed detects
+// them).
+func openArchive(file string) (io.Reader, io.Closer, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, nil, err
@@ -30,7 +34,7 @@ func openArchive(file string) (*tar.Reader, io.Closer, error) {
 		f.Close()
 		return nil, nil, err
 	}
-	return tar.NewReader(r), closers{r, f}, nil
+	return r, closers{r, f}, nil
 }
 
 // closers closes the decompressor, then the file under it.
@@ -47,26 +51,67 @@ func (cs closers) Close() error {
 // isArchive reports whether ADD should unpack the file: it must read as a
 // tar with at least one valid header.
 func isArchive(file string) bool {
-	tr, closer, err := openArchive(file)
+	r, closer, err := openArchive(file)
 	if err != nil {
 		return false
 	}
 	defer closer.Close()
-	_, err = tr.Next()
+	_, err = tar.NewReader(r).Next()
 	return err == nil
 }
 
-// extractArchive unpacks a local archive into dest, as `tar -x` would, each
-// entry confined to the stage root.
+// extractArchive unpacks a local archive into the directory dest, as
+// BuildKit does (an Untar chrooted into dest): through rootfs's extractor,
+// every entry confined to dest, the archive's owners kept unless --chown
+// says otherwise, whiteout names written as files, devices skipped.
 func (c *copier) extractArchive(file, dest string) error {
-	tr, closer, err := openArchive(file)
+	if err := c.mkdirParents(dest); err != nil {
+		return err
+	}
+	resolved, err := c.followDest(dest)
+	if err != nil {
+		return err
+	}
+	if !c.dst.holdsContent() {
+		if err := c.revealArchive(file, resolved); err != nil {
+			return err
+		}
+	}
+	host, err := securejoin.SecureJoin(c.dst.dir(), resolved)
+	if err != nil {
+		return fmt.Errorf("resolving %s in the image: %w", dest, err)
+	}
+	r, closer, err := openArchive(file)
 	if err != nil {
 		return err
 	}
 	defer closer.Close()
-	if err := c.mkdirParents(dest); err != nil {
+	opts := []rootfs.Option{rootfs.AsArchive(), rootfs.WithoutDevices(), rootfs.WithoutContentHash()}
+	if c.chownSet {
+		opts = append(opts, rootfs.WithOwner(c.uid, c.gid))
+	}
+	written := rootfs.NewIndex()
+	if err := rootfs.Extract(host, r, written, opts...); err != nil {
+		return fmt.Errorf("unpacking archive %s: %w", path.Base(file), err)
+	}
+	written.Range(func(p string, _ rootfs.Entry) bool {
+		c.record(path.Join(resolved, p))
+		return true
+	})
+	return nil
+}
+
+// revealArchive makes what the archive writes over visible in a sparse
+// root before it is unpacked there. A hardlink to a file the archive did
+// not write needs that file's content, which a sparse root does not hold.
+func (c *copier) revealArchive(file, dest string) error {
+	r, closer, err := openArchive(file)
+	if err != nil {
 		return err
 	}
+	defer closer.Close()
+	tr := tar.NewReader(r)
+	wrote := map[string]bool{}
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -75,73 +120,17 @@ func (c *copier) extractArchive(file, dest string) error {
 		if err != nil {
 			return fmt.Errorf("reading archive %s: %w", path.Base(file), err)
 		}
-		name := path.Clean("/" + hdr.Name)
+		name := rootfs.Clean(hdr.Name)
 		if name == "/" {
 			continue
 		}
-		target := path.Join(dest, name)
-		if err := c.mkdirParents(path.Dir(target)); err != nil {
+		if hdr.Typeflag == tar.TypeLink && !wrote[rootfs.Clean(hdr.Linkname)] {
+			return fmt.Errorf("hardlink %s to %s, which the archive did not write: %w", name, hdr.Linkname, errNeedsRoot)
+		}
+		if err := c.dst.reveal(path.Join(dest, name)); err != nil {
 			return err
 		}
-		host, resolved, err := c.destPath(target)
-		if err != nil {
-			return err
-		}
-		fi := hdr.FileInfo()
-		// BuildKit keeps the archive's owners unless --chown says otherwise.
-		uid, gid := hdr.Uid, hdr.Gid
-		if c.chownSet {
-			uid, gid = c.uid, c.gid
-		}
-		if existing, err := os.Lstat(host); err == nil && !(existing.IsDir() && hdr.Typeflag == tar.TypeDir) {
-			if err := os.RemoveAll(host); err != nil {
-				return err
-			}
-		}
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			if err := os.Mkdir(host, 0o700); err != nil && !os.IsExist(err) {
-				return fmt.Errorf("unpacking %s: %w", resolved, err)
-			}
-		case tar.TypeReg:
-			out, err := os.OpenFile(host, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-			if err != nil {
-				return fmt.Errorf("unpacking %s: %w", resolved, err)
-			}
-			_, err = io.Copy(out, tr)
-			if cerr := out.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return fmt.Errorf("unpacking %s: %w", resolved, err)
-			}
-		case tar.TypeSymlink:
-			if err := os.Symlink(hdr.Linkname, host); err != nil {
-				return fmt.Errorf("unpacking %s: %w", resolved, err)
-			}
-		case tar.TypeLink:
-			linkHost, linkResolved, err := c.destPath(path.Join(dest, path.Clean("/"+hdr.Linkname)))
-			if err != nil {
-				return err
-			}
-			if !c.dst.holdsContent() && !c.created[linkResolved] {
-				// A sparse root holds the image's files empty.
-				return fmt.Errorf("hardlink %s to %s, which the archive did not write: %w", resolved, linkResolved, errNeedsRoot)
-			}
-			if err := os.Link(linkHost, host); err != nil {
-				return fmt.Errorf("unpacking hardlink %s: %w", resolved, err)
-			}
-			c.record(resolved)
-			continue
-		default:
-			// Devices and fifos in an ADDed archive are skipped, as
-			// unprivileged docker builds do.
-			continue
-		}
-		if err := finish(host, uid, gid, fi.Mode(), hdr.ModTime, c.epoch); err != nil {
-			return fmt.Errorf("unpacking %s: %w", resolved, err)
-		}
-		c.record(resolved)
+		wrote[name] = true
 	}
 }
 

@@ -17,4 +17,9 @@
 // lstat after the layer was complete (so ctime and the directories' mtimes
 // are final) and, for regular files, the sha256 of the content as it
 // streamed past. The snapshot package compares against it.
+//
+// ADD unpacks its archives with the same extractor, rooted at the
+// destination directory (BuildKit's Untar is chrooted there): AsArchive
+// reads whiteout names as plain files, WithOwner applies --chown and
+// WithoutDevices skips device nodes and fifos.
 package rootfs

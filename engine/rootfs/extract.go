@@ -42,6 +42,29 @@ type options struct {
 	ignore     *IgnoreList
 	noHash     bool
 	layerCache string
+	// archive, owner and noDevices are for a plain archive (ADD), not a
+	// layer.
+	archive   bool
+	owner     *[2]int
+	noDevices bool
+}
+
+// AsArchive applies the tar as a plain archive, as ADD unpacks one
+// (Docker's Untar): whiteout names are ordinary files, not removals.
+func AsArchive() Option {
+	return func(o *options) { o.archive = true }
+}
+
+// WithOwner gives every entry uid and gid instead of the owners in the tar
+// (ADD --chown).
+func WithOwner(uid, gid int) Option {
+	return func(o *options) { o.owner = &[2]int{uid, gid} }
+}
+
+// WithoutDevices skips device and fifo entries, as an unprivileged Docker
+// build unpacks an ADDed archive.
+func WithoutDevices() Option {
+	return func(o *options) { o.noDevices = true }
 }
 
 // WithLayerCache keeps every layer ExtractImage applies, uncompressed and
@@ -273,6 +296,21 @@ func classify(hdr *tar.Header) (entryKind, string, error) {
 
 func (x *extractor) entry(hdr *tar.Header, tr io.Reader) error {
 	kind, p, err := classify(hdr)
+	if x.o.archive && err == nil && kind != writeEntry {
+		kind, p = writeEntry, Clean(hdr.Name)
+		if p == "/" || hdr.Typeflag == tar.TypeXGlobalHeader || hdr.Typeflag == tar.TypeXHeader {
+			kind = skipEntry
+		}
+	}
+	switch hdr.Typeflag {
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		if x.o.noDevices {
+			return nil
+		}
+	}
+	if x.o.owner != nil {
+		hdr.Uid, hdr.Gid = x.o.owner[0], x.o.owner[1]
+	}
 	switch {
 	case err != nil || kind == skipEntry:
 		return err

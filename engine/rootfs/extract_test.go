@@ -449,3 +449,33 @@ func TestWipeKeepsParentsOfDeepIgnoredPaths(t *testing.T) {
 		t.Errorf("after wipe %v, want %v", got, want)
 	}
 }
+
+// As a plain archive (ADD), whiteout names are files, --chown's owner
+// replaces the tar's, and devices and fifos can be skipped.
+func TestExtractAsArchive(t *testing.T) {
+	needRoot(t)
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "c"), []byte("kept"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	idx := NewIndex()
+	entries := []ent{
+		with(file("f", "f"), func(h *tar.Header) { h.Uid, h.Gid = 5, 6 }),
+		file(".wh.c", ""), dir("d"), file("d/.wh..wh..opq", ""),
+		with(file("fifo", ""), func(h *tar.Header) { h.Typeflag, h.Size = tar.TypeFifo, 0 }),
+	}
+	if err := Extract(root, mktar(t, entries...), idx, AsArchive(), WithOwner(1, 2), WithoutDevices()); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"/.wh.c f", "/c f", "/d d", "/d/.wh..wh..opq f", "/f f"}
+	if got := tree(t, root); !equal(got, want) {
+		t.Errorf("tree:\n got %v\nwant %v", got, want)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(root, "f"), &st); err != nil || st.Uid != 1 || st.Gid != 2 {
+		t.Errorf("owner %d:%d (%v), want 1:2", st.Uid, st.Gid, err)
+	}
+	if got := indexPaths(idx); !equal(got, []string{"/.wh.c f", "/d d", "/d/.wh..wh..opq f", "/f f"}) {
+		t.Errorf("index %v: it lists what the archive wrote", got)
+	}
+}
