@@ -37,5 +37,5 @@ func (s *stage) sparseWrites() bool {
 	if s.b.opts.SingleSnapshot {
 		return false
 	}
-	return !s.plan.runsLater(s.next - 1)
+	return !s.plan.runsLater(s.current)
 }

@@ -39,8 +39,8 @@ type stage struct {
 	// fs is the stage's filesystem: unpacked, or sparse roots for steps
 	// that only write files (roots.go).
 	fs *stageFS
-	// next is the index of the step after the one running.
-	next int
+	// current is the index of the step running.
+	current int
 
 	// entries are the cache entries of the plan's keys, looked up at once
 	// before the first step.
@@ -127,7 +127,7 @@ func (s *stage) build(ctx context.Context) (*stageResult, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		s.next = i + 1
+		s.current = i
 		if err := s.apply(ctx, &s.plan.steps[i]); err != nil {
 			return nil, err
 		}
