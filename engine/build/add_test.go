@@ -68,18 +68,7 @@ func TestAddArchiveIsConfinedToItsDestination(t *testing.T) {
 	}
 
 	unpacked, _ := build("FROM base\nADD a.tar /dst/\nADD --chown=1:2 a.tar /owned\nRUN true\n")
-	la, _ := unpacked.Layers()
-	lb, _ := sparse.Layers()
-	if len(la) != len(lb) {
-		t.Fatalf("%d layers unpacked, %d sparse", len(la), len(lb))
-	}
-	for i := range la {
-		da, _ := la[i].Digest()
-		db, _ := lb[i].Digest()
-		if da != db {
-			t.Errorf("layer %d differs:\nunpacked: %s\nsparse:   %s", i, layerListing(t, la[i]), layerListing(t, lb[i]))
-		}
-	}
+	assertSameLayers(t, unpacked, sparse)
 }
 
 // A name that climbs out of the destination fails the ADD, as BuildKit's

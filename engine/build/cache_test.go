@@ -220,18 +220,26 @@ func TestCacheMissingBlobFallsBack(t *testing.T) {
 	hasFile("/app/code.txt", "v3\n", 0o644, 0, 0)(t, fs, nil)
 }
 
+// assertSameLayers compares two images' layers, digest by digest, and
+// lists the entries of those that differ.
 func assertSameLayers(t *testing.T, a, b v1.Image) {
 	t.Helper()
 	la, _ := a.Layers()
 	lb, _ := b.Layers()
 	if len(la) != len(lb) {
+		for _, img := range []v1.Image{a, b} {
+			cf, _ := img.ConfigFile()
+			for _, h := range cf.History {
+				t.Logf("%v %s", h.EmptyLayer, h.CreatedBy)
+			}
+		}
 		t.Fatalf("%d layers vs %d", len(la), len(lb))
 	}
 	for i := range la {
 		da, _ := la[i].Digest()
 		db, _ := lb[i].Digest()
 		if da != db {
-			t.Errorf("layer %d: %s vs %s", i, da, db)
+			t.Errorf("layer %d differs:\n%s\n%s", i, layerListing(t, la[i]), layerListing(t, lb[i]))
 		}
 	}
 }
