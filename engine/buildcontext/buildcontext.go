@@ -11,11 +11,11 @@
 //	ssh://git@host/org/repo.git[#REF], git@host:org/repo.git[#REF]
 //	s3://bucket/key.tar.gz      aws-sdk-go-v2, honouring S3_ENDPOINT and S3_FORCE_PATH_STYLE
 //	gs://bucket/key.tar.gz      the GCS JSON API, Application Default Credentials; STORAGE_EMULATOR_HOST
-//	https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB   azblob
+//	https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB   the Blob service REST API (Shared Key, SAS, anonymous)
 //
 // An http(s) URL whose path ends in ".git" is a git repository; any other
-// http(s) URL is a tarball, except an Azure Blob host, which goes through the
-// Azure SDK. This mirrors BuildKit's rule for remote contexts; kaniko itself
+// http(s) URL is a tarball, except an Azure Blob host, which is read as a
+// blob. This mirrors BuildKit's rule for remote contexts; kaniko itself
 // only clones git:// URLs, which still work the same way here (see GitSource).
 //
 // Everything that is not a local directory is fetched into a fresh directory.
@@ -62,9 +62,9 @@ type Options struct {
 	// means os.Getenv. The cloud SDKs' own credential chains still read
 	// the process environment and their usual files.
 	Env func(string) string
-	// HTTPClient, if set, sends the requests for http(s) tarballs, S3 and
-	// Azure Blob (tests use it to reach loopback servers); nil means each
-	// SDK's default.
+	// HTTPClient, if set, sends the requests for http(s) tarballs, S3, GCS
+	// and Azure Blob (tests use it to reach loopback servers); nil means
+	// http.DefaultClient, or the AWS SDK's default for S3.
 	HTTPClient *http.Client
 }
 

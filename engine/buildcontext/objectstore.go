@@ -1,19 +1,23 @@
 package buildcontext
 
 import (
+	"cmp"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -22,8 +26,9 @@ import (
 	"golang.org/x/oauth2/google"
 )
 
-// Environment variables read for object storage, besides each SDK's own
-// credential chain (AWS_*, GOOGLE_APPLICATION_CREDENTIALS, …).
+// Environment variables read for object storage, besides the AWS SDK's
+// and Google's Application Default credential chains (AWS_*,
+// GOOGLE_APPLICATION_CREDENTIALS, …).
 const (
 	// EnvS3Endpoint and EnvS3ForcePathStyle are kaniko's: an S3-compatible
 	// endpoint (MinIO, Ceph…) and path-style bucket addressing.
@@ -274,15 +279,22 @@ func isAzureBlobHost(host string) bool {
 }
 
 // azureSource is https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB, a
-// tarball read with azblob. Credentials, first found wins: a connection
-// string, the account key (kaniko's AZURE_STORAGE_ACCESS_KEY), a SAS token
-// in the URL's query, else anonymous access to a public container.
+// tarball read with one GET of the Blob service's REST API. Credentials,
+// first found wins: a connection string, the account key (kaniko's
+// AZURE_STORAGE_ACCESS_KEY), a SAS token in the URL's query, else
+// anonymous access to a public container. Not the azblob SDK: it links
+// Apache Arrow and the whole Blob API, 5 MB of the binary, for this one
+// request.
 type azureSource struct {
 	url                *url.URL
 	account            string
 	container, blobKey string
 	opts               Options
 }
+
+// azureVersion is the Blob service API version the requests ask for;
+// Azurite and the sovereign clouds all serve it.
+const azureVersion = "2021-12-02"
 
 func newAzureSource(u *url.URL, opts Options) (*azureSource, error) {
 	account, _, _ := strings.Cut(u.Hostname(), ".")
@@ -296,69 +308,191 @@ func newAzureSource(u *url.URL, opts Options) (*azureSource, error) {
 
 func (s *azureSource) String() string { return redactURL(s.url.String()) }
 
-func (s *azureSource) client() (*azblob.Client, error) {
-	copts := &azblob.ClientOptions{}
-	if s.opts.HTTPClient != nil {
-		copts.Transport = s.opts.HTTPClient
-	}
+// azureTarget is where the GET goes: the service URL (with a SAS query, if
+// any) and, for Shared Key, the account and its decoded key.
+type azureTarget struct {
+	service *url.URL
+	account string
+	key     []byte
+}
+
+// target reads the credentials in the order the type comment gives.
+func (s *azureSource) target() (azureTarget, error) {
 	if cs := s.opts.Env(EnvAzureConnectionString); cs != "" {
-		return azblob.NewClientFromConnectionString(cs, copts)
+		return parseAzureConnectionString(cs)
 	}
-	service := s.url.Scheme + "://" + s.url.Host + "/"
+	t := azureTarget{service: &url.URL{Scheme: s.url.Scheme, Host: s.url.Host, Path: "/"}}
 	if key := s.opts.Env(EnvAzureAccessKey); key != "" {
-		cred, err := azblob.NewSharedKeyCredential(s.account, key)
+		k, err := base64.StdEncoding.DecodeString(key)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s is not a valid account key: %v", ErrAuth, EnvAzureAccessKey, err)
+			return azureTarget{}, fmt.Errorf("%w: %s is not a valid account key: %v", ErrAuth, EnvAzureAccessKey, err)
 		}
-		return azblob.NewClientWithSharedKeyCredential(service, cred, copts)
+		t.account, t.key = s.account, k
+		return t, nil
 	}
-	if s.url.RawQuery != "" {
-		return azblob.NewClientWithNoCredential(service+"?"+s.url.RawQuery, copts)
+	t.service.RawQuery = s.url.RawQuery
+	return t, nil
+}
+
+// parseAzureConnectionString reads the keys azblob reads: the service URL
+// from BlobEndpoint, else DefaultEndpointsProtocol, AccountName and
+// EndpointSuffix; then AccountName with AccountKey, or SharedAccessSignature.
+func parseAzureConnectionString(cs string) (azureTarget, error) {
+	fields := map[string]string{}
+	for part := range strings.SplitSeq(strings.TrimRight(cs, ";"), ";") {
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			return azureTarget{}, fmt.Errorf("%s: %q is not KEY=VALUE", EnvAzureConnectionString, k)
+		}
+		fields[k] = v
 	}
-	return azblob.NewClientWithNoCredential(service, copts)
+	service, ok := fields["BlobEndpoint"]
+	if !ok {
+		account, ok := fields["AccountName"]
+		if !ok {
+			return azureTarget{}, fmt.Errorf("%s needs either AccountName or BlobEndpoint", EnvAzureConnectionString)
+		}
+		protocol, suffix := cmp.Or(fields["DefaultEndpointsProtocol"], "https"), cmp.Or(fields["EndpointSuffix"], "core.windows.net")
+		service = protocol + "://" + account + ".blob." + suffix
+	}
+	u, err := url.Parse(strings.TrimSuffix(service, "/") + "/")
+	if err != nil {
+		return azureTarget{}, fmt.Errorf("%s: BlobEndpoint %q: %v", EnvAzureConnectionString, service, err)
+	}
+	t := azureTarget{service: u}
+	account, hasAccount := fields["AccountName"]
+	key, hasKey := fields["AccountKey"]
+	switch sas, hasSAS := fields["SharedAccessSignature"]; {
+	case hasAccount && hasKey:
+		if t.key, err = base64.StdEncoding.DecodeString(key); err != nil {
+			return azureTarget{}, fmt.Errorf("%w: the AccountKey of %s is not a valid account key: %v", ErrAuth, EnvAzureConnectionString, err)
+		}
+		t.account = account
+	case hasSAS:
+		u.RawQuery = strings.TrimPrefix(sas, "?")
+	default:
+		return azureTarget{}, fmt.Errorf("%s needs either AccountKey or SharedAccessSignature", EnvAzureConnectionString)
+	}
+	return t, nil
+}
+
+// blobURL is the service URL joined with the container and blob names,
+// each path segment escaped.
+func (t azureTarget) blobURL(container, blob string) *url.URL {
+	u := *t.service
+	segments := append([]string{container}, strings.Split(blob, "/")...)
+	for i, seg := range segments {
+		segments[i] = url.PathEscape(seg)
+	}
+	u.RawPath = strings.TrimSuffix(u.EscapedPath(), "/") + "/" + strings.Join(segments, "/")
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/" + container + "/" + blob
+	return &u
+}
+
+// signSharedKey sets the Authorization of a Blob service request signed
+// with the account key (Shared Key, the string-to-sign of API versions
+// 2009-09-19 and later).
+func signSharedKey(req *http.Request, account string, key []byte) {
+	h := req.Header
+	var xms []string
+	for k := range h {
+		if lk := strings.ToLower(k); strings.HasPrefix(lk, "x-ms-") {
+			xms = append(xms, lk)
+		}
+	}
+	slices.Sort(xms)
+	var b strings.Builder
+	for _, v := range []string{req.Method, h.Get("Content-Encoding"), h.Get("Content-Language"), "", /* Content-Length: no body */
+		h.Get("Content-MD5"), h.Get("Content-Type"), "" /* Date: x-ms-date is sent */, h.Get("If-Modified-Since"),
+		h.Get("If-Match"), h.Get("If-None-Match"), h.Get("If-Unmodified-Since"), h.Get("Range")} {
+		b.WriteString(v + "\n")
+	}
+	for _, k := range xms {
+		b.WriteString(k + ":" + strings.Join(h.Values(k), ",") + "\n")
+	}
+	b.WriteString("/" + account + req.URL.EscapedPath())
+	q := req.URL.Query()
+	names := slices.Sorted(maps.Keys(q))
+	for _, k := range names {
+		vals := slices.Sorted(slices.Values(q[k]))
+		b.WriteString("\n" + strings.ToLower(k) + ":" + strings.Join(vals, ","))
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(b.String()))
+	h.Set("Authorization", "SharedKey "+account+":"+base64.StdEncoding.EncodeToString(m.Sum(nil)))
 }
 
 func (s *azureSource) Fetch(ctx context.Context, dest string) error {
-	c, err := s.client()
+	t, err := s.target()
 	if err != nil {
-		return fmt.Errorf("build context %s: making an Azure Blob client: %w", s, err)
+		return fmt.Errorf("build context %s: %w", s, err)
 	}
-	resp, err := c.DownloadStream(ctx, s.container, s.blobKey, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.blobURL(s.container, s.blobKey).String(), nil)
 	if err != nil {
-		return s.wrap(err)
+		return fmt.Errorf("build context %s: %s", s, s.redact(err.Error()))
+	}
+	req.Header.Set("x-ms-version", azureVersion)
+	req.Header.Set("x-ms-date", time.Now().UTC().Format(http.TimeFormat))
+	if t.key != nil {
+		signSharedKey(req, t.account, t.key)
+	}
+	client := s.opts.HTTPClient
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		// Transport errors quote the request URL, SAS token included.
+		return fmt.Errorf("build context %s: downloading: %s", s, s.redact(unwrapURLError(err).Error()))
 	}
 	defer resp.Body.Close()
-	if resp.ContentLength != nil && *resp.ContentLength > s.opts.MaxSize {
-		return tooLarge(s, *resp.ContentLength, s.opts.MaxSize)
+	if resp.StatusCode != http.StatusOK {
+		return s.wrap(resp)
 	}
-	var body io.Reader = resp.Body
-	if err := Extract(ctx, body, dest, s.opts.MaxSize); err != nil {
+	if resp.ContentLength > s.opts.MaxSize {
+		return tooLarge(s, resp.ContentLength, s.opts.MaxSize)
+	}
+	if err := Extract(ctx, resp.Body, dest, s.opts.MaxSize); err != nil {
 		return fmt.Errorf("build context %s: %w", s, err)
 	}
 	return nil
 }
 
-func (s *azureSource) wrap(err error) error {
-	switch {
-	case bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound, bloberror.ResourceNotFound):
-		return fmt.Errorf("build context %s: %w: no blob %s in container %s", s, ErrNotFound, s.blobKey, s.container)
-	case bloberror.HasCode(err, bloberror.AuthenticationFailed, bloberror.AuthorizationFailure, bloberror.NoAuthenticationInformation, bloberror.InsufficientAccountPermissions):
-		return fmt.Errorf("build context %s: %w; set %s, %s, or put a SAS token in the URL", s, ErrAuth, EnvAzureAccessKey, EnvAzureConnectionString)
-	}
-	var rerr *azcore.ResponseError
-	if errors.As(err, &rerr) {
-		switch rerr.StatusCode {
-		case http.StatusNotFound:
-			return fmt.Errorf("build context %s: %w (HTTP 404)", s, ErrNotFound)
-		case http.StatusUnauthorized, http.StatusForbidden:
-			return fmt.Errorf("build context %s: %w (HTTP %d); set %s, %s, or put a SAS token in the URL", s, ErrAuth, rerr.StatusCode, EnvAzureAccessKey, EnvAzureConnectionString)
+// redact removes the URL's and the connection string's SAS token from msg.
+func (s *azureSource) redact(msg string) string {
+	for _, q := range []string{s.url.RawQuery, s.connectionStringSAS()} {
+		if q != "" {
+			msg = strings.ReplaceAll(msg, q, "REDACTED")
 		}
-		return fmt.Errorf("build context %s: downloading: %w", s, err)
 	}
-	// Transport errors quote the request URL, SAS token included.
-	msg := unwrapURLError(err).Error()
-	if q := s.url.RawQuery; q != "" {
-		msg = strings.ReplaceAll(msg, q, "REDACTED")
+	return msg
+}
+
+func (s *azureSource) connectionStringSAS() string {
+	if cs := s.opts.Env(EnvAzureConnectionString); cs != "" {
+		if t, err := parseAzureConnectionString(cs); err == nil {
+			return t.service.RawQuery
+		}
 	}
-	return fmt.Errorf("build context %s: downloading: %s", s, msg)
+	return ""
+}
+
+// wrap turns an error response into the package's errors by the service's
+// x-ms-error-code, else by the HTTP status.
+func (s *azureSource) wrap(resp *http.Response) error {
+	hint := fmt.Sprintf("set %s, %s, or put a SAS token in the URL", EnvAzureAccessKey, EnvAzureConnectionString)
+	code := resp.Header.Get("x-ms-error-code")
+	switch code {
+	case "BlobNotFound", "ContainerNotFound", "ResourceNotFound":
+		return fmt.Errorf("build context %s: %w: no blob %s in container %s (%s)", s, ErrNotFound, s.blobKey, s.container, code)
+	case "AuthenticationFailed", "AuthorizationFailure", "NoAuthenticationInformation", "InsufficientAccountPermissions":
+		return fmt.Errorf("build context %s: %w (%s); %s", s, ErrAuth, code, hint)
+	}
+	switch resp.StatusCode {
+	case http.StatusNotFound:
+		return fmt.Errorf("build context %s: %w (HTTP 404)", s, ErrNotFound)
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return fmt.Errorf("build context %s: %w (HTTP %d); %s", s, ErrAuth, resp.StatusCode, hint)
+	}
+	return fmt.Errorf("build context %s: downloading: HTTP %s %s", s, resp.Status, code)
 }

@@ -366,6 +366,60 @@ func TestAzureBlob(t *testing.T) {
 		}
 	})
 
+	// A SAS token, in the URL or in a connection string, is sent as the
+	// query as given, with no Authorization; a failing connection never
+	// shows the token.
+	t.Run("SAS", func(t *testing.T) {
+		var seen []string
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			seen = append(seen, r.URL.EscapedPath()+"?"+r.URL.RawQuery+" auth="+r.Header.Get("Authorization"))
+			if r.URL.Query().Get("sig") != "s3cret" {
+				w.Header().Set("x-ms-error-code", "AuthenticationFailed")
+				w.WriteHeader(http.StatusForbidden)
+				return
+			}
+			w.Write(good)
+		}))
+		defer srv.Close()
+		client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, srv.Listener.Addr().String())
+		}}}
+		for _, tc := range []struct {
+			name, url string
+			env       map[string]string
+			want      error
+		}{
+			{name: "in the URL", url: "http://acct.blob.core.windows.net/ctr/team/app.tar.gz?sv=2021-12-02&sig=s3cret"},
+			{name: "in a connection string", url: "https://acct.blob.core.windows.net/ctr/team/app.tar.gz",
+				env: map[string]string{"AZURE_STORAGE_CONNECTION_STRING": "BlobEndpoint=http://acct.blob.core.windows.net/;SharedAccessSignature=sv=2021-12-02&sig=s3cret"}},
+			{name: "wrong token", url: "http://acct.blob.core.windows.net/ctr/team/app.tar.gz?sv=2021-12-02&sig=wrong", want: ErrAuth},
+			{name: "anonymous, refused", url: "http://acct.blob.core.windows.net/ctr/team/app.tar.gz", want: ErrAuth},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				seen = nil
+				_, cleanup, err := Prepare(context.Background(), tc.url, t.TempDir(), Options{HTTPClient: client, Env: envMap(tc.env)})
+				if tc.want != nil {
+					if !errors.Is(err, tc.want) || strings.Contains(err.Error(), "wrong") {
+						t.Fatalf("err = %v, want %v without the token", err, tc.want)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				cleanup()
+				if want := "/ctr/team/app.tar.gz?sv=2021-12-02&sig=s3cret auth="; len(seen) != 1 || seen[0] != want {
+					t.Errorf("requests = %q, want [%q]", seen, want)
+				}
+			})
+		}
+		srv.Close()
+		_, _, err := Prepare(context.Background(), "http://acct.blob.core.windows.net/ctr/app.tar.gz?sv=1&sig=s3cret", t.TempDir(), Options{HTTPClient: client, Env: envMap(nil)})
+		if err == nil || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("a refused connection: err = %v, want an error without the SAS token", err)
+		}
+	})
+
 	t.Run("connection string", func(t *testing.T) {
 		az := &azureServer{account: "devacct", key: key, prefix: "/devacct", blobs: map[string][]byte{"/ctr/app.tar.gz": good}}
 		srv := httptest.NewServer(az)
