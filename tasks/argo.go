@@ -72,6 +72,8 @@ func argoArgs() []string {
 		"--dockerfile=" + in("dockerfile"),
 		"--context=" + argoSourceDir + "/" + in("context"),
 		"--destination=" + in("image"),
+		"--no-push=" + in("skip-push"),
+		"--tls-verify=" + in("tlsverify"),
 		"--digest-file=" + argoResultsDir + "/" + OutputImageDigest,
 		"--image-url-file=" + argoResultsDir + "/" + OutputImageURL,
 		"--images-file=" + argoResultsDir + "/" + OutputImages,

@@ -22,6 +22,9 @@ const (
 	// ResultAttestations names the SBOM and provenance attached, as
 	// repo@digest, comma-separated.
 	ResultAttestations = "ATTESTATIONS"
+	// ResultArtifactOutputs is Chains' newer type hint: an object with the
+	// image's uri and digest, and isBuildArtifact for SLSA v1 subjects.
+	ResultArtifactOutputs = "ARTIFACT_OUTPUTS"
 )
 
 // Minimum Tekton Pipelines versions: v1 Tasks with array params in args,
@@ -35,9 +38,9 @@ const buildDescription = `Build a container image from a Dockerfile and push it,
 
 Slipway runs the Dockerfile in userspace inside an ordinary pod (root in its container, default capabilities and seccomp) and takes kaniko's executor flags, so EXTRA_ARGS from a kaniko Task carry over.
 
-The image digest and URL are written as the IMAGE_DIGEST and IMAGE_URL results, and every pushed reference as IMAGES, in the form Tekton Chains reads to sign and attest the image.
+The image digest and URL are written as the IMAGE_DIGEST and IMAGE_URL results, each pushed repository once as IMAGES, and both as the ARTIFACT_OUTPUTS object, in the forms Tekton Chains reads to sign and attest the image. Under SKIP_PUSH, IMAGES is empty and ARTIFACT_OUTPUTS is not written.
 
-Registry credentials come from the optional dockerconfig workspace, bound to a Secret holding either config.json or the .dockerconfigjson key that ` + "`kubectl create secret docker-registry`" + ` makes.`
+Registry credentials come from the optional dockerconfig workspace, bound to a Secret holding either config.json or the .dockerconfigjson key that ` + "`kubectl create secret docker-registry`" + ` makes. Extra CA certificates come from the optional sslcertdir workspace (a ConfigMap or Secret of PEM files), as buildah's Task takes them.`
 
 const stepActionDescription = `Build a container image from a Dockerfile and push it, as a step of your own Task.
 
@@ -87,17 +90,20 @@ func rootNoPrivilege() *corev1.SecurityContext {
 
 // buildArgs is slipway-build's argument list; paths are the Tekton
 // expressions for where the source and results live in the pod.
-func buildArgs(source, digest, url, images, attestations string) []string {
+func buildArgs(source string, results func(name string) string) []string {
 	return []string{
 		"--dockerfile=$(params.DOCKERFILE)",
 		"--context=" + source + "/$(params.CONTEXT)",
 		"--destination=$(params.IMAGE)",
-		"--digest-file=" + digest,
-		"--image-url-file=" + url,
-		"--images-file=" + images,
+		"--no-push=$(params.SKIP_PUSH)",
+		"--tls-verify=$(params.TLSVERIFY)",
+		"--digest-file=" + results(ResultImageDigest),
+		"--image-url-file=" + results(ResultImageURL),
+		"--images-file=" + results(ResultImages),
+		"--artifact-outputs-file=" + results(ResultArtifactOutputs),
 		"--sbom=$(params.SBOM)",
 		"--provenance=$(params.PROVENANCE)",
-		"--attestations-file=" + attestations,
+		"--attestations-file=" + results(ResultAttestations),
 		"--target=$(params.TARGET)",
 		"--cache=$(params.CACHE)",
 		"--cache-repo=$(params.CACHE_REPO)",
@@ -115,8 +121,26 @@ func buildResults() []pipelinev1.TaskResult {
 		{Name: ResultImageURL, Type: pipelinev1.ResultsTypeString, Description: "Reference of the pushed image (IMAGE), without the digest."},
 		{Name: ResultImages, Type: pipelinev1.ResultsTypeString, Description: "Every pushed reference (IMAGE and ADDITIONAL_TAGS) with its digest, comma-separated."},
 		{Name: ResultAttestations, Type: pipelinev1.ResultsTypeString, Description: "The SBOM and provenance attached to the image (SBOM, PROVENANCE), as repo@digest, comma-separated; empty when neither is on."},
+		{Name: ResultArtifactOutputs, Type: pipelinev1.ResultsTypeObject, Description: "The pushed image for Tekton Chains: uri (IMAGE), digest (sha256:<hex>) and isBuildArtifact; not written under SKIP_PUSH.",
+			Properties: map[string]pipelinev1.PropertySpec{"uri": {Type: pipelinev1.ParamTypeString}, "digest": {Type: pipelinev1.ParamTypeString}, "isBuildArtifact": {Type: pipelinev1.ParamTypeString}}},
 	}
 }
+
+// taskResultPath and stepResultPath are where a Task's step and a
+// StepAction write result name.
+func taskResultPath(name string) string { return "$(results." + name + ".path)" }
+func stepResultPath(name string) string { return "$(step.results." + name + ".path)" }
+
+// sslCertDir is where the optional sslcertdir workspace is mounted. Its
+// certificates are added to the executor image's SSL_CERT_DIR (see
+// steps/image/Dockerfile), which Go reads beside the image's CA bundle:
+// every registry and git server is then trusted under the extra CAs, as
+// buildah's --cert-dir does. Unbound, the workspace path is empty and
+// only the image's own directories remain.
+const (
+	sslCertDir      = "/slipway/ssl/workspace"
+	imageSSLCertDir = "/slipway/certs:/kaniko/ssl/certs"
+)
 
 // BuildTask returns the slipway-build Task.
 func BuildTask(opts ...Option) *pipelinev1.Task {
@@ -133,15 +157,20 @@ func BuildTask(opts ...Option) *pipelinev1.Task {
 					Description: "A Secret with registry credentials, under the key config.json or .dockerconfigjson."},
 				{Name: "cache", Optional: true, MountPath: cacheDir,
 					Description: "Base images fetched by slipway-warm, and RUN --mount=type=cache directories, kept between builds."},
+				{Name: "sslcertdir", Optional: true, ReadOnly: true, MountPath: sslCertDir,
+					Description: "Extra CA certificates (PEM files, e.g. a ConfigMap's ca-bundle.crt) trusted for every registry and git server, beside the image's bundle."},
 			},
 			Results: buildResults(),
 			Steps: []pipelinev1.Step{{
-				Name:            "build-and-push",
-				Image:           "$(params.BUILDER_IMAGE)",
-				WorkingDir:      "$(workspaces.source.path)",
-				Command:         []string{buildBinary},
-				Args:            buildArgs("$(workspaces.source.path)", "$(results.IMAGE_DIGEST.path)", "$(results.IMAGE_URL.path)", "$(results.IMAGES.path)", "$(results.ATTESTATIONS.path)"),
-				Env:             []corev1.EnvVar{{Name: "DOCKER_CONFIG", Value: dockerConfigDir}},
+				Name:       "build-and-push",
+				Image:      "$(params.BUILDER_IMAGE)",
+				WorkingDir: "$(workspaces.source.path)",
+				Command:    []string{buildBinary},
+				Args:       buildArgs("$(workspaces.source.path)", taskResultPath),
+				Env: []corev1.EnvVar{
+					{Name: "DOCKER_CONFIG", Value: dockerConfigDir},
+					{Name: "SSL_CERT_DIR", Value: imageSSLCertDir + ":$(workspaces.sslcertdir.path)"},
+				},
 				SecurityContext: rootNoPrivilege(),
 			}},
 		},
@@ -153,6 +182,7 @@ const (
 	ParamSourcePath       = "SOURCE_PATH"
 	ParamDockerConfigPath = "DOCKERCONFIG_PATH"
 	ParamCachePath        = "CACHE_PATH"
+	ParamSSLCertDirPath   = "SSLCERTDIR_PATH"
 )
 
 // BuildStepAction returns the slipway-build StepAction.
@@ -166,26 +196,31 @@ func BuildStepAction(opts ...Option) *pipelinev1beta1.StepAction {
 			Description: "Directory with config.json or .dockerconfigjson, e.g. $(workspaces.dockerconfig.path); the default is the image's own, empty one."},
 		pipelinev1.ParamSpec{Name: ParamCachePath, Type: pipelinev1.ParamTypeString, Default: pipelinev1.NewStructuredValues(cacheDir),
 			Description: "Cache directory, e.g. $(workspaces.cache.path); a missing directory means an empty cache."},
+		pipelinev1.ParamSpec{Name: ParamSSLCertDirPath, Type: pipelinev1.ParamTypeString, Default: pipelinev1.NewStructuredValues(""),
+			Description: "Directory of extra CA certificates (PEM), e.g. $(workspaces.sslcertdir.path), trusted beside the image's bundle; empty for none."},
 	)
 	var results []pipelinev1.StepResult
 	for _, r := range buildResults() {
-		results = append(results, pipelinev1.StepResult{Name: r.Name, Type: r.Type, Description: r.Description})
+		results = append(results, pipelinev1.StepResult{Name: r.Name, Type: r.Type, Properties: r.Properties, Description: r.Description})
 	}
-	args := buildArgs("$(params.SOURCE_PATH)", "$(step.results.IMAGE_DIGEST.path)", "$(step.results.IMAGE_URL.path)", "$(step.results.IMAGES.path)", "$(step.results.ATTESTATIONS.path)")
+	args := buildArgs("$(params.SOURCE_PATH)", stepResultPath)
 	// The Task gets the cache at the fixed mount; here it can be anywhere.
 	args = append([]string{"--cache-dir=$(params.CACHE_PATH)"}, args...)
 	return &pipelinev1beta1.StepAction{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "tekton.dev/v1beta1", Kind: "StepAction"},
 		ObjectMeta: catalogMeta(BuildName, o.version, "Slipway build", stepActionMinVersion),
 		Spec: pipelinev1beta1.StepActionSpec{
-			Description:     stepActionDescription,
-			Params:          params,
-			Results:         results,
-			Image:           "$(params.BUILDER_IMAGE)",
-			WorkingDir:      "$(params.SOURCE_PATH)",
-			Command:         []string{buildBinary},
-			Args:            args,
-			Env:             []corev1.EnvVar{{Name: "DOCKER_CONFIG", Value: "$(params.DOCKERCONFIG_PATH)"}},
+			Description: stepActionDescription,
+			Params:      params,
+			Results:     results,
+			Image:       "$(params.BUILDER_IMAGE)",
+			WorkingDir:  "$(params.SOURCE_PATH)",
+			Command:     []string{buildBinary},
+			Args:        args,
+			Env: []corev1.EnvVar{
+				{Name: "DOCKER_CONFIG", Value: "$(params.DOCKERCONFIG_PATH)"},
+				{Name: "SSL_CERT_DIR", Value: imageSSLCertDir + ":$(params.SSLCERTDIR_PATH)"},
+			},
 			SecurityContext: rootNoPrivilege(),
 		},
 	}

@@ -83,9 +83,14 @@ func TestTektonTaskStepRunsTheExecutor(t *testing.T) {
 	if got := readResult(t, results, "IMAGE_URL"); got != image {
 		t.Errorf("IMAGE_URL = %q, want %q", got, image)
 	}
-	wantImages := reg.Host + "/tekton/app@" + digest.String() + "," + reg.Host + "/tekton/app@" + digest.String()
+	// IMAGE and ADDITIONAL_TAGS share a repository: IMAGES names it once.
+	wantImages := reg.Host + "/tekton/app@" + digest.String()
 	if got := readResult(t, results, "IMAGES"); got != wantImages {
 		t.Errorf("IMAGES = %q, want %q", got, wantImages)
+	}
+	wantArtifact := `{"digest":"` + digest.String() + `","isBuildArtifact":"true","uri":"` + image + `"}`
+	if got := readResult(t, results, "ARTIFACT_OUTPUTS"); got != wantArtifact {
+		t.Errorf("ARTIFACT_OUTPUTS = %q, want %q", got, wantArtifact)
 	}
 	fs := flatten(t, img)
 	if f := fs["/who"]; f == nil || string(f.data) != "for tekton users\n" {

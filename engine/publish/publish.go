@@ -10,11 +10,13 @@ package publish
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -39,9 +41,16 @@ type Options struct {
 	// ImageNameTagWithDigestFile one "repo:tag@digest" line per destination.
 	DigestFile, ImageNameWithDigestFile, ImageNameTagWithDigestFile string
 	// ImageURLFile receives the first destination without its digest, and
-	// ImagesFile every destination as repo@digest, comma-separated: the
-	// Tekton Chains results IMAGE_URL and IMAGES. Neither ends in a newline.
+	// ImagesFile every pushed repository as repo@digest, once each,
+	// comma-separated (nothing under NoPush): the Tekton Chains results
+	// IMAGE_URL and IMAGES. Neither ends in a newline.
 	ImageURLFile, ImagesFile string
+	// ArtifactOutputsFile receives the first destination and the digest as
+	// the JSON object {"uri", "digest", "isBuildArtifact"}: Chains' newer
+	// ARTIFACT_OUTPUTS type hint. Under NoPush it is not written, since
+	// there is no artifact, and an empty object result would fail the
+	// TaskRun.
+	ArtifactOutputsFile string
 	// SkipPushPermissionCheck makes Check pass without asking the
 	// registries.
 	SkipPushPermissionCheck bool
@@ -251,11 +260,17 @@ func digestFiles(opts Options, tags []name.Tag, digest v1.Hash) []digestFile {
 		files = append(files, digestFile{"--image-url-file", opts.ImageURLFile, tags[0].Name()})
 	}
 	if opts.ImagesFile != "" {
-		refs := make([]string, 0, len(tags))
+		var refs []string
 		for _, tag := range tags {
-			refs = append(refs, tag.Context().Name()+"@"+digest.String())
+			if ref := tag.Context().Name() + "@" + digest.String(); !opts.NoPush && !slices.Contains(refs, ref) {
+				refs = append(refs, ref)
+			}
 		}
 		files = append(files, digestFile{"--images-file", opts.ImagesFile, strings.Join(refs, ",")})
+	}
+	if opts.ArtifactOutputsFile != "" && !opts.NoPush && len(tags) > 0 {
+		out, _ := json.Marshal(map[string]string{"uri": tags[0].Name(), "digest": digest.String(), "isBuildArtifact": "true"})
+		files = append(files, digestFile{"--artifact-outputs-file", opts.ArtifactOutputsFile, string(out)})
 	}
 	if opts.ImageNameWithDigestFile != "" || opts.ImageNameTagWithDigestFile != "" {
 		var withDigest, withTag strings.Builder

@@ -2,7 +2,9 @@ package publish_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -403,4 +405,52 @@ func TestPublishAfterPush(t *testing.T) {
 		t.Fatalf("Publish = %v, want AfterPush's error", err)
 	}
 	out.assertNothingWritten(t)
+}
+
+// Tekton's results: IMAGES names each repository pushed once, and nothing
+// under --no-push; ARTIFACT_OUTPUTS is Chains' object, absent under
+// --no-push.
+func TestTektonResults(t *testing.T) {
+	isolate(t)
+	reg := harness.StartRegistry(t)
+	c := registry.New(registry.Options{InsecureRegistries: []string{reg.Host}})
+	img := harness.BusyboxImage(t)
+	want, _ := img.Digest()
+	dests := []string{reg.Host + "/team/app:v1", reg.Host + "/team/app:v2", reg.Host + "/other/app", reg.Host + "/team/app:v1"}
+	for _, noPush := range []bool{false, true} {
+		dir := t.TempDir()
+		opts := publish.Options{
+			Destinations:        dests,
+			NoPush:              noPush,
+			ImagesFile:          filepath.Join(dir, "IMAGES"),
+			ArtifactOutputsFile: filepath.Join(dir, "ARTIFACT_OUTPUTS"),
+		}
+		if _, err := publish.Publish(context.Background(), img, c, opts); err != nil {
+			t.Fatal(err)
+		}
+		wantImages := reg.Host + "/team/app@" + want.String() + "," + reg.Host + "/other/app@" + want.String()
+		if noPush {
+			wantImages = ""
+		}
+		if got := read(t, opts.ImagesFile); got != wantImages {
+			t.Errorf("no-push %v: IMAGES = %q, want %q", noPush, got, wantImages)
+		}
+		data, err := os.ReadFile(opts.ArtifactOutputsFile)
+		if noPush {
+			if !os.IsNotExist(err) {
+				t.Errorf("ARTIFACT_OUTPUTS written under --no-push: %q (%v)", data, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got map[string]string
+		if err := json.Unmarshal(data, &got); err != nil {
+			t.Fatalf("ARTIFACT_OUTPUTS %q: %v", data, err)
+		}
+		if wantObj := map[string]string{"uri": reg.Host + "/team/app:v1", "digest": want.String(), "isBuildArtifact": "true"}; !maps.Equal(got, wantObj) {
+			t.Errorf("ARTIFACT_OUTPUTS = %v, want %v", got, wantObj)
+		}
+	}
 }

@@ -90,7 +90,9 @@ func flags() []cli.Flag {
 		&cli.StringFlag{Name: "image-name-with-digest-file", Usage: "write repo@digest lines here"},
 		&cli.StringFlag{Name: "image-name-tag-with-digest-file", Usage: "write repo:tag@digest lines here"},
 		&cli.StringFlag{Name: "image-url-file", Usage: "write the first destination, without digest or newline, here (Tekton IMAGE_URL)"},
-		&cli.StringFlag{Name: "images-file", Usage: "write every destination as repo@digest, comma-separated, here (Tekton IMAGES)"},
+		&cli.StringFlag{Name: "images-file", Usage: "write every pushed repository as repo@digest, once each, comma-separated, here (Tekton IMAGES; empty under --no-push)"},
+		&cli.StringFlag{Name: "artifact-outputs-file", Usage: "write {\"uri\", \"digest\", \"isBuildArtifact\"} of the first destination as JSON here (Tekton Chains ARTIFACT_OUTPUTS; not written under --no-push)"},
+		&cli.BoolFlag{Name: "tls-verify", Value: true, Usage: "buildah's spelling: false verifies no registry's certificate, for pushes and pulls (--skip-tls-verify and --skip-tls-verify-pull)"},
 		&cli.BoolFlag{Name: "push-ignore-immutable-tag-errors", Usage: "take a push refused because the tag is immutable as a success"},
 		&cli.BoolFlag{Name: "skip-push-permission-check", Usage: "do not check push access before building"},
 		&cli.StringFlag{Name: "compression", Value: "gzip", Usage: "layer compression: gzip or zstd"},
@@ -213,6 +215,9 @@ func action(c *cli.Context, plan *plugin.Plan) error {
 		return err
 	}
 	reg.KanikoDir = c.String("kaniko-dir")
+	if !c.Bool("tls-verify") {
+		reg.SkipTLSVerify, reg.SkipTLSVerifyPull = true, true
+	}
 	reg.CloudSources = cloudauth.Sources()
 	if plan != nil && plan.Credentials != nil {
 		reg.CloudSources = append([]registry.AmbientSource{plan.Credentials}, reg.CloudSources...)
@@ -266,6 +271,7 @@ func action(c *cli.Context, plan *plugin.Plan) error {
 			ImageNameTagWithDigestFile: c.String("image-name-tag-with-digest-file"),
 			ImageURLFile:               c.String("image-url-file"),
 			ImagesFile:                 c.String("images-file"),
+			ArtifactOutputsFile:        c.String("artifact-outputs-file"),
 			SkipPushPermissionCheck:    c.Bool("skip-push-permission-check"),
 			IgnoreImmutableTagErrors:   c.Bool("push-ignore-immutable-tag-errors"),
 		},

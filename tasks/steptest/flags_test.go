@@ -11,8 +11,9 @@ import (
 
 // The flags below are the part of slipway-build's and slipway-warm's
 // command lines that the published definitions rely on: kaniko's executor
-// and warmer flags plus --image-url-file, --images-file and the attestation
-// flags (--sbom, --provenance, --attestations-file). They are
+// and warmer flags plus --image-url-file, --images-file,
+// --artifact-outputs-file, --tls-verify and the attestation flags (--sbom,
+// --provenance, --attestations-file). They are
 // declared here, not imported, because the step binaries are written
 // elsewhere; a definition that passes anything else fails these tests.
 
@@ -24,8 +25,9 @@ func (l *list) Set(v string) error { *l = append(*l, v); return nil }
 type buildFlags struct {
 	dockerfile, context, digestFile, urlFile, imagesFile string
 	target, cacheRepo, platform, cacheDir                string
-	attestationsFile                                     string
+	attestationsFile, artifactOutputsFile                string
 	cache, reproducible, sbom, provenance                bool
+	noPush, tlsVerify                                    bool
 	destinations, buildArgs                              list
 }
 
@@ -51,6 +53,9 @@ func parseBuild(args []string) (*buildFlags, error) {
 	fs.BoolVar(&f.sbom, "sbom", false, "")
 	fs.BoolVar(&f.provenance, "provenance", false, "")
 	fs.StringVar(&f.attestationsFile, "attestations-file", "", "")
+	fs.StringVar(&f.artifactOutputsFile, "artifact-outputs-file", "", "")
+	fs.BoolVar(&f.noPush, "no-push", false, "")
+	fs.BoolVar(&f.tlsVerify, "tls-verify", true, "")
 	fs.Var(&f.destinations, "destination", "")
 	fs.Var(&f.buildArgs, "build-arg", "")
 	if err := fs.Parse(args); err != nil {

@@ -29,6 +29,7 @@ var (
 	sourcePVC    = pipelinev1.WorkspaceBinding{Name: "source", PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "src"}}
 	dockerSecret = pipelinev1.WorkspaceBinding{Name: "dockerconfig", Secret: &corev1.SecretVolumeSource{SecretName: "regcred"}}
 	cachePVC     = pipelinev1.WorkspaceBinding{Name: "cache", PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "cache"}}
+	sslCertDir   = pipelinev1.WorkspaceBinding{Name: "sslcertdir", ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "trusted-ca"}}}
 )
 
 func onlyStep(t *testing.T, cs []Container) Container {
@@ -63,6 +64,9 @@ func TestBuildTaskResolvesToExecutorFlags(t *testing.T) {
 		run        *pipelinev1.TaskRun
 		want       buildFlags
 		wantMounts map[string]bool // mount path -> read only
+		// wantCertDir is SSL_CERT_DIR: the image's directories, and the
+		// sslcertdir workspace when bound (Go skips the empty entry).
+		wantCertDir string
 	}{{
 		name: "defaults",
 		run:  taskRun(pipelinev1.Params{{Name: "IMAGE", Value: str("127.0.0.1:5000/app:1")}}, sourcePVC),
@@ -70,9 +74,11 @@ func TestBuildTaskResolvesToExecutorFlags(t *testing.T) {
 			dockerfile: "./Dockerfile", context: "/workspace/source/./",
 			digestFile: "/tekton/results/IMAGE_DIGEST", urlFile: "/tekton/results/IMAGE_URL", imagesFile: "/tekton/results/IMAGES",
 			sbom: true, provenance: true, attestationsFile: "/tekton/results/ATTESTATIONS",
+			artifactOutputsFile: "/tekton/results/ARTIFACT_OUTPUTS", tlsVerify: true,
 			cacheDir: "/cache", destinations: list{"127.0.0.1:5000/app:1"},
 		},
-		wantMounts: map[string]bool{"/workspace/source": false},
+		wantMounts:  map[string]bool{"/workspace/source": false},
+		wantCertDir: "/slipway/certs:/kaniko/ssl/certs:",
 	}, {
 		name: "every param and workspace",
 		run: taskRun(pipelinev1.Params{
@@ -86,17 +92,20 @@ func TestBuildTaskResolvesToExecutorFlags(t *testing.T) {
 			{Name: "CACHE", Value: str("true")},
 			{Name: "CACHE_REPO", Value: str("127.0.0.1:5000/cache")},
 			{Name: "PLATFORM", Value: str("linux/arm64")},
-		}, sourcePVC, dockerSecret, cachePVC),
+			{Name: "TLSVERIFY", Value: str("false")},
+			{Name: "SKIP_PUSH", Value: str("true")},
+		}, sourcePVC, dockerSecret, cachePVC, sslCertDir),
 		want: buildFlags{
 			dockerfile: "build/Containerfile", context: "/workspace/source/app",
 			digestFile: "/tekton/results/IMAGE_DIGEST", urlFile: "/tekton/results/IMAGE_URL", imagesFile: "/tekton/results/IMAGES",
 			sbom: true, provenance: true, attestationsFile: "/tekton/results/ATTESTATIONS",
 			target: "runtime", cache: true, cacheRepo: "127.0.0.1:5000/cache", platform: "linux/arm64", cacheDir: "/cache",
-			reproducible: true,
+			reproducible: true, artifactOutputsFile: "/tekton/results/ARTIFACT_OUTPUTS", noPush: true,
 			destinations: list{"127.0.0.1:5000/app:1", "127.0.0.1:5000/app:latest", "127.0.0.1:5000/other:1"},
 			buildArgs:    list{"VERSION=1", "NOTE=a b,c"},
 		},
-		wantMounts: map[string]bool{"/workspace/source": false, "/slipway/.docker": true, "/cache": false},
+		wantMounts:  map[string]bool{"/workspace/source": false, "/slipway/.docker": true, "/cache": false, "/slipway/ssl/workspace": true},
+		wantCertDir: "/slipway/certs:/kaniko/ssl/certs:/slipway/ssl/workspace",
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -116,6 +125,9 @@ func TestBuildTaskResolvesToExecutorFlags(t *testing.T) {
 			}
 			if v, _ := env(c, "DOCKER_CONFIG"); v != "/slipway/.docker" {
 				t.Errorf("DOCKER_CONFIG = %q, want /slipway/.docker", v)
+			}
+			if v, _ := env(c, "SSL_CERT_DIR"); v != tt.wantCertDir {
+				t.Errorf("SSL_CERT_DIR = %q, want %q", v, tt.wantCertDir)
 			}
 			for _, a := range append(c.Args, c.WorkingDir) {
 				if strings.Contains(a, "$(") {
@@ -219,6 +231,7 @@ func TestStepActionInUserTask(t *testing.T) {
 		urlFile:    "/tekton/steps/step-build/results/IMAGE_URL",
 		imagesFile: "/tekton/steps/step-build/results/IMAGES",
 		sbom:       true, provenance: true, attestationsFile: "/tekton/steps/step-build/results/ATTESTATIONS",
+		artifactOutputsFile: "/tekton/steps/step-build/results/ARTIFACT_OUTPUTS", tlsVerify: true,
 		destinations: list{"127.0.0.1:5000/app:2"},
 	}
 	if !reflect.DeepEqual(*got, want) {
@@ -255,7 +268,7 @@ func TestArgoTemplatesResolveToExecutorFlags(t *testing.T) {
 			dockerfile: "./Dockerfile", context: "/workspace/source/./", cacheDir: "/cache",
 			digestFile: "/slipway/results/image-digest", urlFile: "/slipway/results/image-url", imagesFile: "/slipway/results/images",
 			sbom: true, provenance: true, attestationsFile: "/slipway/results/attestations",
-			destinations: list{"127.0.0.1:5000/app:1"},
+			tlsVerify: true, destinations: list{"127.0.0.1:5000/app:1"},
 		},
 		volume: func(t *testing.T, tm *wfv1.Template) {
 			for _, v := range tm.Volumes {
@@ -270,12 +283,13 @@ func TestArgoTemplatesResolveToExecutorFlags(t *testing.T) {
 		template: tasks.ArgoTemplateBuildGit,
 		args: argoArgs("image", "127.0.0.1:5000/app:1", "git-repo", "http://10.0.0.2/app.git",
 			"build-args", "VERSION=1\nNOTE=a b\n", "additional-tags", "127.0.0.1:5000/app:latest",
-			"extra-args", "--reproducible", "cache", "true", "target", "runtime", "docker-config-secret", "regcred"),
+			"extra-args", "--reproducible", "cache", "true", "target", "runtime", "docker-config-secret", "regcred",
+			"tlsverify", "false", "skip-push", "true"),
 		want: buildFlags{
 			dockerfile: "./Dockerfile", context: "/workspace/source/./", cacheDir: "/cache",
 			digestFile: "/slipway/results/image-digest", urlFile: "/slipway/results/image-url", imagesFile: "/slipway/results/images",
 			sbom: true, provenance: true, attestationsFile: "/slipway/results/attestations",
-			target: "runtime", cache: true, reproducible: true,
+			target: "runtime", cache: true, reproducible: true, noPush: true,
 			destinations: list{"127.0.0.1:5000/app:1", "127.0.0.1:5000/app:latest"},
 			buildArgs:    list{"VERSION=1", "NOTE=a b"},
 		},
