@@ -9,7 +9,7 @@
 //	git://host/org/repo[#REF[#COMMIT]]
 //	https://host/org/repo.git[#REF[#COMMIT]]
 //	ssh://git@host/org/repo.git[#REF], git@host:org/repo.git[#REF]
-//	s3://bucket/key.tar.gz      aws-sdk-go-v2, honouring S3_ENDPOINT and S3_FORCE_PATH_STYLE
+//	s3://bucket/key.tar.gz      a SigV4-signed GET, aws-sdk-go-v2 credentials; S3_ENDPOINT, S3_FORCE_PATH_STYLE
 //	gs://bucket/key.tar.gz      the GCS JSON API, Application Default Credentials; STORAGE_EMULATOR_HOST
 //	https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB   the Blob service REST API (Shared Key, SAS, anonymous)
 //
@@ -64,7 +64,7 @@ type Options struct {
 	Env func(string) string
 	// HTTPClient, if set, sends the requests for http(s) tarballs, S3, GCS
 	// and Azure Blob (tests use it to reach loopback servers); nil means
-	// http.DefaultClient, or the AWS SDK's default for S3.
+	// http.DefaultClient (the AWS credential chain then uses its own).
 	HTTPClient *http.Client
 }
 

@@ -7,21 +7,22 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
+	"encoding/xml"
 	"fmt"
 	"io"
 	"maps"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/encoding/httpbinding"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/google"
 )
@@ -59,12 +60,18 @@ func tooLarge(src fmt.Stringer, size, max int64) error {
 	return fmt.Errorf("build context %s: %w: the object is %s bytes, over the %d-byte limit", src, ErrTooLarge, strconv.FormatInt(size, 10), max)
 }
 
-// s3Source is s3://BUCKET/KEY, a tarball read with aws-sdk-go-v2 and its
-// default credential chain.
+// s3Source is s3://BUCKET/KEY, a tarball read with one SigV4-signed GET
+// under the AWS SDK's default credential chain (environment, profile, web
+// identity, instance role). Not the S3 client: its generated API is 5 MB
+// of the binary, for this one request; the credential chain and the
+// signer are linked for ECR anyway.
 type s3Source struct {
 	bucket, key string
 	opts        Options
 }
+
+// emptySHA256 is the payload hash of a request without a body.
+const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 func newS3Source(contextURL string, opts Options) (*s3Source, error) {
 	b, k, err := splitBucketURL(contextURL, "s3")
@@ -76,76 +83,165 @@ func newS3Source(contextURL string, opts Options) (*s3Source, error) {
 
 func (s *s3Source) String() string { return "s3://" + s.bucket + "/" + s.key }
 
-func (s *s3Source) client(ctx context.Context) (*s3.Client, error) {
+// s3Target is where the GET goes and how it is signed.
+type s3Target struct {
+	endpoint  *url.URL // scheme and host; a path prefix is kept
+	pathStyle bool
+	region    string
+	creds     aws.Credentials
+}
+
+func (s *s3Source) target(ctx context.Context) (s3Target, error) {
 	var loadOpts []func(*awsconfig.LoadOptions) error
 	if s.opts.HTTPClient != nil {
 		loadOpts = append(loadOpts, awsconfig.WithHTTPClient(s.opts.HTTPClient))
 	}
 	cfg, err := awsconfig.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {
-		return nil, fmt.Errorf("build context %s: loading AWS configuration: %w", s, err)
+		return s3Target{}, fmt.Errorf("build context %s: loading AWS configuration: %w", s, err)
 	}
-	if cfg.Region == "" {
-		// S3 needs a region to sign; any region finds the bucket through
-		// redirects, and S3-compatible servers ignore it.
-		cfg.Region = "us-east-1"
+	t := s3Target{region: cfg.Region}
+	if t.region == "" {
+		// S3 needs a region to sign; a wrong one is corrected from the
+		// bucket's answer (see Fetch), and S3-compatible servers ignore it.
+		t.region = "us-east-1"
 	}
-	endpoint := s.opts.Env(EnvS3Endpoint)
+	if v := s.opts.Env(EnvS3ForcePathStyle); v != "" {
+		if t.pathStyle, err = strconv.ParseBool(v); err != nil {
+			return s3Target{}, fmt.Errorf("build context %s: %s=%q is not true or false", s, EnvS3ForcePathStyle, v)
+		}
+	}
+	// kaniko's S3_ENDPOINT, else the SDK's own endpoint settings.
+	endpoint := cmp.Or(s.opts.Env(EnvS3Endpoint), s.opts.Env("AWS_ENDPOINT_URL_S3"), aws.ToString(cfg.BaseEndpoint))
 	if endpoint != "" && !strings.Contains(endpoint, "://") {
 		endpoint = "https://" + endpoint
 	}
-	pathStyle := false
-	if v := s.opts.Env(EnvS3ForcePathStyle); v != "" {
-		if pathStyle, err = strconv.ParseBool(v); err != nil {
-			return nil, fmt.Errorf("build context %s: %s=%q is not true or false", s, EnvS3ForcePathStyle, v)
-		}
+	if endpoint == "" {
+		endpoint = s3RegionEndpoint(t.region)
 	}
-	return s3.NewFromConfig(cfg, func(o *s3.Options) {
-		if endpoint != "" {
-			o.BaseEndpoint = aws.String(endpoint)
-		}
-		o.UsePathStyle = pathStyle
-		// Only validate checksums the server sends: S3-compatible
-		// servers often send none, and the tar checks its own framing.
-		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
-	}), nil
+	if t.endpoint, err = url.Parse(strings.TrimSuffix(endpoint, "/")); err != nil || t.endpoint.Host == "" {
+		return s3Target{}, fmt.Errorf("build context %s: S3 endpoint %q is not a URL", s, endpoint)
+	}
+	// A bucket that cannot be a host name label (dots over TLS break the
+	// certificate's wildcard) is addressed by path, as the SDK does.
+	if !s3VirtualHostable(s.bucket, t.endpoint.Scheme) {
+		t.pathStyle = true
+	}
+	if t.creds, err = cfg.Credentials.Retrieve(ctx); err != nil {
+		return s3Target{}, fmt.Errorf("build context %s: %w: no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or give the pod an IAM role): %v", s, ErrAuth, err)
+	}
+	return t, nil
+}
+
+func s3RegionEndpoint(region string) string {
+	suffix := "amazonaws.com"
+	if strings.HasPrefix(region, "cn-") {
+		suffix = "amazonaws.com.cn"
+	}
+	return "https://s3." + region + "." + suffix
+}
+
+var s3DNSBucket = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+
+func s3VirtualHostable(bucket, scheme string) bool {
+	return s3DNSBucket.MatchString(bucket) && !strings.Contains(bucket, "..") &&
+		!(scheme == "https" && strings.Contains(bucket, "."))
+}
+
+// request is the signed GET of the object.
+func (s *s3Source) request(ctx context.Context, t s3Target) (*http.Request, error) {
+	u := *t.endpoint
+	prefix := strings.TrimSuffix(u.EscapedPath(), "/")
+	key := httpbinding.EscapePath(s.key, false)
+	if t.pathStyle {
+		u.RawPath = prefix + "/" + httpbinding.EscapePath(s.bucket, true) + "/" + key
+		u.Path = strings.TrimSuffix(u.Path, "/") + "/" + s.bucket + "/" + s.key
+	} else {
+		u.Host = s.bucket + "." + u.Host
+		u.RawPath = prefix + "/" + key
+		u.Path = strings.TrimSuffix(u.Path, "/") + "/" + s.key
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("build context %s: %w", s, err)
+	}
+	req.Header.Set("X-Amz-Content-Sha256", emptySHA256)
+	// S3 signs the path as sent: it is escaped already.
+	err = v4.NewSigner().SignHTTP(ctx, t.creds, req, emptySHA256, "s3", t.region, time.Now(), func(o *v4.SignerOptions) {
+		o.DisableURIPathEscaping = true
+	})
+	if err != nil {
+		return nil, fmt.Errorf("build context %s: signing the request: %w", s, err)
+	}
+	return req, nil
 }
 
 func (s *s3Source) Fetch(ctx context.Context, dest string) error {
-	c, err := s.client(ctx)
+	t, err := s.target(ctx)
 	if err != nil {
 		return err
 	}
-	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key)})
-	if err != nil {
-		return s.wrap(err)
+	client := s.opts.HTTPClient
+	if client == nil {
+		client = http.DefaultClient
 	}
-	defer out.Body.Close()
-	if out.ContentLength != nil && *out.ContentLength > s.opts.MaxSize {
-		return tooLarge(s, *out.ContentLength, s.opts.MaxSize)
+	var resp *http.Response
+	for attempt := 0; ; attempt++ {
+		req, err := s.request(ctx, t)
+		if err != nil {
+			return err
+		}
+		if resp, err = client.Do(req); err != nil {
+			return fmt.Errorf("build context %s: downloading: %w", s, unwrapURLError(err))
+		}
+		// A bucket in another region than the one signed for says which;
+		// sign for that one, once.
+		region := resp.Header.Get("X-Amz-Bucket-Region")
+		if resp.StatusCode == http.StatusOK || attempt > 0 || region == "" || region == t.region {
+			break
+		}
+		resp.Body.Close()
+		if endpoint := s3RegionEndpoint(t.region); t.endpoint.String() == endpoint {
+			t.endpoint, _ = url.Parse(s3RegionEndpoint(region))
+		}
+		t.region = region
 	}
-	if err := Extract(ctx, out.Body, dest, s.opts.MaxSize); err != nil {
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return s.wrap(resp)
+	}
+	if resp.ContentLength > s.opts.MaxSize {
+		return tooLarge(s, resp.ContentLength, s.opts.MaxSize)
+	}
+	if err := Extract(ctx, resp.Body, dest, s.opts.MaxSize); err != nil {
 		return fmt.Errorf("build context %s: %w", s, err)
 	}
 	return nil
 }
 
-func (s *s3Source) wrap(err error) error {
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) {
-		switch apiErr.ErrorCode() {
-		case "NoSuchKey", "NotFound":
-			return fmt.Errorf("build context %s: %w: no object %s in bucket %s", s, ErrNotFound, s.key, s.bucket)
-		case "NoSuchBucket":
-			return fmt.Errorf("build context %s: %w: no bucket %s", s, ErrNotFound, s.bucket)
-		case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden", "ExpiredToken", "InvalidToken":
-			return fmt.Errorf("build context %s: %w: %s: %s; check the AWS credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE, the pod's IAM role)", s, ErrAuth, apiErr.ErrorCode(), apiErr.ErrorMessage())
-		}
+// wrap turns an S3 error response (an XML Error document) into the
+// package's errors.
+func (s *s3Source) wrap(resp *http.Response) error {
+	var body struct {
+		Code    string `xml:"Code"`
+		Message string `xml:"Message"`
 	}
-	if strings.Contains(err.Error(), "failed to retrieve credentials") || strings.Contains(err.Error(), "get credentials") {
-		return fmt.Errorf("build context %s: %w: no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or give the pod an IAM role): %v", s, ErrAuth, err)
+	_ = xml.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body)
+	switch body.Code {
+	case "NoSuchKey", "NotFound":
+		return fmt.Errorf("build context %s: %w: no object %s in bucket %s", s, ErrNotFound, s.key, s.bucket)
+	case "NoSuchBucket":
+		return fmt.Errorf("build context %s: %w: no bucket %s", s, ErrNotFound, s.bucket)
+	case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden", "ExpiredToken", "InvalidToken":
+		return fmt.Errorf("build context %s: %w: %s: %s; check the AWS credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE, the pod's IAM role)", s, ErrAuth, body.Code, body.Message)
 	}
-	return fmt.Errorf("build context %s: downloading: %w", s, err)
+	switch resp.StatusCode {
+	case http.StatusNotFound:
+		return fmt.Errorf("build context %s: %w (HTTP 404)", s, ErrNotFound)
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return fmt.Errorf("build context %s: %w (HTTP %d); check the AWS credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE, the pod's IAM role)", s, ErrAuth, resp.StatusCode)
+	}
+	return fmt.Errorf("build context %s: downloading: HTTP %s: %s %s", s, resp.Status, body.Code, body.Message)
 }
 
 // gcsSource is gs://BUCKET/OBJECT, a tarball read with one GET of the GCS

@@ -17,7 +17,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 )
@@ -33,9 +36,10 @@ func TestS3(t *testing.T) {
 	}
 	good := gzipBytes(t, makeTar(t, sampleEntries()...))
 	for key, body := range map[string][]byte{
-		"team/app.tar.gz": good,
-		"readme.txt":      []byte("just text"),
-		"bomb.tar.gz":     gzipBytes(t, makeTar(t, entry{name: "zeros", typ: '0', mode: 0o644, size: 32 << 20})),
+		"team/app.tar.gz":      good,
+		"team/my app+1.tar.gz": good,
+		"readme.txt":           []byte("just text"),
+		"bomb.tar.gz":          gzipBytes(t, makeTar(t, entry{name: "zeros", typ: '0', mode: 0o644, size: 32 << 20})),
 	} {
 		if _, err := backend.PutObject("contexts", key, map[string]string{}, bytes.NewReader(body), int64(len(body)), nil); err != nil {
 			t.Fatal(err)
@@ -48,7 +52,7 @@ func TestS3(t *testing.T) {
 		mu.Lock()
 		paths = append(paths, r.URL.Path)
 		mu.Unlock()
-		if !strings.Contains(r.Header.Get("Authorization"), "Credential=AKIDSLIPWAY/") {
+		if !strings.Contains(r.Header.Get("Authorization"), "Credential=AKIDSLIPWAY/") || !validSigV4(r, "secret") {
 			w.WriteHeader(http.StatusForbidden)
 			fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidAccessKeyId</Code><Message>The AWS Access Key Id you provided does not exist in our records.</Message></Error>`)
 			return
@@ -78,6 +82,14 @@ func TestS3(t *testing.T) {
 		if len(paths) == 0 || paths[len(paths)-1] != "/contexts/team/app.tar.gz" {
 			t.Errorf("requests %v: want a path-style GET of /contexts/team/app.tar.gz", paths)
 		}
+	})
+	t.Run("key to escape", func(t *testing.T) {
+		dir, cleanup, err := Prepare(context.Background(), "s3://contexts/team/my app+1.tar.gz", t.TempDir(), Options{Env: env})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cleanup()
+		assertTree(t, dir, sampleTree())
 	})
 	for _, tc := range []struct {
 		name, url string
@@ -109,6 +121,83 @@ func TestS3(t *testing.T) {
 			t.Fatalf("err = %v, want ErrAuth", err)
 		}
 	})
+}
+
+// validSigV4 checks a request's SigV4 signature as S3 does: the canonical
+// request rebuilt from what arrived (path as sent, host, the signed
+// headers), signed again with the secret, must give the same
+// Authorization.
+func validSigV4(r *http.Request, secret string) bool {
+	auth := r.Header.Get("Authorization")
+	_, scope, ok := strings.Cut(auth, "Credential=")
+	if !ok {
+		return false
+	}
+	parts := strings.Split(strings.Split(scope, ",")[0], "/") // AKID/date/region/s3/aws4_request
+	if len(parts) != 5 {
+		return false
+	}
+	when, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
+	if err != nil {
+		return false
+	}
+	_, signed, _ := strings.Cut(auth, "SignedHeaders=")
+	signed, _, _ = strings.Cut(signed, ",")
+	again, _ := http.NewRequest(r.Method, "http://"+r.Host+r.URL.RequestURI(), nil)
+	for _, h := range strings.Split(signed, ";") {
+		if h != "host" {
+			again.Header[http.CanonicalHeaderKey(h)] = r.Header.Values(h)
+		}
+	}
+	err = v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: parts[0], SecretAccessKey: secret},
+		again, r.Header.Get("X-Amz-Content-Sha256"), "s3", parts[2], when, func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
+	return err == nil && again.Header.Get("Authorization") == auth
+}
+
+// TestS3VirtualHostAndRegion: without S3_FORCE_PATH_STYLE the bucket is
+// the host's first label, and a bucket in another region than the one
+// signed for is asked again, signed for the region its answer names.
+func TestS3VirtualHostAndRegion(t *testing.T) {
+	good := gzipBytes(t, makeTar(t, sampleEntries()...))
+	var seen []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, scope, _ := strings.Cut(r.Header.Get("Authorization"), "Credential=")
+		seen = append(seen, r.Host+r.URL.EscapedPath()+" "+strings.Split(scope, "/")[2])
+		if !validSigV4(r, "secret") {
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprint(w, `<Error><Code>SignatureDoesNotMatch</Code><Message>no</Message></Error>`)
+			return
+		}
+		if !strings.Contains(scope, "/eu-central-1/s3/") {
+			w.Header().Set("X-Amz-Bucket-Region", "eu-central-1")
+			w.WriteHeader(http.StatusMovedPermanently)
+			fmt.Fprint(w, `<Error><Code>PermanentRedirect</Code><Message>use the bucket's region</Message></Error>`)
+			return
+		}
+		w.Write(good)
+	}))
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, srv.Listener.Addr().String())
+	}}}
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDSLIPWAY")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_REGION", "us-west-2")
+	t.Setenv("AWS_CA_BUNDLE", "") // the SDK refuses one with a caller's http.Client
+	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	env := envMap(map[string]string{"S3_ENDPOINT": "http://objects.test"})
+	dir, cleanup, err := Prepare(context.Background(), "s3://contexts/team/app.tar.gz", t.TempDir(), Options{Env: env, HTTPClient: client})
+	if err != nil {
+		t.Fatalf("%v after requests %q", err, seen)
+	}
+	defer cleanup()
+	assertTree(t, dir, sampleTree())
+	want := []string{"contexts.objects.test/team/app.tar.gz us-west-2", "contexts.objects.test/team/app.tar.gz eu-central-1"}
+	if strings.Join(seen, "|") != strings.Join(want, "|") {
+		t.Errorf("requests = %q, want %q", seen, want)
+	}
 }
 
 // TestGCS is request-level: an httptest server speaks the part of the GCS
