@@ -50,3 +50,22 @@ func TestApkPackages(t *testing.T) {
 		t.Errorf("got %+v", pkgs)
 	}
 }
+
+func TestIsRPMDB(t *testing.T) {
+	for p, want := range map[string]bool{
+		"/var/lib/rpm/rpmdb.sqlite":             true,
+		"/var/lib/rpm/Packages":                 true,
+		"/usr/lib/sysimage/rpm/Packages.db":     true,
+		"/usr/share/rpm/Packages":               true,
+		"/var/lib/rpm/rpmdb.sqlite-wal":         false,
+		"/var/lib/rpm/Basenames":                false,
+		"/opt/var/lib/rpm/Packages":             false,
+		"/usr/lib/sysimage/rpm/rpmdb.sqlite":    true,
+		"/var/lib/dpkg/status":                  false,
+		"/usr/lib/sysimage/rpm/sub/Packages.db": false,
+	} {
+		if got := isRPMDB(p); got != want {
+			t.Errorf("isRPMDB(%q) = %v, want %v", p, got, want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"path"
 	"runtime/debug"
 	"sort"
@@ -43,16 +44,27 @@ const maxGoBinary = 512 << 20
 //   - the modules compiled into Go binaries, from the build information
 //     the Go linker embeds (debug/buildinfo): the main module, every
 //     dependency (a replaced one under its replacement) and the standard
-//     library, as syft and govulncheck name them.
-//
-// The rpm database is not read yet.
-func Packages(img v1.Image) ([]Package, error) {
+//     library, as syft and govulncheck name them;
+//   - the rpm database (Berkeley DB, ndb or SQLite, where syft looks for
+//     one), read with go-rpmdb as syft's rpm cataloguer does, from a copy
+//     in a temporary directory (WithScratchDir).
+func Packages(img v1.Image, opts ...PackagesOption) ([]Package, error) {
+	o := packagesOptions{scratchDir: os.TempDir()}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	rc := mutate.Extract(img)
 	defer rc.Close()
 	tr := tar.NewReader(rc)
 	var pkgs []Package
 	var osRelease []byte
 	var dpkg, apk [][2]string // (path, content), read once the distro is known
+	var rpm [][2]string       // (path, copy), read once the distro is known
+	defer func() {
+		for _, f := range rpm {
+			os.Remove(f[1])
+		}
+	}()
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -79,6 +91,13 @@ func Packages(img v1.Image) ([]Package, error) {
 				return nil, fmt.Errorf("reading %s: %w", p, err)
 			}
 			dpkg = append(dpkg, [2]string{p, string(b)})
+			continue
+		case isRPMDB(p):
+			f, err := copyRPMDB(o.scratchDir, tr)
+			if err != nil {
+				return nil, fmt.Errorf("copying %s out of the image: %w", p, err)
+			}
+			rpm = append(rpm, [2]string{p, f})
 			continue
 		case p == "/lib/apk/db/installed":
 			b, err := io.ReadAll(io.LimitReader(tr, 256<<20))
@@ -119,12 +138,35 @@ func Packages(img v1.Image) ([]Package, error) {
 	for _, f := range apk {
 		pkgs = append(pkgs, apkPackages(f[0], f[1], distro)...)
 	}
+	for _, f := range rpm {
+		found, err := rpmPackages(f[0], f[1], distro)
+		if err != nil {
+			return nil, err
+		}
+		pkgs = append(pkgs, found...)
+	}
 	return pkgs, nil
 }
 
+// PackagesOption configures Packages.
+type PackagesOption func(*packagesOptions)
+
+type packagesOptions struct{ scratchDir string }
+
+// WithScratchDir is where Packages copies an rpm database to read it (the
+// system's temporary directory by default). In in-place mode that is the
+// build's work directory: / is the built image there.
+func WithScratchDir(dir string) PackagesOption {
+	return func(o *packagesOptions) {
+		if dir != "" {
+			o.scratchDir = dir
+		}
+	}
+}
+
 // GoPackages lists the modules of the Go binaries in img only.
-func GoPackages(img v1.Image) ([]Package, error) {
-	all, err := Packages(img)
+func GoPackages(img v1.Image, opts ...PackagesOption) ([]Package, error) {
+	all, err := Packages(img, opts...)
 	if err != nil {
 		return nil, err
 	}

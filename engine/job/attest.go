@@ -70,6 +70,7 @@ type attestations struct {
 	img        v1.Image
 	dockerfile string
 	contextDir string
+	workDir    string
 	started    time.Time
 	sources    *recordingSource
 }
@@ -85,7 +86,7 @@ func (a *attestations) afterPush(ctx context.Context, pushed []name.Digest) erro
 	}
 	var records []record
 	if a.cfg.SBOM || a.cfg.SBOMPath != "" {
-		pkgs, err := ImagePackages(a.img)
+		pkgs, err := ImagePackages(a.img, attest.WithScratchDir(a.workDir))
 		if err != nil {
 			return fmt.Errorf("--sbom: %w", err)
 		}
@@ -186,8 +187,8 @@ func resolveDockerfile(p, contextDir string) string {
 }
 
 // ImagePackages lists what --sbom catalogues in img.
-func ImagePackages(img v1.Image) ([]attest.Package, error) {
-	return attest.Packages(img)
+func ImagePackages(img v1.Image, opts ...attest.PackagesOption) ([]attest.Package, error) {
+	return attest.Packages(img, opts...)
 }
 
 // argNames are the names of --build-arg values, never the values.

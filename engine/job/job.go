@@ -245,7 +245,7 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 	}
 	if cfg.SBOM || cfg.SBOMPath != "" || cfg.Provenance || cfg.AttestationsFile != "" {
 		a := &attestations{cfg: cfg, client: client, img: img, dockerfile: resolveDockerfile(cfg.Dockerfile, contextDir),
-			contextDir: contextDir, started: started, sources: sources}
+			contextDir: contextDir, workDir: workDir, started: started, sources: sources}
 		cfg.Publish.AfterPush = a.afterPush
 	}
 	digest, err := publish.Publish(ctx, img, client, cfg.Publish)
