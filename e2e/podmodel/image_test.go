@@ -334,12 +334,10 @@ func TestImageContents(t *testing.T) {
 			if f := fs["/kaniko/.docker"]; f == nil || f.mode != os.ModeDir|0o755 {
 				t.Errorf("/kaniko/.docker: got %v, want a directory", f)
 			}
-			// A plain byte budget: kaniko's executor image, its three
-			// credential helpers included, is 53 to 57 MB unpacked, and
-			// Slipway's must be no larger (issue 17). A new dependency that
-			// breaks it shows in `go version -m bin/slipway-build`.
+			// A plain byte budget (see executorBudget), not a benchmark:
+			// the size is fixed by the binary, whatever the machine.
 			if size := unpackedSize(t, img); size > executorBudget {
-				t.Errorf("the %s image is %d bytes unpacked, over the budget of %d (kaniko's image): find what grew with go version -m bin/slipway-build and go tool nm -size -sort size", tc.name, size, executorBudget)
+				t.Errorf("the %s image is %d bytes unpacked, over the budget of %d (kaniko's is 53 MB): find what grew with go version -m bin/slipway-build and go tool nm -size -sort size", tc.name, size, executorBudget)
 			} else {
 				t.Logf("the %s image is %d bytes unpacked (budget %d)", tc.name, size, executorBudget)
 			}
@@ -371,10 +369,13 @@ func TestImageContents(t *testing.T) {
 var multicall = []string{"slipway-build", "slipway-warm", "slipway-index",
 	"docker-credential-gcr", "docker-credential-ecr-login", "docker-credential-acr-env"}
 
-// executorBudget is the unpacked size of kaniko's executor image, the
-// lower end of 53–57 MB: the debug image adds busybox to it (about 2 MB),
-// and still fits.
-const executorBudget = 53_000_000
+// executorBudget bounds both images' unpacked size. The target is
+// kaniko's executor image, 53–57 MB with its credential helpers (issue
+// 17); the budget sits well under it, at about 1.4 times the 27.6 MB of
+// the executor image when it was set (29.6 MB with busybox), so that the
+// next heavy dependency fails here when it lands: the GCS storage SDK
+// alone was 22 MB.
+const executorBudget = 40_000_000
 
 // resolve follows symbolic links in fs from p, as the kernel would inside
 // the image, to the final path; "" when a link leads outside the image or
