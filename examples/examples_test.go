@@ -14,6 +14,7 @@ import (
 	"github.com/argoproj/argo-workflows/v3/workflow/templateresolution"
 	"github.com/argoproj/argo-workflows/v3/workflow/validate"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
@@ -109,6 +110,10 @@ func TestExamplesParseAndValidate(t *testing.T) {
 				if err := validate.ValidateWorkflow(wtGetter, cwtGetter, &wf, nil, validate.ValidateOpts{}); err != nil {
 					t.Error(err)
 				}
+			case "batch/v1 Job":
+				var job batchv1.Job
+				strict(&job)
+				checkKanikoJob(t, &job, b)
 			case "v1 Secret":
 				var s corev1.Secret
 				strict(&s)
@@ -118,7 +123,7 @@ func TestExamplesParseAndValidate(t *testing.T) {
 			}
 		})
 	}
-	for _, kind := range []string{"Pipeline", "PipelineRun", "Workflow", "Secret", "GitLab CI", "Drone", "Woodpecker"} {
+	for _, kind := range []string{"Pipeline", "PipelineRun", "Workflow", "Secret", "Job", "GitLab CI", "Drone", "Woodpecker"} {
 		if seen[kind] == 0 {
 			t.Errorf("no %s example", kind)
 		}
@@ -246,4 +251,46 @@ func checkPluginStep(t *testing.T, b []byte) {
 		return
 	}
 	t.Fatal("no publish step")
+}
+
+// checkKanikoJob checks the plain Job's shape (e2e/cluster runs it): the
+// Secret `kubectl create secret docker-registry` makes, mounted where
+// kaniko's image reads it with its key renamed config.json, a git context
+// and the registry cache; and that the README's quick start is this file.
+func checkKanikoJob(t *testing.T, job *batchv1.Job, raw []byte) {
+	t.Helper()
+	spec := job.Spec.Template.Spec
+	if len(spec.Containers) != 1 {
+		t.Fatalf("%d containers, want 1", len(spec.Containers))
+	}
+	c := spec.Containers[0]
+	args := strings.Join(c.Args, " ")
+	for _, want := range []string{"--context=git://", "--destination=", "--cache=true", "--cache-repo="} {
+		if !strings.Contains(args, want) {
+			t.Errorf("args %q lack %s", c.Args, want)
+		}
+	}
+	var mounted string
+	for _, m := range c.VolumeMounts {
+		if m.MountPath == "/kaniko/.docker" {
+			mounted = m.Name
+		}
+	}
+	var ok bool
+	for _, v := range spec.Volumes {
+		if v.Name == mounted && v.Secret != nil && len(v.Secret.Items) == 1 &&
+			v.Secret.Items[0].Key == corev1.DockerConfigJsonKey && v.Secret.Items[0].Path == "config.json" {
+			ok = true
+		}
+	}
+	if !ok {
+		t.Errorf("no Secret mounted at /kaniko/.docker with items %s -> config.json", corev1.DockerConfigJsonKey)
+	}
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), "```yaml\n"+string(raw)+"```") {
+		t.Error("the README's plain-Job quick start is not this file as it stands")
+	}
 }

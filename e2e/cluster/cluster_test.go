@@ -437,6 +437,12 @@ spec:
 	if want := cl.registry + "/e2e/tekton-pipeline@" + digest; images != want {
 		t.Errorf("IMAGES = %q, want %q", images, want)
 	}
+	// Chains' object type hint, which Tekton took as an object result.
+	var artifact map[string]string
+	if raw, _ := result(tr, "ARTIFACT_OUTPUTS"); json.Unmarshal([]byte(raw), &artifact) != nil ||
+		artifact["uri"] != image || artifact["digest"] != digest || artifact["isBuildArtifact"] != "true" {
+		t.Errorf("ARTIFACT_OUTPUTS = %v, want uri %s, digest %s, isBuildArtifact true", artifact, image, digest)
+	}
 	checkPushed(t, image, digest, line)
 	checkPodSecurity(t, tr.Status.PodName)
 }
