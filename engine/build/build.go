@@ -51,6 +51,7 @@ import (
 	"github.com/slipway-build/slipway/engine/cache"
 	"github.com/slipway-build/slipway/engine/dockerfile"
 	"github.com/slipway-build/slipway/engine/layer"
+	"github.com/slipway-build/slipway/engine/layertoc"
 	"github.com/slipway-build/slipway/engine/registry"
 	"github.com/slipway-build/slipway/engine/rootfs"
 	"github.com/slipway-build/slipway/engine/run"
@@ -125,6 +126,11 @@ type Collaborators struct {
 	// CacheWrites, when set, receives the background cache writes for the
 	// caller to wait on after publishing; when nil, Build waits for them.
 	CacheWrites *errgroup.Group
+	// TOCs, when set, holds the layers' tables of contents, which steps
+	// on a sparse root read instead of the layers, and records the table
+	// of each layer read or written whole; the caller waits for its
+	// writes (engine/layertoc).
+	TOCs *layertoc.Index
 	// WorkDir holds stage root filesystems and layer files. The layers of
 	// the returned image are read from it, so the caller removes it only
 	// after publishing.

@@ -87,10 +87,14 @@ func (b *builder) extractTree(ctx context.Context, key string, get func() (image
 }
 
 func (b *builder) layerCacheOptions() []rootfs.Option {
-	if b.opts.ExtractedLayerDir == "" {
-		return nil
+	var opts []rootfs.Option
+	if b.opts.ExtractedLayerDir != "" {
+		opts = append(opts, rootfs.WithLayerCache(b.opts.ExtractedLayerDir))
 	}
-	return []rootfs.Option{rootfs.WithLayerCache(b.opts.ExtractedLayerDir)}
+	if b.opts.TOCs != nil {
+		opts = append(opts, rootfs.WithTOCs(b.opts.TOCs))
+	}
+	return opts
 }
 
 // imageRef is an image whose filesystem a build reads.

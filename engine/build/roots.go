@@ -222,6 +222,7 @@ func (f *stageFS) unpack(ctx context.Context, img v1.Image) (*unpackedRoot, erro
 // sparse returns an empty sparse root over base and layers, the stage's
 // image so far; remove its dir when the step is done.
 func (f *stageFS) sparse(ctx context.Context, base v1.Image, layers []v1.Layer) (sparseRoot, error) {
+	rootfs.PrefetchTOCs(ctx, layers[f.lowerLayers:], f.b.extractOptions()...)
 	if f.lower == nil {
 		lower, err := rootfs.ScanImage(ctx, base, f.b.extractOptions()...)
 		if err != nil {

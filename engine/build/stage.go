@@ -281,6 +281,7 @@ func (s *stage) commitFrom(root string, changes []layer.Change, createdBy string
 		Level:            s.b.opts.CompressionLevel,
 		Epoch:            s.b.opts.Epoch,
 		TempDir:          s.b.opts.WorkDir,
+		TOCs:             s.b.opts.TOCs,
 	})
 	if err != nil {
 		return err

@@ -26,6 +26,7 @@ import (
 	"github.com/slipway-build/slipway/engine/extracted"
 	"github.com/slipway-build/slipway/engine/flagvalue"
 	"github.com/slipway-build/slipway/engine/layer"
+	"github.com/slipway-build/slipway/engine/layertoc"
 	"github.com/slipway-build/slipway/engine/phase"
 	"github.com/slipway-build/slipway/engine/publish"
 	"github.com/slipway-build/slipway/engine/registry"
@@ -149,7 +150,7 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 	defer tree.Remove()
 	workDir := tree.dir
 
-	store, err := layerCacheStore(cfg, client)
+	store, tocs, err := layerCacheStore(cfg, client)
 	if err != nil {
 		return v1.Hash{}, err
 	}
@@ -197,6 +198,7 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 			Mode:              in.mode,
 			LayerCache:        store,
 			CacheWrites:       &cacheWrites,
+			TOCs:              tocs,
 			WorkDir:           workDir,
 			ExtractedLayerDir: layersDir,
 			CacheMountDir:     cfg.CacheDir,
@@ -252,6 +254,7 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 	// The cache writes ran beside the build and the push; their layers
 	// live in the work directory, removed on return.
 	_ = cacheWrites.Wait()
+	tocs.Wait()
 	if err != nil {
 		return v1.Hash{}, err
 	}
@@ -370,33 +373,33 @@ func extractedLayerDir(cacheDir string, mode run.Mode, log *slog.Logger) string 
 	return dir
 }
 
-// layerCacheStore is the registry layer cache (--cache, --cache-repo); nil
-// when --cache is off.
-func layerCacheStore(cfg Config, client *registry.Client) (cache.Store, error) {
+// layerCacheStore is the registry layer cache (--cache, --cache-repo) and
+// the layers' tables of contents kept beside it; nil when --cache is off.
+func layerCacheStore(cfg Config, client *registry.Client) (cache.Store, *layertoc.Index, error) {
 	if !cfg.Cache {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var dest name.Tag
 	if len(cfg.Publish.Destinations) > 0 {
 		// Check has accepted every destination already.
 		tags, err := publish.Tags(cfg.Publish)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		dest = tags[0]
 	}
 	repo := cfg.CacheRepo
 	if repo == "" {
 		if len(cfg.Publish.Destinations) == 0 {
-			return nil, errors.New("--cache needs --cache-repo, or a --destination to derive <destination>/cache from")
+			return nil, nil, errors.New("--cache needs --cache-repo, or a --destination to derive <destination>/cache from")
 		}
 		var err error
 		if repo, err = cache.DefaultRepo(cfg.Publish.Destinations[0]); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if strings.HasPrefix(repo, "oci:") {
-		return nil, fmt.Errorf("--cache-repo %s: an OCI layout as the layer cache is not supported; name a registry repository", repo)
+		return nil, nil, fmt.Errorf("--cache-repo %s: an OCI layout as the layer cache is not supported; name a registry repository", repo)
 	}
 	cfg.Log.Info("Using the layer cache in " + repo)
 	storeOpts := []cache.RegistryOption{cache.WithLogger(cfg.Log)}
@@ -405,7 +408,12 @@ func layerCacheStore(cfg Config, client *registry.Client) (cache.Store, error) {
 		// cache rather than uploaded twice.
 		storeOpts = append(storeOpts, cache.WithMountFrom(dest.Context().Name()))
 	}
-	return cache.NewRegistryStore(repo, client, cfg.CacheTTL, storeOpts...), nil
+	var tocOpts []layertoc.IndexOption
+	if cfg.NoPushCache {
+		tocOpts = append(tocOpts, layertoc.ReadOnly())
+	}
+	tocs := layertoc.NewIndex(layertoc.NewRegistryStore(repo, client), cfg.Log, tocOpts...)
+	return cache.NewRegistryStore(repo, client, cfg.CacheTTL, storeOpts...), tocs, nil
 }
 
 // buildEpoch is the time a reproducible build stamps everywhere:

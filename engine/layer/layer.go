@@ -29,6 +29,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/slipway-build/slipway/engine/extracted"
+	"github.com/slipway-build/slipway/engine/layertoc"
 	"github.com/slipway-build/slipway/engine/phase"
 	"github.com/slipway-build/slipway/engine/rootfs"
 )
@@ -78,6 +79,10 @@ type Options struct {
 	// rootfs.WithLayerCache reads, so that unpacking the layer later needs
 	// neither a download nor a decompression.
 	KeepUncompressed string
+	// TOCs, when set, receives the layer's table of contents once it is
+	// written (a *layertoc.Index), so that a later build reads that
+	// instead of the layer.
+	TOCs *layertoc.Index
 }
 
 // Write streams a tar of changes under root into a compressed temporary
@@ -127,8 +132,13 @@ func write(f *os.File, root string, changes []Change, opts Options) (v1.Layer, e
 			sinks = append(sinks, kept)
 		}
 	}
-	tw := tar.NewWriter(io.MultiWriter(sinks...))
-	if err := writeEntries(tw, root, changes, opts.Epoch); err != nil {
+	uncompressed := &countingWriter{w: io.MultiWriter(sinks...)}
+	tw := tar.NewWriter(uncompressed)
+	var toc *layertoc.Builder
+	if opts.TOCs != nil {
+		toc = layertoc.NewBuilder()
+	}
+	if err := writeEntries(tw, root, changes, opts.Epoch, toc, uncompressed); err != nil {
 		return nil, err
 	}
 	if err := tw.Close(); err != nil {
@@ -140,6 +150,9 @@ func write(f *os.File, root string, changes []Change, opts Options) (v1.Layer, e
 	if kept != nil {
 		// A failure to keep the copy costs only a later download.
 		_ = keep.Keep(kept, hashOf(diffIDer))
+	}
+	if toc != nil {
+		opts.TOCs.Record(toc.TOC(hashOf(diffIDer)))
 	}
 	return &fileLayer{
 		path:      f.Name(),
@@ -184,7 +197,7 @@ type entry struct {
 	kind Kind
 }
 
-func writeEntries(tw *tar.Writer, root string, changes []Change, epoch *time.Time) error {
+func writeEntries(tw *tar.Writer, root string, changes []Change, epoch *time.Time, toc *layertoc.Builder, written *countingWriter) error {
 	byName := map[string]entry{}
 	for _, c := range changes {
 		p := path.Clean("/" + c.Path)
@@ -215,7 +228,7 @@ func writeEntries(tw *tar.Writer, root string, changes []Change, epoch *time.Tim
 	}
 	sort.Strings(names)
 
-	w := entryWriter{tw: tw, root: root, epoch: epoch, links: map[inode]string{}}
+	w := entryWriter{tw: tw, root: root, epoch: epoch, links: map[inode]string{}, toc: toc, written: written}
 	for _, n := range names {
 		e := byName[n]
 		var err error
@@ -238,6 +251,10 @@ type entryWriter struct {
 	root  string
 	epoch *time.Time
 	links map[inode]string
+	// toc, when not nil, records the table of contents; written counts
+	// the tar's bytes, so that it knows where content starts.
+	toc     *layertoc.Builder
+	written *countingWriter
 }
 
 // marker writes a whiteout or opaque marker, owned by root like BuildKit's.
@@ -251,6 +268,7 @@ func (w *entryWriter) marker(name, of string) error {
 	if err := w.tw.WriteHeader(hdr); err != nil {
 		return fmt.Errorf("writing whiteout for /%s: %w", of, err)
 	}
+	w.toc.Entry(hdr, w.written.n, nil)
 	return nil
 }
 
@@ -306,6 +324,7 @@ func (w *entryWriter) add(rel string) error {
 		return fmt.Errorf("writing /%s to layer: %w", rel, err)
 	}
 	if hdr.Typeflag != tar.TypeReg || hdr.Size == 0 {
+		w.toc.Entry(hdr, w.written.n, nil)
 		return nil
 	}
 	f, err := os.Open(full)
@@ -313,7 +332,7 @@ func (w *entryWriter) add(rel string) error {
 		return fmt.Errorf("adding /%s to layer: %w", rel, err)
 	}
 	defer f.Close()
-	if _, err := io.CopyN(w.tw, f, hdr.Size); err != nil {
+	if _, err := io.CopyN(w.tw, w.toc.Entry(hdr, w.written.n, f), hdr.Size); err != nil {
 		if errors.Is(err, io.EOF) {
 			return fmt.Errorf("copying /%s into layer: it shrank while being written: %w", rel, err)
 		}

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/slipway-build/slipway/engine/extracted"
+	"github.com/slipway-build/slipway/engine/layertoc"
 	"github.com/slipway-build/slipway/engine/phase"
 )
 
@@ -47,6 +48,7 @@ type options struct {
 	archive   bool
 	owner     *[2]int
 	noDevices bool
+	tocs      TOCIndex
 }
 
 // AsArchive applies the tar as a plain archive, as ADD unpacks one
@@ -65,6 +67,24 @@ func WithOwner(uid, gid int) Option {
 // build unpacks an ADDed archive.
 func WithoutDevices() Option {
 	return func(o *options) { o.noDevices = true }
+}
+
+// TOCIndex is where the tables of contents of layers are found and kept
+// (a *layertoc.Index).
+type TOCIndex interface {
+	// Lookup returns the table of the layer with diffID, or nil.
+	Lookup(ctx context.Context, diffID v1.Hash) *layertoc.TOC
+	// Record keeps the table of a layer that was read whole.
+	Record(t *layertoc.TOC)
+	// Reject reports a table from Lookup that does not fit its layer.
+	Reject(diffID v1.Hash, err error)
+}
+
+// WithTOCs makes Lower read a layer's table of contents from idx instead
+// of the layer, where idx has one, and makes ExtractImage and Lower record
+// the table of each layer they read whole.
+func WithTOCs(idx TOCIndex) Option {
+	return func(o *options) { o.tocs = idx }
 }
 
 // WithLayerCache keeps every layer ExtractImage applies, uncompressed and
@@ -108,15 +128,40 @@ func ExtractImage(ctx context.Context, root string, img v1.Image, idx *Index, op
 		if err != nil {
 			return fmt.Errorf("reading layer %s: %w", desc, err)
 		}
-		err = extract(ctx, root, rc, idx, opts)
+		toc, diffID := tocBuilder(l, opts)
+		err = extract(ctx, root, rc, idx, opts, toc)
 		if cerr := rc.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
 			return fmt.Errorf("extracting layer %s: %w", desc, err)
 		}
+		if toc != nil {
+			optionsOf(opts).tocs.Record(toc.TOC(diffID))
+		}
 	}
 	return nil
+}
+
+func optionsOf(opts []Option) options {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// tocBuilder returns a Builder for the table of contents of l, when the
+// options keep tables and l's diff ID is known, and the diff ID.
+func tocBuilder(l v1.Layer, opts []Option) (*layertoc.Builder, v1.Hash) {
+	if optionsOf(opts).tocs == nil {
+		return nil, v1.Hash{}
+	}
+	diffID, err := l.DiffID()
+	if err != nil {
+		return nil, v1.Hash{}
+	}
+	return layertoc.NewBuilder(), diffID
 }
 
 // openLayer returns a layer's uncompressed stream: from the layer cache
@@ -178,7 +223,7 @@ func (k *keepingReader) Close() error {
 // Extract applies one uncompressed layer tar onto root and records every
 // path it wrote or removed in idx (which may be nil).
 func Extract(root string, r io.Reader, idx *Index, opts ...Option) error {
-	return extract(context.Background(), root, r, idx, opts)
+	return extract(context.Background(), root, r, idx, opts, nil)
 }
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256*1024); return &b }}
@@ -200,20 +245,17 @@ type extractor struct {
 	dirTimes []dirTime
 }
 
-func extract(ctx context.Context, root string, r io.Reader, idx *Index, opts []Option) error {
+func extract(ctx context.Context, root string, r io.Reader, idx *Index, opts []Option, toc *layertoc.Builder) error {
 	defer phase.Start(phase.Unpack)()
 	r = phase.Reader(r, phase.Pull, phase.Unpack)
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := optionsOf(opts)
 	rt, err := OpenRoot(root)
 	if err != nil {
 		return err
 	}
 	defer rt.Close()
 	x := &extractor{r: rt, o: o, idx: idx, written: map[string]bool{}, hashes: map[string][]byte{}}
-	if err := eachEntry(ctx, r, x.entry); err != nil {
+	if err := scanEntries(ctx, r, toc, x.entry); err != nil {
 		return err
 	}
 	x.finishDirTimes()
@@ -223,6 +265,17 @@ func extract(ctx context.Context, root string, r io.Reader, idx *Index, opts []O
 // eachEntry calls fn with every entry of a layer tar and its content, in
 // order, until an error or the end of ctx.
 func eachEntry(ctx context.Context, r io.Reader, fn func(*tar.Header, io.Reader) error) error {
+	return scanEntries(ctx, r, nil, fn)
+}
+
+// scanEntries is eachEntry, also recording the layer's table of contents
+// in toc when it is not nil. The table is only good once the whole stream
+// was read: then its digest was checked.
+func scanEntries(ctx context.Context, r io.Reader, toc *layertoc.Builder, fn func(*tar.Header, io.Reader) error) error {
+	var offset func() int64
+	if toc != nil {
+		offset, r = counting(r)
+	}
 	tr := tar.NewReader(r)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -230,15 +283,60 @@ func eachEntry(ctx context.Context, r io.Reader, fn func(*tar.Header, io.Reader)
 		}
 		hdr, err := tr.Next()
 		if err == io.EOF {
-			return nil
+			break
 		}
 		if err != nil {
 			return fmt.Errorf("reading layer tar: %w", err)
 		}
-		if err := fn(hdr, tr); err != nil {
+		var content io.Reader = tr
+		if toc != nil {
+			content = toc.Entry(hdr, offset(), tr)
+		}
+		if err := fn(hdr, content); err != nil {
 			return fmt.Errorf("layer entry %q: %w", hdr.Name, err)
 		}
+		if content != io.Reader(tr) {
+			// The table keeps this file's content: read what fn left.
+			if _, err := io.Copy(io.Discard, content); err != nil {
+				return fmt.Errorf("reading layer tar: %w", err)
+			}
+		}
 	}
+	if toc != nil {
+		// The tar's end may come before the stream's, where its digest is
+		// checked.
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return fmt.Errorf("reading layer tar: %w", err)
+		}
+	}
+	return nil
+}
+
+// counting returns r, counting what is read of it, and the count. A
+// stream that can seek still can, so that a tar reader seeks past content
+// it skips.
+func counting(r io.Reader) (func() int64, io.Reader) {
+	if s, ok := r.(io.ReadSeeker); ok {
+		if _, err := s.Seek(0, io.SeekCurrent); err == nil {
+			return func() int64 {
+				n, _ := s.Seek(0, io.SeekCurrent)
+				return n
+			}, s
+		}
+	}
+	c := &countingReader{r: r}
+	return func() int64 { return c.n }, c
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func (x *extractor) ignored(p string) bool { return x.o.ignore.Ignored(p) }

@@ -15,6 +15,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
+
+	"github.com/slipway-build/slipway/engine/layertoc"
 )
 
 // A step that only writes files (COPY, ADD, WORKDIR) needs little of the
@@ -25,7 +27,9 @@ import (
 // Lower is an image's file tree read from its layers' tar headers, with
 // whiteouts and opaque directories applied as extraction applies them.
 // Reading it is one pass over the headers, which seeks past the content of
-// layers kept uncompressed in the layer cache.
+// layers kept uncompressed in the layer cache. With WithTOCs, the headers
+// come from each layer's table of contents instead where one is kept, and
+// the layer is not read at all.
 //
 // Sparse is an empty directory standing for that image. Reveal writes into
 // it the entries that resolving a path passes through, exactly as
@@ -42,8 +46,12 @@ const maxContent = 16 << 20
 // Lower is the file tree of an image, from its layers' headers.
 type Lower struct {
 	layers []v1.Layer
+	// tocs holds each layer's table of contents, when the options keep
+	// them: the one looked up, or the one recorded as the layer was read.
+	tocs   []*layertoc.TOC
 	opts   []Option
 	ignore *IgnoreList
+	tocIdx TOCIndex
 	root   *lowerNode
 }
 
@@ -90,6 +98,7 @@ func ScanImage(ctx context.Context, img v1.Image, opts ...Option) (*Lower, error
 	if err != nil {
 		return nil, fmt.Errorf("listing image layers: %w", err)
 	}
+	PrefetchTOCs(ctx, layers, opts...)
 	for _, layer := range layers {
 		if err := l.Add(ctx, layer); err != nil {
 			return nil, err
@@ -100,17 +109,74 @@ func ScanImage(ctx context.Context, img v1.Image, opts ...Option) (*Lower, error
 
 // NewLower returns the empty tree of an image with no layers (scratch).
 func NewLower(opts ...Option) *Lower {
-	var o options
-	for _, opt := range opts {
-		opt(&o)
+	o := optionsOf(opts)
+	return &Lower{opts: opts, ignore: o.ignore, tocIdx: o.tocs, root: newDir(nil, -1)}
+}
+
+// PrefetchTOCs starts looking up the tables of contents of layers, when
+// the options keep tables, so that a Lower adding them one by one finds
+// them looked up or on the way.
+func PrefetchTOCs(ctx context.Context, layers []v1.Layer, opts ...Option) {
+	idx := optionsOf(opts).tocs
+	if idx == nil {
+		return
 	}
-	return &Lower{opts: opts, ignore: o.ignore, root: newDir(nil, -1)}
+	for _, layer := range layers {
+		if diffID, err := layer.DiffID(); err == nil {
+			go idx.Lookup(ctx, diffID)
+		}
+	}
 }
 
 // Add applies one more layer on top of the tree.
 func (l *Lower) Add(ctx context.Context, layer v1.Layer) error {
 	li := len(l.layers)
 	l.layers = append(l.layers, layer)
+	l.tocs = append(l.tocs, nil)
+	if l.tocIdx == nil {
+		return l.read(ctx, li, nil, v1.Hash{})
+	}
+	diffID, err := layer.DiffID()
+	if err != nil {
+		return l.read(ctx, li, nil, v1.Hash{})
+	}
+	if toc := l.tocIdx.Lookup(ctx, diffID); toc != nil {
+		err := l.apply(li, toc)
+		if err == nil {
+			l.tocs[li] = toc
+			return nil
+		}
+		// The table went part of the way: start the tree again from the
+		// layers below, whose tables are known to fit.
+		l.tocIdx.Reject(diffID, err)
+		l.root = newDir(nil, -1)
+		for below := range li {
+			if err := l.apply(below, l.tocs[below]); err != nil {
+				return err
+			}
+		}
+	}
+	return l.read(ctx, li, layertoc.NewBuilder(), diffID)
+}
+
+// apply applies a layer's table of contents to the tree.
+func (l *Lower) apply(li int, toc *layertoc.TOC) error {
+	if toc == nil {
+		return l.read(context.Background(), li, nil, v1.Hash{})
+	}
+	for i := range toc.Entries {
+		hdr := toc.Entries[i].Header()
+		if err := l.entry(li, hdr); err != nil {
+			return fmt.Errorf("entry %q: %w", hdr.Name, err)
+		}
+	}
+	return nil
+}
+
+// read applies layer li from its blob, recording its table of contents in
+// toc when it is not nil.
+func (l *Lower) read(ctx context.Context, li int, toc *layertoc.Builder, diffID v1.Hash) error {
+	layer := l.layers[li]
 	desc := fmt.Sprint(li + 1)
 	if d, err := layer.Digest(); err == nil {
 		desc += " (" + d.String() + ")"
@@ -119,12 +185,16 @@ func (l *Lower) Add(ctx context.Context, layer v1.Layer) error {
 	if err != nil {
 		return fmt.Errorf("reading layer %s: %w", desc, err)
 	}
-	err = eachEntry(ctx, rc, func(hdr *tar.Header, _ io.Reader) error { return l.entry(li, hdr) })
+	err = scanEntries(ctx, rc, toc, func(hdr *tar.Header, _ io.Reader) error { return l.entry(li, hdr) })
 	if cerr := rc.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return fmt.Errorf("reading the headers of layer %s: %w", desc, err)
+	}
+	if toc != nil {
+		l.tocs[li] = toc.TOC(diffID)
+		l.tocIdx.Record(l.tocs[li])
 	}
 	return nil
 }
@@ -297,6 +367,11 @@ func (l *Lower) node(p string) *lowerNode {
 
 // content reads a regular file's content from its layer.
 func (l *Lower) content(n *lowerNode) ([]byte, error) {
+	if toc := l.tocs[n.src.layer]; toc != nil {
+		if content, ok := toc.Inline(n.src.name); ok {
+			return content, nil
+		}
+	}
 	rc, err := openLayer(l.layers[n.src.layer], l.opts)
 	if err != nil {
 		return nil, err
@@ -469,7 +544,7 @@ func (s *Sparse) place(p string, n *lowerNode, content []byte) error {
 	if err := unix.Lstat(parent, &st); err != nil {
 		return &os.PathError{Op: "lstat", Path: parent, Err: err}
 	}
-	if err := extract(context.Background(), s.dir, &buf, nil, s.lower.opts); err != nil {
+	if err := extract(context.Background(), s.dir, &buf, nil, s.lower.opts, nil); err != nil {
 		return fmt.Errorf("revealing %s: %w", p, err)
 	}
 	ts := []unix.Timespec{st.Atim, st.Mtim}

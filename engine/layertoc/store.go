@@ -1,0 +1,223 @@
+package layertoc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/slipway-build/slipway/engine/registry"
+)
+
+// Store keeps tables by the diff ID of the layer they describe.
+type Store interface {
+	// Get returns the table kept for the layer, or nil and no error when
+	// none is. An error wrapping ErrDamaged means one is kept but cannot
+	// be used.
+	Get(ctx context.Context, diffID v1.Hash) (*TOC, error)
+	// Has says whether a table is kept for the layer.
+	Has(ctx context.Context, diffID v1.Hash) (bool, error)
+	// Put keeps t, replacing any table kept for its layer.
+	Put(ctx context.Context, t *TOC) error
+}
+
+// ArtifactType is the artifactType of the manifests that hold tables.
+const ArtifactType = "application/vnd.slipway.layer.toc.v1"
+
+// emptyConfig is the OCI empty descriptor's content, an artifact's config.
+var emptyConfig = []byte("{}")
+
+// Tag is the tag under which the cache repository keeps the table of the
+// layer with diffID: "toc-sha256-<hex>". Step cache entries are tagged by
+// their bare hexadecimal key, so the two never meet.
+func Tag(diffID v1.Hash) string { return "toc-" + diffID.Algorithm + "-" + diffID.Hex }
+
+// NewRegistryStore keeps each table in repo as an OCI artifact: a manifest
+// of artifactType ArtifactType, with the empty config and the table's blob
+// (MediaType) as its one layer, tagged Tag(diffID).
+func NewRegistryStore(repo string, client *registry.Client) Store {
+	return &registryStore{repo: repo, client: client}
+}
+
+type registryStore struct {
+	repo   string
+	client *registry.Client
+
+	// One Puller and one Pusher keep the registry's token and connections
+	// across the build's lookups and writes.
+	once   sync.Once
+	puller *remote.Puller
+	pusher *remote.Pusher
+	err    error
+}
+
+func (s *registryStore) ref(diffID v1.Hash) (name.Tag, error) {
+	t, err := name.NewTag(s.repo+":"+Tag(diffID), name.WeakValidation)
+	if err != nil {
+		return name.Tag{}, fmt.Errorf("cache repository %q: %w; check --cache-repo", s.repo, err)
+	}
+	return t, nil
+}
+
+func (s *registryStore) init(ref name.Reference) error {
+	s.once.Do(func() {
+		if s.puller, s.err = remote.NewPuller(s.client.RemoteOptions(ref, false)...); s.err != nil {
+			return
+		}
+		s.pusher, s.err = remote.NewPusher(s.client.RemoteOptions(ref, true)...)
+	})
+	return s.err
+}
+
+func (s *registryStore) Get(ctx context.Context, diffID v1.Hash) (*TOC, error) {
+	tag, err := s.ref(diffID)
+	if err != nil {
+		return nil, err
+	}
+	ref := s.client.Reference(tag, false)
+	if err := s.init(ref); err != nil {
+		return nil, err
+	}
+	desc, err := s.puller.Get(ctx, ref)
+	if err != nil {
+		if notFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("reading %s: %w", tag, err)
+	}
+	var m v1.Manifest
+	if err := json.Unmarshal(desc.Manifest, &m); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrDamaged, tag, err)
+	}
+	if len(m.Layers) != 1 || m.Layers[0].MediaType != MediaType || m.Layers[0].Size > maxTable {
+		return nil, fmt.Errorf("%w: %s is not a table of contents (%d layers)", ErrDamaged, tag, len(m.Layers))
+	}
+	l, err := s.puller.Layer(ctx, ref.Context().Digest(m.Layers[0].Digest.String()))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", tag, err)
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		if notFound(err) {
+			return nil, fmt.Errorf("%w: %s: its blob is missing", ErrDamaged, tag)
+		}
+		return nil, fmt.Errorf("reading %s: %w", tag, err)
+	}
+	defer rc.Close()
+	// The reader checks the blob's digest as it reaches its end.
+	t, err := Unmarshal(rc, diffID)
+	if err != nil {
+		if notFound(err) {
+			return nil, fmt.Errorf("%w: %s: its blob is missing", ErrDamaged, tag)
+		}
+		if !errors.Is(err, ErrDamaged) {
+			err = fmt.Errorf("%w: %w", ErrDamaged, err)
+		}
+		return nil, fmt.Errorf("%s: %w", tag, err)
+	}
+	return t, nil
+}
+
+func (s *registryStore) Has(ctx context.Context, diffID v1.Hash) (bool, error) {
+	tag, err := s.ref(diffID)
+	if err != nil {
+		return false, err
+	}
+	ref := s.client.Reference(tag, false)
+	if err := s.init(ref); err != nil {
+		return false, err
+	}
+	if _, err := s.puller.Head(ctx, ref); err != nil {
+		if notFound(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("looking up %s: %w", tag, err)
+	}
+	return true, nil
+}
+
+func (s *registryStore) Put(ctx context.Context, t *TOC) error {
+	tag, err := s.ref(t.DiffID)
+	if err != nil {
+		return err
+	}
+	ref := s.client.Reference(tag, true)
+	if err := s.init(ref); err != nil {
+		return err
+	}
+	blob, err := t.Marshal()
+	if err != nil {
+		return err
+	}
+	config := static.NewLayer(emptyConfig, types.OCIEmptyJSON)
+	table := static.NewLayer(blob, MediaType)
+	var m artifact
+	m.SchemaVersion = 2
+	m.Manifest.MediaType = types.OCIManifestSchema1
+	m.ArtifactType = ArtifactType
+	for i, l := range []v1.Layer{config, table} {
+		if err := s.pusher.Upload(ctx, ref.Context(), l); err != nil {
+			return fmt.Errorf("writing %s: %w", tag, err)
+		}
+		d, err := partialDescriptor(l)
+		if err != nil {
+			return err
+		}
+		if i == 0 {
+			m.Config = d
+		} else {
+			m.Layers = []v1.Descriptor{d}
+		}
+	}
+	if err := s.pusher.Put(ctx, ref, &m); err != nil {
+		return fmt.Errorf("writing %s: %w", tag, err)
+	}
+	return nil
+}
+
+func partialDescriptor(l v1.Layer) (v1.Descriptor, error) {
+	d, err := l.Digest()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	size, err := l.Size()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	mt, err := l.MediaType()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	return v1.Descriptor{MediaType: mt, Size: size, Digest: d}, nil
+}
+
+// artifact is a manifest to Put.
+type artifact struct{ v1.Manifest }
+
+func (a *artifact) RawManifest() ([]byte, error)        { return json.Marshal(a.Manifest) }
+func (a *artifact) MediaType() (types.MediaType, error) { return a.Manifest.MediaType, nil }
+
+func notFound(err error) bool {
+	var terr *transport.Error
+	if !errors.As(err, &terr) {
+		return false
+	}
+	if terr.StatusCode == http.StatusNotFound {
+		return true
+	}
+	for _, d := range terr.Errors {
+		if d.Code == transport.ManifestUnknownErrorCode || d.Code == transport.NameUnknownErrorCode || d.Code == transport.BlobUnknownErrorCode {
+			return true
+		}
+	}
+	return false
+}
