@@ -200,6 +200,25 @@ func (r *Registry) UploadedBlobs(t testing.TB) []string {
 	return digests
 }
 
+// fetchLine matches the registry's log line for a request that reads a
+// blob's content (GET, not HEAD).
+var fetchLine = regexp.MustCompile(`http\.request\.method=GET .*/blobs/sha256:([0-9a-f]{64})`)
+
+// FetchedBlobs lists the digests of every blob downloaded from the
+// registry so far, from its log: what a test can hold a pull's traffic to.
+func (r *Registry) FetchedBlobs(t testing.TB) []string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(r.Dir, "registry.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var digests []string
+	for _, m := range fetchLine.FindAllStringSubmatch(string(data), -1) {
+		digests = append(digests, "sha256:"+m[1])
+	}
+	return digests
+}
+
 // HTTPClient trusts the registry's CA, for tests that talk to it directly.
 func (r *Registry) HTTPClient(t testing.TB) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -89,5 +90,81 @@ func TestCachedRebuildsUploadOnlyWhatChanged(t *testing.T) {
 	}
 	if strings.Contains(log, "Unpacking rootfs") || !strings.Contains(log, "Using caching version of cmd") {
 		t.Errorf("a rebuild with only the app code changed should take the RUN from the cache and unpack nothing:\n%s", log)
+	}
+}
+
+const statelessApp = `ARG BASE
+FROM ${BASE}
+RUN mkdir -p /opt/deps && echo installed > /opt/deps/list
+WORKDIR /app
+COPY --chown=app:app src/ /app/src/
+CMD ["/bin/sh", "/app/src/main.sh"]
+`
+
+// Issue 17's promise for a stateless rebuild (a fresh pod: nothing in
+// --cache-dir, the registry cache only) where only the app code changed:
+// the COPY's sparse root reads the layers' tables of contents from the
+// cache repository, so not one blob of the base image, nor of the cached
+// RUN layer, is downloaded. --chown=app:app needs the image's /etc/passwd
+// and /etc/group, which the tables carry.
+func TestStatelessRebuildFetchesNoBaseLayer(t *testing.T) {
+	reg := harness.StartRegistry(t)
+	base := harness.Busybox(t, reg)
+	ctxDir := writeContext(t, map[string]string{"Dockerfile": statelessApp, "src/main.sh": "echo v1\n"})
+	build := func(tag string) (layers []string, log string, took time.Duration) {
+		t.Helper()
+		dest := reg.Host + "/team/app:" + tag
+		start := time.Now()
+		res := slipway(t, nil, "--insecure-registry", reg.Host,
+			"--context", "dir://"+ctxDir, "--build-arg", "BASE="+base, "--destination", dest,
+			"--cache=true", "--cache-repo", reg.Host+"/team/cache", "--cache-dir", t.TempDir())
+		took = time.Since(start)
+		if res.code != 0 {
+			t.Fatalf("building %s: exit %d:\n%s", tag, res.code, res.stderr)
+		}
+		ref, err := name.ParseReference(dest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := remote.Image(reg.Client().Reference(ref, false), reg.Client().RemoteOptions(ref, false)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, err := img.Layers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range ls {
+			d, err := l.Digest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			layers = append(layers, d.String())
+		}
+		return layers, res.stderr, took
+	}
+
+	cold, _, coldTook := build("cold")
+	harness.WriteFile(t, filepath.Join(ctxDir, "src", "main.sh"), "echo v2\n")
+	before := len(reg.FetchedBlobs(t))
+	layers, log, took := build("app-changed")
+	t.Logf("cold build %s; stateless app-only rebuild %s", coldTook.Round(time.Millisecond), took.Round(time.Millisecond))
+	if len(layers) != len(cold) || layers[len(layers)-1] == cold[len(cold)-1] {
+		t.Fatalf("the rebuild's layers %v do not differ from the cold build's %v in the app layer only", layers, cold)
+	}
+	var fetched []string
+	for _, d := range reg.FetchedBlobs(t)[before:] {
+		if slices.Contains(cold[:len(cold)-1], d) {
+			fetched = append(fetched, d)
+		}
+	}
+	if len(fetched) > 0 {
+		t.Errorf("the stateless rebuild downloaded the layers %v of the base and of the cached RUN:\n%s", fetched, log)
+	}
+	if strings.Contains(log, "Unpacking rootfs") || !strings.Contains(log, "Using caching version of cmd") {
+		t.Errorf("the rebuild should take the RUN from the cache and unpack nothing:\n%s", log)
+	}
+	if strings.Contains(log, "level=WARN") || strings.Contains(log, "WARN") {
+		t.Errorf("the rebuild warned:\n%s", log)
 	}
 }
