@@ -30,10 +30,15 @@ cache="${SLIPWAY_KANIKO_CACHE:-$HOME/.cache/slipway-kaniko}/$slug"
 image="slipway-bench-kaniko:$slug"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-# is_built reports whether the Go binary $1 was built from $module $version.
+# is_built reports whether the Go binary $1 was built from $module $version
+# (a fork shows as upstream's module replaced by it).
 is_built() {
-	[ -x "$1" ] && go version -m "$1" 2>/dev/null | grep -Eq "(mod|dep)[[:space:]]+$upstream[[:space:]]+$version([[:space:]]|$)" &&
-		{ [ "$module" = "$upstream" ] || go version -m "$1" | grep -Eq "=>[[:space:]]+$module[[:space:]]+$version"; }
+	[ -x "$1" ] || return 1
+	if [ "$module" = "$upstream" ]; then
+		go version -m "$1" 2>/dev/null | grep -Eq "(mod|dep)[[:space:]]+$upstream[[:space:]]+$version([[:space:]]|$)"
+	else
+		go version -m "$1" 2>/dev/null | grep -Eq "=>[[:space:]]+$module[[:space:]]+$version([[:space:]]|$)"
+	fi
 }
 
 mkdir -p "$cache"
