@@ -204,15 +204,19 @@ func printPhases(w io.Writer, rows []row) {
 	if len(with) == 0 {
 		return
 	}
-	fmt.Fprintln(w, "\nSlipway seconds per phase (from its debug log; the rest of the wall time is start-up, config, cache lookups and waiting)")
+	fmt.Fprintln(w, "\nSlipway seconds per phase, from its debug log. rest = wall minus the phases: the container's or process's start, the context,")
+	fmt.Fprintln(w, "cache lookups, reading base layers' headers for a sparse root, and waiting (negative where phases overlapped)")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "section\ttool\twall s\t"+strings.Join(phaseNames, "\t")+"\t")
+	fmt.Fprintln(tw, "section\ttool\twall s\t"+strings.Join(phaseNames, "\t")+"\trest\t")
 	for _, r := range with {
-		fmt.Fprintf(tw, "%s\t%s\t%.2f\t", r.section, r.tool, r.res.total.wall.Seconds())
+		wall := r.res.total.wall.Seconds()
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t", r.section, r.tool, wall)
+		rest := wall
 		for _, p := range phaseNames {
 			fmt.Fprintf(tw, "%.2f\t", r.res.phases[p])
+			rest -= r.res.phases[p]
 		}
-		fmt.Fprintln(tw)
+		fmt.Fprintf(tw, "%.2f\t\n", rest)
 	}
 	tw.Flush()
 }

@@ -129,7 +129,7 @@ RUN echo changed > /data/d0000/f00
 // large one.
 func oneLargeFile(mib int) buildContext {
 	return buildContext{
-		name:  fmt.Sprintf("size-%dMiB", mib),
+		name:  fmt.Sprintf("size-%dmib", mib), // repository names are lower case
 		about: fmt.Sprintf("RUN writing one file of %d MiB of random data, RUN changing a small file", mib),
 		files: map[string]string{
 			"Dockerfile": fmt.Sprintf(`ARG BASE
