@@ -139,10 +139,10 @@ func TestCommandCPU(t *testing.T) {
 func TestParsePhases(t *testing.T) {
 	out := `{"time":"…","level":"INFO","msg":"Pushed 127.0.0.1:5000/app@sha256:…"}
 not JSON: Seconds per phase in a RUN's own output
-{"time":"…","level":"DEBUG","msg":"Seconds per phase (overlapping phases count in full)","pull":1.25,"unpack":0.5,"run":3,"snapshot":0.125,"compress":2,"push":0.75}
+{"time":"…","level":"DEBUG","msg":"Seconds per phase (overlapping phases count in full)","pull":1.25,"unpack":0.5,"copy":0.25,"run":3,"snapshot":0.125,"compress":2,"push":0.75}
 `
 	got := parsePhases(out)
-	want := map[string]float64{"pull": 1.25, "unpack": 0.5, "run": 3, "snapshot": 0.125, "compress": 2, "push": 0.75}
+	want := map[string]float64{"pull": 1.25, "unpack": 0.5, "copy": 0.25, "run": 3, "snapshot": 0.125, "compress": 2, "push": 0.75}
 	if len(got) != len(want) {
 		t.Fatalf("parsePhases = %v, want %v", got, want)
 	}

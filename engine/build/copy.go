@@ -21,6 +21,7 @@ import (
 
 	"github.com/slipway-build/slipway/engine/dockerfile"
 	"github.com/slipway-build/slipway/engine/layer"
+	"github.com/slipway-build/slipway/engine/phase"
 	"github.com/slipway-build/slipway/engine/rootfs"
 	"github.com/slipway-build/slipway/engine/userdb"
 )
@@ -110,6 +111,8 @@ func (s *stage) copyTo(ctx context.Context, d root, st *step, spec copySpec) err
 	// copying nothing.
 	var noMatch error
 	matched := len(spec.contents) > 0
+	stopCopy := phase.Start(phase.Copy)
+	defer stopCopy()
 	for _, src := range spec.sources {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -143,6 +146,7 @@ func (s *stage) copyTo(ctx context.Context, d root, st *step, spec copySpec) err
 			return err
 		}
 	}
+	stopCopy()
 	return s.commitTo(d, c.changes, copyHistory(spec)+" # buildkit")
 }
 

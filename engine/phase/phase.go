@@ -1,5 +1,5 @@
 // Package phase adds up where a build's time goes, by phase: pulling,
-// unpacking, RUN, snapshotting, writing layers and pushing. The job
+// unpacking, COPY, RUN, snapshotting, writing layers and pushing. The job
 // installs a Timer for the duration of a build and logs its summary at
 // debug level; the benchmarks read it from there.
 //
@@ -28,6 +28,8 @@ const (
 	Pull Name = iota
 	// Unpack is writing layers' files into a root, without the reading.
 	Unpack
+	// Copy is COPY and ADD writing files into a root (without their layer).
+	Copy
 	// Run is the RUN commands, from start to exit.
 	Run
 	// Snapshot is finding what a step changed and applying it to the root.
@@ -39,7 +41,7 @@ const (
 	names
 )
 
-var nameText = [names]string{"pull", "unpack", "run", "snapshot", "compress", "push"}
+var nameText = [names]string{"pull", "unpack", "copy", "run", "snapshot", "compress", "push"}
 
 func (n Name) String() string { return nameText[n] }
 
@@ -61,7 +63,8 @@ func Record() (t *Timer, stop func()) {
 	return t, func() { current.CompareAndSwap(t, nil) }
 }
 
-// Start marks the beginning of phase n; the returned func marks its end.
+// Start marks the beginning of phase n; the returned func marks its end
+// (once: later calls do nothing, so it may be called early and deferred).
 //
 //	defer phase.Start(phase.Compress)()
 func Start(n Name) func() {
@@ -70,7 +73,8 @@ func Start(n Name) func() {
 		return func() {}
 	}
 	begin := time.Now()
-	return func() { t.add(n, time.Since(begin)) }
+	var once sync.Once
+	return func() { once.Do(func() { t.add(n, time.Since(begin)) }) }
 }
 
 // Reader counts the time spent in r's Read as phase n, and takes it out of

@@ -22,8 +22,13 @@ func TestTimer(t *testing.T) {
 	end := Start(Run)
 	time.Sleep(20 * time.Millisecond)
 	end()
-	if got := timer.Total(Run); got < 20*time.Millisecond {
-		t.Errorf("run = %v, want at least the 20ms slept", got)
+	run := timer.Total(Run)
+	if run < 20*time.Millisecond {
+		t.Errorf("run = %v, want at least the 20ms slept", run)
+	}
+	end() // a deferred end after an early one
+	if again := timer.Total(Run); again != run {
+		t.Errorf("a second end added to the phase: %v, then %v", run, again)
 	}
 
 	// Reading inside an unpack is pull time, taken out of the unpack: the
