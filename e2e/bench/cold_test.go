@@ -24,45 +24,56 @@ func BenchmarkColdBuild(b *testing.B) {
 }
 
 func coldBuild(b *testing.B, reg *harness.Registry, c buildContext) {
-	// Everything up to the timer reset is set-up none of the tools is
-	// measured on: the base image pushed, and loaded where a tool keeps a
-	// local store; the pod images built.
-	base := c.base(b, reg)
-	dir := c.write(b)
 	var tools []tool
-	builds := map[string]func(job) (result, error){}
 	for _, t := range peers() {
 		if benchTool(t.name) {
 			tools = append(tools, t)
-			builds[t.name] = t.prepare(b, reg, base)
 		}
 	}
-	idle := dockerIdleRSS()
-	b.ResetTimer()
+	var idle int64
+	results := buildInTurns(b, reg, c, tools, func() { idle = dockerIdleRSS() })
+	for _, t := range tools {
+		r := row{section: "cold/" + c.name, tool: t.name, res: results[t.name], note: t.note}
+		if t.name == "docker" {
+			r.idle = idle
+		}
+		record(r)
+	}
+}
 
+// buildInTurns builds c with each of tools b.N times, the tools taking
+// turns within each repetition, and returns each tool's mean. Everything
+// before the timer starts is set-up none of the tools is measured on: the
+// base image pushed, loaded where a tool keeps a local store, the pod
+// images built; then ready runs. The metrics go to b.
+func buildInTurns(b *testing.B, reg *harness.Registry, c buildContext, tools []tool, ready func()) map[string]result {
+	base := c.base(b, reg)
+	dir := c.write(b)
+	builds := map[string]func(job) (result, error){}
+	for _, t := range tools {
+		builds[t.name] = t.prepare(b, reg, base)
+	}
+	if ready != nil {
+		ready()
+	}
+	b.ResetTimer()
 	results := map[string]result{}
 	for i := range b.N {
 		for _, t := range tools {
 			j := job{contextDir: dir, base: base, dest: fmt.Sprintf("%s/bench/%s-%s:%d", reg.Host, c.name, t.name, i)}
 			r, err := builds[t.name](j)
 			if err != nil {
-				b.Fatalf("%s, cold build of %s: %v", t.name, c.name, err)
+				b.Fatalf("%s, build of %s: %v", t.name, c.name, err)
 			}
 			results[t.name] = accumulate(results[t.name], r)
 		}
 	}
 	b.StopTimer()
-
-	section := "cold/" + c.name
 	for _, t := range tools {
 		results[t.name] = results[t.name].per(b.N)
-		r := row{section: section, tool: t.name, res: results[t.name], note: t.note}
-		if t.name == "docker" {
-			r.idle = idle
-		}
-		record(r)
 	}
 	reportTools(b, "", results)
+	return results
 }
 
 // reportTools reports each tool's metrics, with prefix before the names

@@ -71,29 +71,9 @@ func BenchmarkScaling(b *testing.B) {
 }
 
 func scale(b *testing.B, c buildContext, point scalePoint) {
-	reg := harness.StartRegistry(b)
-	base := c.base(b, reg)
-	dir := c.write(b)
 	tools := scalingTools()
-	builds := map[string]func(job) (result, error){}
+	results := buildInTurns(b, harness.StartRegistry(b), c, tools, nil)
 	for _, t := range tools {
-		builds[t.name] = t.prepare(b, reg, base)
-	}
-	b.ResetTimer()
-	results := map[string]result{}
-	for i := range b.N {
-		for _, t := range tools {
-			j := job{contextDir: dir, base: base, dest: fmt.Sprintf("%s/bench/%s-%s:%d", reg.Host, c.name, t.name, i)}
-			r, err := builds[t.name](j)
-			if err != nil {
-				b.Fatalf("%s, build of %s: %v", t.name, c.name, err)
-			}
-			results[t.name] = accumulate(results[t.name], r)
-		}
-	}
-	b.StopTimer()
-	for _, t := range tools {
-		results[t.name] = results[t.name].per(b.N)
 		record(row{section: "scale/" + c.name, tool: t.name, res: results[t.name], note: t.note})
 		p := point
 		p.tool, p.res = t.name, results[t.name]
@@ -101,7 +81,6 @@ func scale(b *testing.B, c buildContext, point scalePoint) {
 		scaling = append(scaling, p)
 		reportMu.Unlock()
 	}
-	reportTools(b, "", results)
 }
 
 // filesChanged is n small files COPY'd in, all of them changed by the next
