@@ -56,8 +56,16 @@ func splitBucketURL(contextURL, scheme string) (bucket, key string, err error) {
 	return bucket, key, nil
 }
 
-func tooLarge(src fmt.Stringer, size, max int64) error {
-	return fmt.Errorf("build context %s: %w: the object is %s bytes, over the %d-byte limit", src, ErrTooLarge, strconv.FormatInt(size, 10), max)
+// extractDownload extracts an object's body into dest, refusing first an
+// object whose stated size (-1: unknown) is over max.
+func extractDownload(ctx context.Context, src fmt.Stringer, body io.Reader, size int64, dest string, max int64) error {
+	if size > max {
+		return fmt.Errorf("build context %s: %w: the object is %s bytes, over the %d-byte limit", src, ErrTooLarge, strconv.FormatInt(size, 10), max)
+	}
+	if err := Extract(ctx, body, dest, max); err != nil {
+		return fmt.Errorf("build context %s: %w", src, err)
+	}
+	return nil
 }
 
 // s3Source is s3://BUCKET/KEY, a tarball read with one SigV4-signed GET
@@ -210,13 +218,7 @@ func (s *s3Source) Fetch(ctx context.Context, dest string) error {
 	if resp.StatusCode != http.StatusOK {
 		return s.wrap(resp)
 	}
-	if resp.ContentLength > s.opts.MaxSize {
-		return tooLarge(s, resp.ContentLength, s.opts.MaxSize)
-	}
-	if err := Extract(ctx, resp.Body, dest, s.opts.MaxSize); err != nil {
-		return fmt.Errorf("build context %s: %w", s, err)
-	}
-	return nil
+	return extractDownload(ctx, s, resp.Body, resp.ContentLength, dest, s.opts.MaxSize)
 }
 
 // wrap turns an S3 error response (an XML Error document) into the
@@ -325,13 +327,7 @@ func (s *gcsSource) Fetch(ctx context.Context, dest string) error {
 	if v, err := strconv.ParseInt(resp.Header.Get("X-Goog-Stored-Content-Length"), 10, 64); err == nil {
 		size = v
 	}
-	if size > s.opts.MaxSize {
-		return tooLarge(s, size, s.opts.MaxSize)
-	}
-	if err := Extract(ctx, resp.Body, dest, s.opts.MaxSize); err != nil {
-		return fmt.Errorf("build context %s: %w", s, err)
-	}
-	return nil
+	return extractDownload(ctx, s, resp.Body, size, dest, s.opts.MaxSize)
 }
 
 // wrap turns a JSON API error response into the package's errors, with the
@@ -545,13 +541,7 @@ func (s *azureSource) Fetch(ctx context.Context, dest string) error {
 	if resp.StatusCode != http.StatusOK {
 		return s.wrap(resp)
 	}
-	if resp.ContentLength > s.opts.MaxSize {
-		return tooLarge(s, resp.ContentLength, s.opts.MaxSize)
-	}
-	if err := Extract(ctx, resp.Body, dest, s.opts.MaxSize); err != nil {
-		return fmt.Errorf("build context %s: %w", s, err)
-	}
-	return nil
+	return extractDownload(ctx, s, resp.Body, resp.ContentLength, dest, s.opts.MaxSize)
 }
 
 // redact removes the URL's and the connection string's SAS token from msg.

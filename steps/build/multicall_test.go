@@ -1,16 +1,14 @@
 package main
 
 import (
-	"encoding/base64"
 	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/slipway-build/slipway/e2e/harness"
 )
 
 // runAs runs the test binary, which doubles as slipway-build, through a
@@ -89,24 +87,10 @@ func TestEntryPointsAnswerAsTheirProgram(t *testing.T) {
 // take tokens from ECR's GetAuthorizationToken, here a fake on loopback
 // (AWS_ENDPOINT_URL), signed with the static keys of the environment.
 func TestECRLoginHelper(t *testing.T) {
-	var mu sync.Mutex
-	var targets []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		targets = append(targets, r.Header.Get("X-Amz-Target"))
-		mu.Unlock()
-		if !strings.Contains(r.Header.Get("Authorization"), "Credential=AKIDFAKEFORTEST/") {
-			w.WriteHeader(http.StatusForbidden)
-			return
-		}
-		token := base64.StdEncoding.EncodeToString([]byte("AWS:fake-ecr-password"))
-		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-		_, _ = w.Write([]byte(`{"authorizationData":[{"authorizationToken":"` + token + `","expiresAt":4102444800,"proxyEndpoint":"https://123456789012.dkr.ecr.us-east-1.amazonaws.com"}]}`))
-	}))
-	defer srv.Close()
+	endpoint, seen := harness.ECRTokenEndpoint(t, "AKIDFAKEFORTEST", "123456789012.dkr.ecr.us-east-1.amazonaws.com", "fake-ecr-password")
 	env := append(hermeticEnv(t, "127.0.0.1:9"),
 		"AWS_ACCESS_KEY_ID=AKIDFAKEFORTEST", "AWS_SECRET_ACCESS_KEY=fake-secret-key", "AWS_REGION=us-east-1",
-		"AWS_ENDPOINT_URL="+srv.URL)
+		"AWS_ENDPOINT_URL="+endpoint)
 
 	out, errOut, err := runAs(t, "docker-credential-ecr-login", env, "123456789012.dkr.ecr.us-east-1.amazonaws.com\n", "get")
 	if err != nil {
@@ -125,9 +109,7 @@ func TestECRLoginHelper(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &list); err != nil || list["https://123456789012.dkr.ecr.us-east-1.amazonaws.com"] != "AWS" {
 		t.Errorf("list: %q (%v), want the registry the token endpoint named", out, err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(targets) == 0 || !strings.HasSuffix(targets[0], "GetAuthorizationToken") {
+	if targets := seen.Names(); len(targets) == 0 || !strings.HasSuffix(targets[0], "GetAuthorizationToken") {
 		t.Errorf("the token endpoint saw %q", targets)
 	}
 
@@ -141,23 +123,8 @@ func TestECRLoginHelper(t *testing.T) {
 // docker-credential-gcr gets a token from Application Default
 // Credentials, here the GCE metadata server faked on loopback.
 func TestGCRHelper(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Metadata-Flavor") != "Google" {
-			http.Error(w, "no Metadata-Flavor", http.StatusForbidden)
-			return
-		}
-		switch {
-		case strings.HasSuffix(r.URL.Path, "/service-accounts/default/token"):
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write([]byte(`{"access_token":"fake-gce-token","expires_in":3600,"token_type":"Bearer"}`))
-		case strings.HasSuffix(r.URL.Path, "/project/project-id"):
-			_, _ = w.Write([]byte("fake-project"))
-		default:
-			_, _ = w.Write([]byte(""))
-		}
-	}))
-	defer srv.Close()
-	env := hermeticEnv(t, strings.TrimPrefix(srv.URL, "http://"))
+	host, _ := harness.GCEMetadata(t, "fake-gce-token")
+	env := hermeticEnv(t, host)
 
 	out, errOut, err := runAs(t, "docker-credential-gcr", env, "europe-west1-docker.pkg.dev\n", "get")
 	if err != nil {

@@ -1,17 +1,15 @@
 package cloudauth
 
 import (
-	"encoding/base64"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/slipway-build/slipway/e2e/harness"
 )
 
 // cloudEnv clears every credential the machine might have, so that only
@@ -67,28 +65,8 @@ func TestServes(t *testing.T) {
 // faked on loopback (GCE_METADATA_HOST), give an access token for GCR.
 func TestGoogleFromMetadataServer(t *testing.T) {
 	cloudEnv(t)
-	var mu sync.Mutex
-	var paths []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		paths = append(paths, r.URL.Path)
-		mu.Unlock()
-		if r.Header.Get("Metadata-Flavor") != "Google" {
-			http.Error(w, "no Metadata-Flavor", http.StatusForbidden)
-			return
-		}
-		switch {
-		case strings.HasSuffix(r.URL.Path, "/service-accounts/default/token"):
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write([]byte(`{"access_token":"fake-gce-token","expires_in":3600,"token_type":"Bearer"}`))
-		case strings.HasSuffix(r.URL.Path, "/project/project-id"):
-			_, _ = w.Write([]byte("fake-project"))
-		default:
-			_, _ = w.Write([]byte(""))
-		}
-	}))
-	t.Cleanup(srv.Close)
-	t.Setenv("GCE_METADATA_HOST", strings.TrimPrefix(srv.URL, "http://"))
+	host, seen := harness.GCEMetadata(t, "fake-gce-token")
+	t.Setenv("GCE_METADATA_HOST", host)
 
 	a, err := Google{}.Resolve(resource(t, "europe-west1-docker.pkg.dev"))
 	if err != nil {
@@ -101,9 +79,7 @@ func TestGoogleFromMetadataServer(t *testing.T) {
 	if cfg.Password != "fake-gce-token" {
 		t.Errorf("Authorization = %+v, want the metadata server's token", cfg)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if !strings.Contains(strings.Join(paths, " "), "/token") {
+	if paths := seen.Names(); !strings.Contains(strings.Join(paths, " "), "/token") {
 		t.Errorf("the metadata server saw %q, no token request", paths)
 	}
 }
@@ -114,20 +90,9 @@ func TestECRFromTokenEndpoint(t *testing.T) {
 	cloudEnv(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDFAKEFORTEST")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "fake-secret-key")
-	var mu sync.Mutex
-	var targets, auths []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		targets = append(targets, r.Header.Get("X-Amz-Target"))
-		auths = append(auths, r.Header.Get("Authorization"))
-		mu.Unlock()
-		token := base64.StdEncoding.EncodeToString([]byte("AWS:fake-ecr-password"))
-		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-		_, _ = w.Write([]byte(`{"authorizationData":[{"authorizationToken":"` + token + `","expiresAt":4102444800,"proxyEndpoint":"https://123456789012.dkr.ecr.us-east-1.amazonaws.com"}]}`))
-	}))
-	t.Cleanup(srv.Close)
-	t.Setenv("AWS_ENDPOINT_URL_ECR", srv.URL)
-	t.Setenv("AWS_ENDPOINT_URL", srv.URL)
+	endpoint, seen := harness.ECRTokenEndpoint(t, "AKIDFAKEFORTEST", "123456789012.dkr.ecr.us-east-1.amazonaws.com", "fake-ecr-password")
+	t.Setenv("AWS_ENDPOINT_URL_ECR", endpoint)
+	t.Setenv("AWS_ENDPOINT_URL", endpoint)
 
 	a, err := ECR{}.Resolve(resource(t, "123456789012.dkr.ecr.us-east-1.amazonaws.com"))
 	if err != nil {
@@ -140,8 +105,7 @@ func TestECRFromTokenEndpoint(t *testing.T) {
 	if cfg.Username != "AWS" || cfg.Password != "fake-ecr-password" {
 		t.Errorf("Authorization = %+v, want the token endpoint's AWS credentials", cfg)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	targets, auths := seen.Names(), seen.Authorizations()
 	if len(targets) == 0 || !strings.HasSuffix(targets[0], "GetAuthorizationToken") || !strings.Contains(auths[0], "AKIDFAKEFORTEST") {
 		t.Errorf("the token endpoint saw targets %q, auth %q", targets, auths)
 	}
