@@ -3,9 +3,9 @@
 // slipway-index, which runs after one slipway-build per platform (a Tekton
 // matrix, an Argo fan-out).
 //
-// Every image is checked before anything is pushed: it is pinned by digest,
-// it is one image and not an index, its config names its platform, and no
-// platform appears twice. The index is then published like a build's
+// Every image is checked before anything is pushed: it is pinned by digest
+// (or read from a local OCI layout), it is one image and not an index, its
+// config names its platform, and no platform appears twice. The index is then published like a build's
 // image, with its digest and result files (engine/publish).
 package index
 
@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -36,7 +37,9 @@ const (
 
 // Options are slipway-index's inputs.
 type Options struct {
-	// Images are the per-platform images, each REF@DIGEST.
+	// Images are the per-platform images, each REF@DIGEST in a registry or
+	// oci-layout://PATH[@DIGEST], an image in a local OCI image layout (the
+	// --oci-layout-path of a slipway-build --no-push).
 	Images []string
 	// Platforms, when given, are the platforms the index must hold: each
 	// exactly once, and no other.
@@ -48,9 +51,13 @@ type Options struct {
 	Log      *slog.Logger
 }
 
+// LayoutScheme prefixes an --image that names a local OCI image layout.
+const LayoutScheme = "oci-layout://"
+
 // Entry is one image of the index.
 type Entry struct {
-	Ref      name.Digest
+	// Source is the --image the entry came from, for messages.
+	Source   string
 	Platform v1.Platform
 	Image    v1.Image
 	// MediaType is the image manifest's media type.
@@ -87,7 +94,7 @@ func Run(ctx context.Context, opts Options) (v1.Hash, error) {
 		return v1.Hash{}, err
 	}
 	for _, e := range entries {
-		opts.Log.Info("Index entry", "platform", registry.FormatPlatform(e.Platform), "image", e.Ref.String())
+		opts.Log.Info("Index entry", "platform", registry.FormatPlatform(e.Platform), "image", e.Source)
 	}
 	return publish.PublishIndex(ctx, idx, c, opts.Publish)
 }
@@ -107,23 +114,15 @@ func Resolve(ctx context.Context, c *registry.Client, refs []string) ([]Entry, e
 	seen := map[string]string{}
 	for _, r := range refs {
 		r = strings.TrimSpace(r)
-		ref, err := name.NewDigest(r, name.WeakValidation)
+		var img v1.Image
+		var mt types.MediaType
+		if strings.HasPrefix(r, LayoutScheme) {
+			img, mt, err = layoutImage(r)
+		} else {
+			img, mt, err = remoteImage(ctx, c, r)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("--image %q: want REF@DIGEST (e.g. registry/app@sha256:…), an image pinned by its digest, as slipway-build's IMAGES result gives: %w", r, err)
-		}
-		desc, err := remote.Get(c.Reference(ref, false), append(c.RemoteOptions(ref, false), remote.WithContext(ctx))...)
-		if err != nil {
-			return nil, fmt.Errorf("--image %s: reading its manifest from %s: %w", r, ref.Context().RegistryStr(), err)
-		}
-		if desc.MediaType.IsIndex() {
-			return nil, fmt.Errorf("--image %s is itself a multi-platform index, not a single-platform image: give each platform's image", r)
-		}
-		if !desc.MediaType.IsImage() {
-			return nil, fmt.Errorf("--image %s has media type %s, not an image manifest", r, desc.MediaType)
-		}
-		img, err := desc.Image()
-		if err != nil {
-			return nil, fmt.Errorf("--image %s: %w", r, err)
+			return nil, err
 		}
 		cf, err := img.ConfigFile()
 		if err != nil {
@@ -138,15 +137,91 @@ func Resolve(ctx context.Context, c *registry.Client, refs []string) ([]Entry, e
 			return nil, fmt.Errorf("platform %s appears twice: --image %s and --image %s; give one image per platform", key, other, r)
 		}
 		seen[key] = r
-		entries = append(entries, Entry{Ref: ref, Platform: p, Image: img, MediaType: desc.MediaType})
+		entries = append(entries, Entry{Source: r, Platform: p, Image: img, MediaType: mt})
 	}
 	return entries, nil
+}
+
+// remoteImage reads the image REF@DIGEST from its registry.
+func remoteImage(ctx context.Context, c *registry.Client, r string) (v1.Image, types.MediaType, error) {
+	ref, err := name.NewDigest(r, name.WeakValidation)
+	if err != nil {
+		return nil, "", fmt.Errorf("--image %q: want REF@DIGEST (e.g. registry/app@sha256:…), an image pinned by its digest, as slipway-build's IMAGES result gives, or %sPATH: %w", r, LayoutScheme, err)
+	}
+	desc, err := remote.Get(c.Reference(ref, false), append(c.RemoteOptions(ref, false), remote.WithContext(ctx))...)
+	if err != nil {
+		return nil, "", fmt.Errorf("--image %s: reading its manifest from %s: %w", r, ref.Context().RegistryStr(), err)
+	}
+	if err := checkImageType(r, desc.MediaType); err != nil {
+		return nil, "", err
+	}
+	img, err := desc.Image()
+	if err != nil {
+		return nil, "", fmt.Errorf("--image %s: %w", r, err)
+	}
+	return img, desc.MediaType, nil
+}
+
+// layoutImage reads oci-layout://PATH[@DIGEST]: the image of that digest
+// in the layout at PATH, or without a digest the layout's only manifest.
+func layoutImage(r string) (v1.Image, types.MediaType, error) {
+	path := strings.TrimPrefix(r, LayoutScheme)
+	var want *v1.Hash
+	if at := strings.LastIndex(path, "@"); at >= 0 && strings.HasPrefix(path[at+1:], "sha256:") {
+		h, err := v1.NewHash(path[at+1:])
+		if err != nil {
+			return nil, "", fmt.Errorf("--image %s: %w", r, err)
+		}
+		path, want = path[:at], &h
+	}
+	if path == "" {
+		return nil, "", fmt.Errorf("--image %s: want %sPATH[@DIGEST], the directory of an OCI image layout", r, LayoutScheme)
+	}
+	idx, err := layout.ImageIndexFromPath(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("--image %s: reading the OCI layout at %s (as slipway-build --oci-layout-path writes): %w", r, path, err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, "", fmt.Errorf("--image %s: %w", r, err)
+	}
+	var found []v1.Descriptor
+	for _, m := range im.Manifests {
+		if want == nil || m.Digest == *want {
+			found = append(found, m)
+		}
+	}
+	switch {
+	case len(found) == 0 && want != nil:
+		return nil, "", fmt.Errorf("--image %s: the layout at %s holds no manifest %s", r, path, want)
+	case len(found) != 1:
+		return nil, "", fmt.Errorf("--image %s: the layout at %s holds %d manifests; name one as %s%s@DIGEST", r, path, len(found), LayoutScheme, path)
+	}
+	if err := checkImageType(r, found[0].MediaType); err != nil {
+		return nil, "", err
+	}
+	img, err := idx.Image(found[0].Digest)
+	if err != nil {
+		return nil, "", fmt.Errorf("--image %s: %w", r, err)
+	}
+	return img, found[0].MediaType, nil
+}
+
+func checkImageType(r string, mt types.MediaType) error {
+	if mt.IsIndex() {
+		return fmt.Errorf("--image %s is itself a multi-platform index, not a single-platform image: give each platform's image", r)
+	}
+	if !mt.IsImage() {
+		return fmt.Errorf("--image %s has media type %s, not an image manifest", r, mt)
+	}
+	return nil
 }
 
 // imageList expands the --image values: a JSON array (the outputs of an
 // Argo withParam fan-out) gives one image per element, and of a
 // comma-separated list (slipway-build's IMAGES result with several
-// destinations, all the same image) the first reference is taken.
+// destinations, all the same image) the first reference is taken. A layout
+// path is taken whole.
 func imageList(values []string) ([]string, error) {
 	var out []string
 	for _, v := range values {
@@ -161,6 +236,10 @@ func imageList(values []string) ([]string, error) {
 				return nil, err
 			}
 			out = append(out, more...)
+			continue
+		}
+		if strings.HasPrefix(v, LayoutScheme) {
+			out = append(out, v)
 			continue
 		}
 		first, _, _ := strings.Cut(v, ",")
@@ -200,7 +279,7 @@ func checkPlatforms(entries []Entry, want []string) error {
 		k := registry.FormatPlatform(e.Platform)
 		have[k] = true
 		if !expected[k] {
-			extra = append(extra, k+" ("+e.Ref.String()+")")
+			extra = append(extra, k+" ("+e.Source+")")
 		}
 	}
 	for k := range expected {
@@ -224,7 +303,7 @@ func Assemble(entries []Entry, format string) (v1.ImageIndex, error) {
 		mt = types.DockerManifestList
 		for _, e := range entries {
 			if e.MediaType != types.DockerManifestSchema2 {
-				return nil, fmt.Errorf("--format docker: --image %s is an %s, and a Docker manifest list holds only Docker images; use --format oci", e.Ref, e.MediaType)
+				return nil, fmt.Errorf("--format docker: --image %s is an %s, and a Docker manifest list holds only Docker images; use --format oci", e.Source, e.MediaType)
 			}
 		}
 	default:

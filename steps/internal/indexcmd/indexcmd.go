@@ -30,7 +30,7 @@ func Main() {
 
 func flags() []cli.Flag {
 	flags := []cli.Flag{
-		&cli.StringSliceFlag{Name: "image", Aliases: []string{"i"}, Usage: "a platform's image, REF@DIGEST (repeatable; each platform once)"},
+		&cli.StringSliceFlag{Name: "image", Aliases: []string{"i"}, Usage: "a platform's image, REF@DIGEST in a registry or oci-layout://PATH[@DIGEST] (repeatable; each platform once)"},
 		&cli.StringSliceFlag{Name: "platform", Usage: "a platform the index must hold, e.g. linux/arm64 (repeatable or comma-separated; default: whatever the images are)"},
 		&cli.StringFlag{Name: "format", Value: index.FormatOCI, Usage: "oci (an OCI image index) or docker (a Docker manifest list)"},
 
