@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"slices"
 	"strings"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
@@ -32,7 +33,7 @@ const (
 
 const argoDescription = `Build a container image from a Dockerfile and push it, without a Docker daemon or privileges.
 
-Template "build" reads the source from a PersistentVolumeClaim (input source-pvc); template "build-git" clones it from git (inputs git-repo and git-revision). Registry credentials come from the Secret named by docker-config-secret, holding config.json or .dockerconfigjson; it may be absent for registries without auth.
+Template "build" reads the source from a PersistentVolumeClaim (input source-pvc); template "build-git" clones it from git (inputs git-repo and git-revision), with the credentials of the Secrets named by git-credentials-secret (basic auth) or git-ssh-secret (an SSH key) when they exist. Registry credentials come from the Secret named by docker-config-secret, holding config.json or .dockerconfigjson; it may be absent for registries without auth. Both templates mount the PersistentVolumeClaim named by cache-pvc, when given, as the cache directory.
 
 List inputs (build-args, additional-tags, extra-args) take one item per line, since Argo parameters are strings. The outputs image-digest (sha256:<hex>), image-url and images are read from files.`
 
@@ -91,8 +92,29 @@ func argoArgs() []string {
 	}
 }
 
+// Secrets the build-git template reads when they exist: a
+// kubernetes.io/basic-auth Secret (keys username and password; a token as
+// the password) for https remotes, and a kubernetes.io/ssh-auth Secret
+// (key ssh-privatekey, and known_hosts) for ssh remotes.
+const (
+	argoGitCredentialsSecret = "git-credentials"
+	argoGitSSHSecret         = "git-ssh-key"
+	argoGitSSHDir            = "/slipway/git-ssh"
+)
+
+// argoCachePatch mounts the PersistentVolumeClaim named by cache-pvc at the
+// cache directory, as the Tekton Task's cache workspace, and nothing when
+// it is empty: a claim cannot be an optional volume, so the pod spec is
+// patched only when one is given. No "}}" may appear inside, where it
+// would end the expression.
+const argoCachePatch = `{{= inputs.parameters['cache-pvc'] == '' ? '{}' : ` +
+	`'{"volumes":[{"name":"cache","persistentVolumeClaim":{"claimName":"' + inputs.parameters['cache-pvc'] + '"} }],` +
+	`"containers":[{"name":"main","volumeMounts":[{"name":"cache","mountPath":"` + cacheDir + `"}]}]}' }}`
+
 func argoTemplate(name, builderImage string, git bool) wfv1.Template {
 	params := argoInputs(builderImage)
+	params = append(params, argoParam("cache-pvc", "",
+		"PersistentVolumeClaim mounted as the cache: base images fetched by slipway-warm, and RUN --mount=type=cache directories, kept between builds; empty for none."))
 	volumes := []corev1.Volume{
 		{Name: "docker-config", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 			SecretName: "{{inputs.parameters.docker-config-secret}}", Optional: ptr(true)}}},
@@ -102,20 +124,36 @@ func argoTemplate(name, builderImage string, git bool) wfv1.Template {
 		{Name: "docker-config", MountPath: dockerConfigDir, ReadOnly: true},
 		{Name: "results", MountPath: argoResultsDir},
 	}
-	var inputs wfv1.Inputs
+	env := []corev1.EnvVar{{Name: "DOCKER_CONFIG", Value: dockerConfigDir}}
+	args := argoArgs()
+	workingDir := argoSourceDir
 	if git {
+		// slipway-build clones the repository itself, as kaniko does: the
+		// credentials then come from Secrets that may be absent, which
+		// Argo's git input artifact cannot do.
 		params = append(params,
-			wfv1.Parameter{Name: "git-repo", Description: wfv1.AnyStringPtr("Git URL of the source.")},
-			argoParam("git-revision", "HEAD", "Branch, tag or commit to build."))
-		inputs.Artifacts = wfv1.Artifacts{{
-			Name: "source",
-			Path: argoSourceDir,
-			ArtifactLocation: wfv1.ArtifactLocation{Git: &wfv1.GitArtifact{
-				Repo:     "{{inputs.parameters.git-repo}}",
-				Revision: "{{inputs.parameters.git-revision}}",
-				Depth:    ptr(uint64(1)),
-			}},
-		}}
+			wfv1.Parameter{Name: "git-repo", Description: wfv1.AnyStringPtr("Git URL of the source: https://…/repo.git, ssh://…, git@host:path or git://… (kaniko's forms).")},
+			argoParam("git-revision", "HEAD", "Branch, tag, ref or commit to build."),
+			argoParam("git-credentials-secret", argoGitCredentialsSecret,
+				"kubernetes.io/basic-auth Secret (username, password or token) for an https git-repo; the clone is anonymous when it does not exist."),
+			argoParam("git-ssh-secret", argoGitSSHSecret,
+				"kubernetes.io/ssh-auth Secret (ssh-privatekey, and known_hosts with the server's host key) for an ssh git-repo; unused when it does not exist."))
+		secretEnv := func(name, key string) corev1.EnvVar {
+			return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: "{{inputs.parameters.git-credentials-secret}}"},
+				Key:                  key, Optional: ptr(true)}}}
+		}
+		env = append(env,
+			secretEnv("GIT_USERNAME", "username"), secretEnv("GIT_PASSWORD", "password"),
+			corev1.EnvVar{Name: "GIT_SSH_KEY", Value: argoGitSSHDir + "/ssh-privatekey"},
+			corev1.EnvVar{Name: "GIT_SSH_KNOWN_HOSTS", Value: argoGitSSHDir + "/known_hosts"})
+		volumes = append(volumes, corev1.Volume{Name: "git-ssh", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: "{{inputs.parameters.git-ssh-secret}}", Optional: ptr(true), DefaultMode: ptr(int32(0o400))}}})
+		mounts = append(mounts, corev1.VolumeMount{Name: "git-ssh", MountPath: argoGitSSHDir, ReadOnly: true})
+		args[slices.Index(args, "--context="+argoSourceDir+"/{{inputs.parameters.context}}")] =
+			"--context={{inputs.parameters.git-repo}}#{{inputs.parameters.git-revision}}"
+		args = append([]string{"--context-sub-path={{inputs.parameters.context}}"}, args...)
+		workingDir = ""
 	} else {
 		params = append(params, wfv1.Parameter{Name: "source-pvc",
 			Description: wfv1.AnyStringPtr("PersistentVolumeClaim holding the source at its root.")})
@@ -123,23 +161,23 @@ func argoTemplate(name, builderImage string, git bool) wfv1.Template {
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "{{inputs.parameters.source-pvc}}"}}})
 		mounts = append(mounts, corev1.VolumeMount{Name: "source", MountPath: argoSourceDir})
 	}
-	inputs.Parameters = params
 	out := func(n string) wfv1.Parameter {
 		return wfv1.Parameter{Name: n, ValueFrom: &wfv1.ValueFrom{Path: argoResultsDir + "/" + n}}
 	}
 	return wfv1.Template{
-		Name:    name,
-		Inputs:  inputs,
-		Outputs: wfv1.Outputs{Parameters: []wfv1.Parameter{out(OutputImageDigest), out(OutputImageURL), out(OutputImages), out(OutputAttestations)}},
-		Volumes: volumes,
+		Name:         name,
+		Inputs:       wfv1.Inputs{Parameters: params},
+		Outputs:      wfv1.Outputs{Parameters: []wfv1.Parameter{out(OutputImageDigest), out(OutputImageURL), out(OutputImages), out(OutputAttestations)}},
+		Volumes:      volumes,
+		PodSpecPatch: argoCachePatch,
 		Container: &corev1.Container{
 			Image: "{{inputs.parameters.builder-image}}",
 			// Set explicitly: the emissary executor would otherwise look
 			// the entrypoint up in the registry.
 			Command:         []string{buildBinary},
-			Args:            argoArgs(),
-			WorkingDir:      argoSourceDir,
-			Env:             []corev1.EnvVar{{Name: "DOCKER_CONFIG", Value: dockerConfigDir}},
+			Args:            args,
+			WorkingDir:      workingDir,
+			Env:             env,
 			VolumeMounts:    mounts,
 			SecurityContext: rootNoPrivilege(),
 		},

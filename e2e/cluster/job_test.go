@@ -23,10 +23,11 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// serveGit commits files to a repository app.git on branch main and serves
-// it with git's smart-HTTP backend on the node address, where pods reach
-// it. It returns host:port.
-func serveGit(t *testing.T, files map[string]string) string {
+// serveGit commits files to a repository team/app.git on branch main and
+// serves it with git's smart-HTTP backend on the node address, where pods
+// reach it; with a user, only to that user and password. It returns
+// host:port.
+func serveGit(t *testing.T, files map[string]string, user, password string) string {
 	t.Helper()
 	root := t.TempDir()
 	work := filepath.Join(root, "work")
@@ -65,7 +66,18 @@ func serveGit(t *testing.T, files map[string]string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: backend}
+	var handler http.Handler = backend
+	if user != "" {
+		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if u, p, ok := r.BasicAuth(); !ok || u != user || p != password {
+				w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+				http.Error(w, "authentication required", http.StatusUnauthorized)
+				return
+			}
+			backend.ServeHTTP(w, r)
+		})
+	}
+	srv := &http.Server{Handler: handler}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return ln.Addr().String()
@@ -89,7 +101,7 @@ func TestKubernetesJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	line := "hello from a plain Job " + runID
-	gitHost := serveGit(t, map[string]string{"Dockerfile": helloContext(line)["Dockerfile"]})
+	gitHost := serveGit(t, map[string]string{"Dockerfile": helloContext(line)["Dockerfile"]}, "", "")
 
 	var job batchv1.Job
 	if err := yaml.UnmarshalStrict(b, &job); err != nil {
@@ -147,5 +159,58 @@ func TestKubernetesJob(t *testing.T) {
 	tags, err := remote.List(repo, remote.WithAuth(authn.FromConfig(authn.AuthConfig{Username: cl.user, Password: cl.pw})))
 	if err != nil || len(tags) == 0 {
 		t.Errorf("--cache-repo %s holds %v (%v), want the RUN layer's entry", repo, tags, err)
+	}
+}
+
+// TestArgoBuildGitWithCredentialsAndCache runs the build-git template
+// against a git server that asks for a password, which comes from a
+// kubernetes.io/basic-auth Secret named by git-credentials-secret, with a
+// claim as cache-pvc. TestArgoTemplateRef runs without either.
+func TestArgoBuildGitWithCredentialsAndCache(t *testing.T) {
+	line := "hello from Argo build-git " + runID
+	gitHost := serveGit(t, map[string]string{"Dockerfile": helloContext(line)["Dockerfile"]}, "ci-bot", "git-s3cret")
+	if _, err := kubectl("-n", ns, "create", "secret", "generic", "gitcred", "--type=kubernetes.io/basic-auth",
+		"--from-literal=username=ci-bot", "--from-literal=password=git-s3cret"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = kubectl("-n", ns, "delete", "secret", "gitcred", "--wait=false") })
+	cache := sourceVolume(t, "argo-cache", map[string]string{".keep": ""})
+	image := cl.registry + "/e2e/argo-build-git:" + runID
+	wf := "argo-build-git-" + runID
+	mustApply(t, `
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {name: `+wf+`}
+spec:
+  entrypoint: main
+  securityContext: {seccompProfile: {type: RuntimeDefault}}
+  templates:
+  - name: main
+    steps:
+    - - name: build
+        templateRef: {name: slipway-build, template: build-git}
+        arguments:
+          parameters:
+          - {name: image, value: "`+image+`"}
+          - {name: git-repo, value: "http://`+gitHost+`/team/app.git"}
+          - {name: git-revision, value: main}
+          - {name: git-credentials-secret, value: gitcred}
+          - {name: cache-pvc, value: argo-cache}
+          - {name: docker-config-secret, value: regcred}
+          - {name: extra-args, value: "`+strings.Join(insecure, `\n`)+`"}
+`)
+	o := waitArgo(t, wf, time.Now())
+	var digest string
+	for _, n := range o.Status.Nodes {
+		for _, p := range n.Outputs.Parameters {
+			if n.DisplayName == "build" && p.Name == "image-digest" {
+				digest = p.Value
+			}
+		}
+	}
+	checkPushed(t, image, digest, line)
+	ents, err := os.ReadDir(cache)
+	if err != nil || len(ents) < 2 {
+		t.Errorf("the cache claim holds %v (%v), want what the build kept besides .keep", ents, err)
 	}
 }

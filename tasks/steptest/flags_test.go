@@ -26,6 +26,7 @@ type buildFlags struct {
 	dockerfile, context, digestFile, urlFile, imagesFile string
 	target, cacheRepo, platform, cacheDir                string
 	attestationsFile, artifactOutputsFile                string
+	contextSubPath                                       string
 	cache, reproducible, sbom, provenance                bool
 	noPush, tlsVerify                                    bool
 	destinations, buildArgs                              list
@@ -54,6 +55,7 @@ func parseBuild(args []string) (*buildFlags, error) {
 	fs.BoolVar(&f.provenance, "provenance", false, "")
 	fs.StringVar(&f.attestationsFile, "attestations-file", "", "")
 	fs.StringVar(&f.artifactOutputsFile, "artifact-outputs-file", "", "")
+	fs.StringVar(&f.contextSubPath, "context-sub-path", "", "")
 	fs.BoolVar(&f.noPush, "no-push", false, "")
 	fs.BoolVar(&f.tlsVerify, "tls-verify", true, "")
 	fs.Var(&f.destinations, "destination", "")

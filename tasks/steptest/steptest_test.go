@@ -1,6 +1,7 @@
 package steptest
 
 import (
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
 
 	"github.com/slipway-build/slipway/tasks"
 )
@@ -271,6 +273,9 @@ func TestArgoTemplatesResolveToExecutorFlags(t *testing.T) {
 			tlsVerify: true, destinations: list{"127.0.0.1:5000/app:1"},
 		},
 		volume: func(t *testing.T, tm *wfv1.Template) {
+			if tm.PodSpecPatch != "{}" {
+				t.Errorf("podSpecPatch without cache-pvc = %q, want {}", tm.PodSpecPatch)
+			}
 			for _, v := range tm.Volumes {
 				if v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == "src" {
 					return
@@ -284,9 +289,10 @@ func TestArgoTemplatesResolveToExecutorFlags(t *testing.T) {
 		args: argoArgs("image", "127.0.0.1:5000/app:1", "git-repo", "http://10.0.0.2/app.git",
 			"build-args", "VERSION=1\nNOTE=a b\n", "additional-tags", "127.0.0.1:5000/app:latest",
 			"extra-args", "--reproducible", "cache", "true", "target", "runtime", "docker-config-secret", "regcred",
-			"tlsverify", "false", "skip-push", "true"),
+			"tlsverify", "false", "skip-push", "true", "git-credentials-secret", "gitcred", "context", "app",
+			"cache-pvc", "buildcache"),
 		want: buildFlags{
-			dockerfile: "./Dockerfile", context: "/workspace/source/./", cacheDir: "/cache",
+			dockerfile: "./Dockerfile", context: "http://10.0.0.2/app.git#HEAD", contextSubPath: "app", cacheDir: "/cache",
 			digestFile: "/slipway/results/image-digest", urlFile: "/slipway/results/image-url", imagesFile: "/slipway/results/images",
 			sbom: true, provenance: true, attestationsFile: "/slipway/results/attestations",
 			target: "runtime", cache: true, reproducible: true, noPush: true,
@@ -294,9 +300,40 @@ func TestArgoTemplatesResolveToExecutorFlags(t *testing.T) {
 			buildArgs:    list{"VERSION=1", "NOTE=a b"},
 		},
 		volume: func(t *testing.T, tm *wfv1.Template) {
-			art := tm.Inputs.Artifacts.GetArtifactByName("source")
-			if art == nil || art.Git == nil || art.Git.Repo != "http://10.0.0.2/app.git" || art.Git.Revision != "HEAD" {
-				t.Errorf("git input artifact = %+v, want repo http://10.0.0.2/app.git at HEAD", art)
+			// The cache claim is patched into the pod as Argo's controller
+			// patches it.
+			pod, _ := json.Marshal(corev1.PodSpec{Containers: []corev1.Container{{Name: "main"}}})
+			merged, err := strategicpatch.StrategicMergePatch(pod, []byte(tm.PodSpecPatch), corev1.PodSpec{})
+			if err != nil {
+				t.Fatalf("podSpecPatch %q: %v", tm.PodSpecPatch, err)
+			}
+			var patched corev1.PodSpec
+			if err := json.Unmarshal(merged, &patched); err != nil {
+				t.Fatal(err)
+			}
+			if v := patched.Volumes; len(v) != 1 || v[0].PersistentVolumeClaim == nil || v[0].PersistentVolumeClaim.ClaimName != "buildcache" ||
+				len(patched.Containers[0].VolumeMounts) != 1 || patched.Containers[0].VolumeMounts[0].MountPath != "/cache" {
+				t.Errorf("patched pod: volumes %+v, mounts %+v; want claim buildcache at /cache", v, patched.Containers[0].VolumeMounts)
+			}
+			// slipway-build clones; the git Secrets are optional.
+			if len(tm.Inputs.Artifacts) != 0 {
+				t.Errorf("input artifacts %+v, want none", tm.Inputs.Artifacts)
+			}
+			for _, e := range tm.Container.Env {
+				if e.Name == "GIT_PASSWORD" {
+					if r := e.ValueFrom.SecretKeyRef; r.Name != "gitcred" || r.Key != "password" || r.Optional == nil || !*r.Optional {
+						t.Errorf("GIT_PASSWORD from %+v, want the optional key password of gitcred", r)
+					}
+				}
+			}
+			var ssh bool
+			for _, v := range tm.Volumes {
+				if v.Secret != nil && v.Secret.SecretName == "git-ssh-key" && v.Secret.Optional != nil && *v.Secret.Optional {
+					ssh = true
+				}
+			}
+			if !ssh {
+				t.Errorf("no optional Secret volume git-ssh-key among %+v", tm.Volumes)
 			}
 			for _, v := range tm.Volumes {
 				if v.Secret != nil && v.Secret.SecretName == "regcred" {
