@@ -1,5 +1,3 @@
-//go:build releasetest
-
 package release
 
 import (

@@ -15,9 +15,9 @@
 #  3. signs both digests with cosign: SIGNING_KEY=FILE (password in
 #     COSIGN_PASSWORD), or KEYLESS=1 in CI; with neither it says so in one
 #     line and signs nothing;
-#  4. builds static binaries of every step for linux/amd64 and linux/arm64
-#     into DIST (default BIN_DIR/release), writes SHA256SUMS and signs it
-#     the same way;
+#  4. builds static binaries of every step for each of PLATFORMS (default
+#     "linux/amd64 linux/arm64") into DIST (default BIN_DIR/release), as
+#     slipway-STEP-OS-ARCH, writes SHA256SUMS and signs it the same way;
 #  5. rewrites tasks/images.go, the one place the catalog takes its image
 #     and version from (BuilderImage = "REGISTRY/slipway:VERSION@sha256:…",
 #     Version = VERSION without a leading "v"), and regenerates catalog/, so
@@ -31,7 +31,10 @@
 # The digests are printed and written to BIN_DIR/release-digests.
 #
 # IMAGES_GO and CATALOG_DIR override tasks/images.go and catalog/; with
-# either set nothing is committed or tagged.
+# either set nothing is committed or tagged. PLATFORMS (OS/ARCH, space- or
+# comma-separated) chooses the binaries' platforms; the release test
+# (e2e/release) passes the host's alone, since another architecture's is a
+# cold compile of every dependency.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -53,6 +56,8 @@ catalog="${CATALOG_DIR:-$repo/catalog}"
 dist="${DIST:-$bin/release}"
 supplychain="${SUPPLYCHAIN:-$bin/tools/supplychain}"
 go="${GO:-go}"
+platforms="$(echo "${PLATFORMS:-linux/amd64 linux/arm64}" | tr ',' ' ')"
+[ -n "${platforms// /}" ] || { echo "$0: PLATFORMS is empty" >&2; exit 2; }
 tag="${TAG:-}"
 if [ -z "$tag" ]; then
 	if [ "${CI:-}" = true ] || [ -n "${IMAGES_GO:-}${CATALOG_DIR:-}" ]; then tag=0; else tag=1; fi
@@ -123,14 +128,29 @@ else
 	"$supplychain" sign "${sign[@]}" --image "${images[0]}" --image "${images[1]}"
 fi
 
-# 4. Static binaries and their checksums. The host's binaries were built by
-# `make build` with the same flags; every platform is built here alike.
+# 4. Static binaries and their checksums. The host platform's are the ones
+# in BIN_DIR, which the images hold: `make build` built them with the flags
+# used here (SLIPWAY_LDFLAGS, -trimpath, CGO_ENABLED=0), so building them
+# again would give the same bytes. Every other platform is built here.
 rm -rf "$dist"
 mkdir -p "$dist"
-for arch in amd64 arm64; do
+host="$("$go" env GOHOSTOS)/$("$go" env GOHOSTARCH)"
+for platform in $platforms; do
+	IFS=/ read -r os arch variant <<<"$platform"
+	goarm=
+	case "$arch/$variant" in
+	arm/v6 | arm/v7) goarm="${variant#v}" ;;
+	*/) ;;
+	*) echo "$0: PLATFORMS: $platform: binaries are made for OS/ARCH (and arm/v6, arm/v7)" >&2; exit 2 ;;
+	esac
 	for s in ${STEPS:-build warm}; do
-		(cd "$repo" && CGO_ENABLED=0 GOOS=linux GOARCH=$arch "$go" build -trimpath \
-			-ldflags="${SLIPWAY_LDFLAGS:--s -w}" -o "$dist/slipway-$s-linux-$arch" "./steps/$s")
+		binary="$dist/slipway-$s-$os-$arch${variant:+-$variant}"
+		if [ "$platform" = "$host" ] && [ -x "$bin/slipway-$s" ]; then
+			install -m 0755 "$bin/slipway-$s" "$binary"
+			continue
+		fi
+		(cd "$repo" && CGO_ENABLED=0 GOOS=$os GOARCH=$arch GOARM=$goarm "$go" build -trimpath \
+			-ldflags="${SLIPWAY_LDFLAGS:--s -w}" -o "$binary" "./steps/$s")
 	done
 done
 (cd "$dist" && sha256sum slipway-* >SHA256SUMS)
