@@ -37,7 +37,7 @@ func buildInputs(builderImage string) []input {
 		{name: "CACHE_REPO",
 			description: "Repository for cached layers; empty means <IMAGE repository>/cache."},
 		{name: "SBOM", def: "true",
-			description: `"true" attaches an SPDX 2.3 SBOM of the image (dpkg and apk packages, Go modules) to it as an OCI referrer; "false" attaches none, as kaniko.`},
+			description: `"true" attaches an SPDX 2.3 SBOM of the image (dpkg, apk and rpm packages, Go modules) to it as an OCI referrer; "false" attaches none, as kaniko.`},
 		{name: "PROVENANCE", def: "true",
 			description: `"true" attaches a SLSA v1 provenance statement (base images by digest, Dockerfile digest, source commit, build-arg names, times) as an OCI referrer.`},
 		{name: "TLSVERIFY", def: "true",
