@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -168,4 +170,94 @@ func readResult(t *testing.T, dir, name string) string {
 		t.Errorf("result %s ends in a newline; Tekton Chains reads it verbatim", name)
 	}
 	return string(b)
+}
+
+// The Task's sslcertdir workspace: a registry whose certificate only the
+// CA in the workspace vouches for is trusted, with no --registry-certificate
+// (and is not without the workspace). Under SKIP_PUSH the build succeeds,
+// IMAGES is empty, ARTIFACT_OUTPUTS is not written and nothing is pushed.
+func TestTektonTaskSSLCertDirAndSkipPush(t *testing.T) {
+	b := executorImages(t)
+	reg := harness.StartRegistry(t, harness.WithTLS())
+	base := harness.Busybox(t, reg)
+	source := writeContext(t, map[string]string{"Dockerfile": "FROM " + base + "\nCOPY hello.txt /\n", "hello.txt": "hello\n"})
+	certs := t.TempDir()
+	ca, err := os.ReadFile(reg.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	harness.WriteFile(t, filepath.Join(certs, "ca-bundle.crt"), string(ca))
+
+	run := func(t *testing.T, image string, withCerts bool, params ...pipelinev1.Param) (string, int, string) {
+		t.Helper()
+		ws := []pipelinev1.WorkspaceBinding{{Name: "source", PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "src"}}}
+		if withCerts {
+			ws = append(ws, pipelinev1.WorkspaceBinding{Name: "sslcertdir", ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "trusted-ca"}}})
+		}
+		tr := &pipelinev1.TaskRun{
+			ObjectMeta: metav1.ObjectMeta{Name: "tls-1", Namespace: "ci"},
+			Spec: pipelinev1.TaskRunSpec{
+				Params:     append(pipelinev1.Params{{Name: "IMAGE", Value: *pipelinev1.NewStructuredValues(image)}}, params...),
+				Workspaces: ws,
+			},
+		}
+		steps, err := steptest.ResolveTektonSteps(context.Background(), tasks.BuildTask(), tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		step := steps[0]
+		step.Image = b.executor
+		results := t.TempDir()
+		binds := map[string]string{"/workspace/source": source, step.ResultsDir: results}
+		if withCerts {
+			binds["/slipway/ssl/workspace"] = certs
+		}
+		args, err := steptest.DockerRunArgs(step, binds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, code := dockerRun(t, args[2:]...)
+		return out, code, results
+	}
+
+	t.Run("sslcertdir", func(t *testing.T) {
+		image := reg.Host + "/tls/app:1"
+		out, code, results := run(t, image, true)
+		if code != 0 {
+			t.Fatalf("the step exited %d:\n%s", code, out)
+		}
+		c := reg.Client()
+		ref, _ := name.ParseReference(image)
+		desc, err := remote.Get(c.Reference(ref, false), c.RemoteOptions(ref, false)...)
+		if err != nil {
+			t.Fatalf("%s: %v", image, err)
+		}
+		if got := readResult(t, results, "IMAGE_DIGEST"); got != desc.Digest.String() {
+			t.Errorf("IMAGE_DIGEST = %s, registry has %s", got, desc.Digest)
+		}
+	})
+	t.Run("without sslcertdir", func(t *testing.T) {
+		out, code, _ := run(t, reg.Host+"/tls/app:2", false)
+		if code == 0 || !strings.Contains(out, "certificate") {
+			t.Fatalf("exit %d without the CA, want a certificate error:\n%s", code, out)
+		}
+	})
+	t.Run("SKIP_PUSH", func(t *testing.T) {
+		image := reg.Host + "/tls/app:skipped"
+		out, code, results := run(t, image, true, pipelinev1.Param{Name: "SKIP_PUSH", Value: *pipelinev1.NewStructuredValues("true")})
+		if code != 0 {
+			t.Fatalf("the step exited %d:\n%s", code, out)
+		}
+		if got := readResult(t, results, "IMAGES"); got != "" {
+			t.Errorf("IMAGES = %q under SKIP_PUSH, want empty", got)
+		}
+		if _, err := os.Stat(filepath.Join(results, "ARTIFACT_OUTPUTS")); !os.IsNotExist(err) {
+			t.Errorf("ARTIFACT_OUTPUTS written under SKIP_PUSH (%v)", err)
+		}
+		c := reg.Client()
+		ref, _ := name.ParseReference(image)
+		if _, err := remote.Get(c.Reference(ref, false), c.RemoteOptions(ref, false)...); err == nil {
+			t.Errorf("%s was pushed under SKIP_PUSH", image)
+		}
+	})
 }
