@@ -114,24 +114,7 @@ func TestSBOMGoBinary(t *testing.T) {
 	if b, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, b)
 	}
-	out := t.TempDir()
-	r := slipway(t, nil, "--insecure-registry", reg.Host, "--context", "dir://"+ctxDir,
-		"--destination", reg.Host+"/team/go-sbom:1", "--sbom", "--digest-file", filepath.Join(out, "digest"))
-	if r.code != 0 {
-		t.Fatalf("slipway-build: exit %d\n%s", r.code, r.stderr)
-	}
-	subject, err := name.NewDigest(reg.Host + "/team/go-sbom@" + readFile(t, filepath.Join(out, "digest")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sboms, err := attest.Fetch(context.Background(), subject, attest.SPDXArtifactType)
-	if err != nil || len(sboms) != 1 {
-		t.Fatalf("attached SBOMs: %d, %v", len(sboms), err)
-	}
-	doc, err := spdxjson.Read(strings.NewReader(string(sboms[0])))
-	if err != nil {
-		t.Fatal(err)
-	}
+	doc := buildSBOM(t, reg, ctxDir, "team/go-sbom")
 	found := map[string]string{}
 	for _, p := range doc.Packages {
 		found[p.PackageName] = p.PackageVersion
@@ -144,6 +127,31 @@ func TestSBOMGoBinary(t *testing.T) {
 	if !strings.HasPrefix(found["stdlib"], "go1.") {
 		t.Errorf("stdlib version %q", found["stdlib"])
 	}
+}
+
+// buildSBOM builds ctxDir into the registry's repository repo with --sbom
+// and returns the SBOM attached to the image.
+func buildSBOM(t *testing.T, reg *harness.Registry, ctxDir, repo string) *spdx.Document {
+	t.Helper()
+	out := t.TempDir()
+	r := slipway(t, nil, "--insecure-registry", reg.Host, "--context", "dir://"+ctxDir,
+		"--destination", reg.Host+"/"+repo+":1", "--sbom", "--digest-file", filepath.Join(out, "digest"))
+	if r.code != 0 {
+		t.Fatalf("slipway-build: exit %d\n%s", r.code, r.stderr)
+	}
+	subject, err := name.NewDigest(reg.Host + "/" + repo + "@" + readFile(t, filepath.Join(out, "digest")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sboms, err := attest.Fetch(context.Background(), subject, attest.SPDXArtifactType)
+	if err != nil || len(sboms) != 1 {
+		t.Fatalf("attached SBOMs: %d, %v", len(sboms), err)
+	}
+	doc, err := spdxjson.Read(strings.NewReader(string(sboms[0])))
+	if err != nil {
+		t.Fatalf("the SBOM does not parse: %v", err)
+	}
+	return doc
 }
 
 func debPackages(doc *spdx.Document) []string {

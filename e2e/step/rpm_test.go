@@ -1,7 +1,6 @@
 package step
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,12 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	spdxjson "github.com/spdx/tools-golang/json"
 	spdx "github.com/spdx/tools-golang/spdx/v2/v2_3"
 
 	"github.com/slipway-build/slipway/e2e/harness"
-	"github.com/slipway-build/slipway/engine/attest"
 )
 
 // An image with a real rpm database: packages built with Debian's rpmbuild
@@ -83,24 +79,7 @@ echo %s > %%{buildroot}/usr/share/%s/README
 		t.Fatalf("rpm -qa lists %q", wantPkgs)
 	}
 
-	out := t.TempDir()
-	r := slipway(t, nil, "--insecure-registry", reg.Host, "--context", "dir://"+ctxDir,
-		"--destination", reg.Host+"/team/rpm-sbom:1", "--sbom", "--digest-file", filepath.Join(out, "digest"))
-	if r.code != 0 {
-		t.Fatalf("slipway-build: exit %d\n%s", r.code, r.stderr)
-	}
-	subject, err := name.NewDigest(reg.Host + "/team/rpm-sbom@" + readFile(t, filepath.Join(out, "digest")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sboms, err := attest.Fetch(context.Background(), subject, attest.SPDXArtifactType)
-	if err != nil || len(sboms) != 1 {
-		t.Fatalf("attached SBOMs: %d, %v", len(sboms), err)
-	}
-	doc, err := spdxjson.Read(strings.NewReader(string(sboms[0])))
-	if err != nil {
-		t.Fatal(err)
-	}
+	doc := buildSBOM(t, reg, ctxDir, "team/rpm-sbom")
 	got, purls := rpmPackages(doc)
 	if strings.Join(got, "\n") != strings.Join(wantPkgs, "\n") {
 		t.Errorf("the SBOM's rpm packages differ from rpm -qa's:\nSBOM:   %q\nrpm -qa: %q", got, wantPkgs)
