@@ -18,6 +18,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"syscall"
@@ -27,6 +28,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
 
 	"github.com/slipway-build/slipway/engine/extracted"
 	"github.com/slipway-build/slipway/engine/layertoc"
@@ -164,6 +166,10 @@ func write(f *os.File, root string, changes []Change, opts Options) (v1.Layer, e
 	}, nil
 }
 
+// gzipBlock is pgzip's unit of work. It is part of the format of the
+// layers Slipway writes: changing it changes every layer digest.
+const gzipBlock = 1 << 20
+
 func compressor(w io.Writer, opts Options) (io.WriteCloser, types.MediaType, error) {
 	switch opts.Compression {
 	case "", Gzip:
@@ -171,9 +177,16 @@ func compressor(w io.Writer, opts Options) (io.WriteCloser, types.MediaType, err
 		if level == 0 {
 			level = gzip.DefaultCompression
 		}
-		zw, err := gzip.NewWriterLevel(w, level)
+		// pgzip compresses 1 MiB blocks on every core, each primed with
+		// the tail of the one before. The output depends only on the
+		// block size, never on how many cores did the work, so a
+		// --reproducible layer has one digest on every machine.
+		zw, err := pgzip.NewWriterLevel(w, level)
 		if err != nil {
 			return nil, "", fmt.Errorf("gzip level %d: %w", opts.Level, err)
+		}
+		if err := zw.SetConcurrency(gzipBlock, max(2, runtime.GOMAXPROCS(0))); err != nil {
+			return nil, "", err
 		}
 		return zw, types.DockerLayer, nil
 	case Zstd:

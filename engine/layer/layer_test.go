@@ -4,8 +4,10 @@ import (
 	"archive/tar"
 	"bytes"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -175,5 +177,43 @@ func TestWriteKeepsTheUncompressedTar(t *testing.T) {
 	want, _ := io.ReadAll(rc)
 	if !bytes.Equal(kept, want) {
 		t.Error("the kept tar differs from the layer's uncompressed content")
+	}
+}
+
+// A --reproducible layer's digest depends on its content only: not on how
+// many cores compressed it (pgzip's blocks), nor on the run. The golden
+// digest pins the gzip stream itself: a change of block size, level or
+// compression library changes every layer digest Slipway makes, which a
+// release must say.
+func TestGzipDigestIsTheSameOnEveryMachine(t *testing.T) {
+	epoch := time.Unix(1700000000, 0)
+	root := t.TempDir()
+	// 3 MiB over several gzip blocks, compressible as text is.
+	rng := rand.New(rand.NewPCG(1, 2))
+	words := []string{"layer", "digest", "slipway", "gzip", "block", "tar", "header", "\n"}
+	var content bytes.Buffer
+	for content.Len() < 3<<20 {
+		content.WriteString(words[rng.IntN(len(words))])
+		content.WriteByte(' ')
+	}
+	if err := os.WriteFile(filepath.Join(root, "f"), content.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	digest := func(procs int) string {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		l, err := Write(root, []Change{{Path: "/f"}}, Options{Epoch: &epoch, TempDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, _ := l.Digest()
+		return d.String()
+	}
+	one, four := digest(1), digest(4)
+	if one != four {
+		t.Errorf("the layer's digest depends on the cores: %s with 1, %s with 4", one, four)
+	}
+	const golden = "sha256:bfde70c69efc8dc3fc06ac78b438bdb45a9b3aa4df0598efcf018a33d5e1a26c"
+	if one != golden {
+		t.Errorf("the gzip stream changed: digest %s, was %s; every layer digest changes with it", one, golden)
 	}
 }
