@@ -11,8 +11,11 @@ import (
 	"fmt"
 	"io"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
 	"github.com/ulikunitz/xz"
 )
 
@@ -82,4 +85,55 @@ func Reader(r io.Reader) (io.ReadCloser, Format, error) {
 		return zr.IOReadCloser(), format, nil
 	}
 	return io.NopCloser(br), format, nil
+}
+
+// Layer returns l's uncompressed tar. A gzip layer's blob is decompressed
+// by pgzip, which works ahead of its reader on another core, so that
+// unpacking a layer writes files while the next blocks are decompressed;
+// the blob is read to its end, where its digest is checked. Other layers
+// are l.Uncompressed().
+func Layer(l v1.Layer) (io.ReadCloser, error) {
+	if mt, err := l.MediaType(); err != nil || (mt != types.DockerLayer && mt != types.OCILayer) {
+		return l.Uncompressed()
+	}
+	blob, err := l.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	br := bufio.NewReaderSize(blob, 64<<10)
+	if Detect(br) != Gzip {
+		// Some registries serve plain tars under a gzip media type; so
+		// does go-containerregistry's Uncompressed.
+		return &layerReader{r: br, blob: blob}, nil
+	}
+	zr, err := pgzip.NewReaderN(br, 1<<20, 2)
+	if err != nil {
+		blob.Close()
+		return nil, fmt.Errorf("bad gzip header: %w", err)
+	}
+	return &layerReader{r: zr, zr: zr, blob: blob}, nil
+}
+
+type layerReader struct {
+	r    io.Reader
+	zr   *pgzip.Reader
+	blob io.ReadCloser
+}
+
+func (l *layerReader) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	if err == io.EOF {
+		// The blob's digest is checked at its end, past the gzip stream.
+		if _, derr := io.Copy(io.Discard, l.blob); derr != nil {
+			return n, derr
+		}
+	}
+	return n, err
+}
+
+func (l *layerReader) Close() error {
+	if l.zr != nil {
+		l.zr.Close()
+	}
+	return l.blob.Close()
 }

@@ -19,6 +19,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 
+	"github.com/slipway-build/slipway/engine/compressed"
 	"github.com/slipway-build/slipway/engine/extracted"
 	"github.com/slipway-build/slipway/engine/layertoc"
 	"github.com/slipway-build/slipway/engine/phase"
@@ -173,17 +174,17 @@ func openLayer(l v1.Layer, opts []Option) (io.ReadCloser, error) {
 		opt(&o)
 	}
 	if o.layerCache == "" {
-		return l.Uncompressed()
+		return compressed.Layer(l)
 	}
 	diffID, err := l.DiffID()
 	if err != nil {
-		return l.Uncompressed()
+		return compressed.Layer(l)
 	}
 	dir := extracted.Dir(o.layerCache)
 	if f, err := dir.Open(diffID); err == nil {
 		return f, nil
 	}
-	rc, err := l.Uncompressed()
+	rc, err := compressed.Layer(l)
 	if err != nil {
 		return nil, err
 	}
