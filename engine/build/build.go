@@ -123,7 +123,8 @@ type Collaborators struct {
 	// LayerCache, when set, keeps and reuses the layers of COPY, ADD, RUN
 	// and WORKDIR steps by content-addressed key (kaniko's --cache).
 	LayerCache cache.Store
-	// CacheWrites, when set, receives the background cache writes for the
+	// CacheWrites, when set, receives the background cache writes, and
+	// the removal of the stage roots, for the
 	// caller to wait on after publishing; when nil, Build waits for them.
 	CacheWrites *errgroup.Group
 	// TOCs, when set, holds the layers' tables of contents, which steps
@@ -224,7 +225,13 @@ func Build(ctx context.Context, opts Options) (v1.Image, error) {
 	if err := b.checkEmulation(); err != nil {
 		return nil, err
 	}
-	defer b.cleanup()
+	if opts.CacheWrites != nil {
+		// The stage roots go while the caller pushes: removing 20,000
+		// files takes seconds, and the image's layers live elsewhere.
+		defer b.cacheWrites.Go(func() error { b.cleanup(); return nil })
+	} else {
+		defer b.cleanup()
+	}
 	if err := b.runStages(ctx); err != nil {
 		return nil, err
 	}
