@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"sync"
 	"time"
 
@@ -15,7 +14,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/slipway-build/slipway/engine/registry"
@@ -167,7 +165,7 @@ func (s *registryStore) Get(ctx context.Context, k Key) (*Entry, error) {
 	}
 	img, err := remote.Image(ref, remote.Reuse(s.puller), remote.WithContext(ctx))
 	if err != nil {
-		if notFound(err) {
+		if registry.IsNotFound(err) {
 			return nil, nil
 		}
 		return fail(err)
@@ -178,7 +176,7 @@ func (s *registryStore) Get(ctx context.Context, k Key) (*Entry, error) {
 	}
 	cfg, err := img.ConfigFile()
 	if err != nil {
-		if notFound(err) {
+		if registry.IsNotFound(err) {
 			return fail(fmt.Errorf("its config blob is missing"))
 		}
 		return fail(err)
@@ -205,22 +203,6 @@ func (s *registryStore) Get(ctx context.Context, k Key) (*Entry, error) {
 		e.Layer = &remote.MountableLayer{Layer: &cachedLayer{Layer: l, what: "reading cached layer " + digest.String()}, Reference: digest}
 	}
 	return e, nil
-}
-
-func notFound(err error) bool {
-	var terr *transport.Error
-	if !errors.As(err, &terr) {
-		return false
-	}
-	if terr.StatusCode == http.StatusNotFound {
-		return true
-	}
-	for _, d := range terr.Errors {
-		if d.Code == transport.ManifestUnknownErrorCode || d.Code == transport.NameUnknownErrorCode || d.Code == transport.BlobUnknownErrorCode {
-			return true
-		}
-	}
-	return false
 }
 
 // Put pushes the entry image. Layers already in the cache repository are

@@ -5,13 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
@@ -89,7 +87,7 @@ func (s *registryStore) Get(ctx context.Context, diffID v1.Hash) (*TOC, error) {
 	}
 	desc, err := s.puller.Get(ctx, ref)
 	if err != nil {
-		if notFound(err) {
+		if registry.IsNotFound(err) {
 			return nil, nil
 		}
 		return nil, fmt.Errorf("reading %s: %w", tag, err)
@@ -107,7 +105,7 @@ func (s *registryStore) Get(ctx context.Context, diffID v1.Hash) (*TOC, error) {
 	}
 	rc, err := l.Compressed()
 	if err != nil {
-		if notFound(err) {
+		if registry.IsNotFound(err) {
 			return nil, fmt.Errorf("%w: %s: its blob is missing", ErrDamaged, tag)
 		}
 		return nil, fmt.Errorf("reading %s: %w", tag, err)
@@ -116,7 +114,7 @@ func (s *registryStore) Get(ctx context.Context, diffID v1.Hash) (*TOC, error) {
 	// The reader checks the blob's digest as it reaches its end.
 	t, err := Unmarshal(rc, diffID)
 	if err != nil {
-		if notFound(err) {
+		if registry.IsNotFound(err) {
 			return nil, fmt.Errorf("%w: %s: its blob is missing", ErrDamaged, tag)
 		}
 		if !errors.Is(err, ErrDamaged) {
@@ -137,7 +135,7 @@ func (s *registryStore) Has(ctx context.Context, diffID v1.Hash) (bool, error) {
 		return false, err
 	}
 	if _, err := s.puller.Head(ctx, ref); err != nil {
-		if notFound(err) {
+		if registry.IsNotFound(err) {
 			return false, nil
 		}
 		return false, fmt.Errorf("looking up %s: %w", tag, err)
@@ -205,19 +203,3 @@ type artifact struct{ v1.Manifest }
 
 func (a *artifact) RawManifest() ([]byte, error)        { return json.Marshal(a.Manifest) }
 func (a *artifact) MediaType() (types.MediaType, error) { return a.Manifest.MediaType, nil }
-
-func notFound(err error) bool {
-	var terr *transport.Error
-	if !errors.As(err, &terr) {
-		return false
-	}
-	if terr.StatusCode == http.StatusNotFound {
-		return true
-	}
-	for _, d := range terr.Errors {
-		if d.Code == transport.ManifestUnknownErrorCode || d.Code == transport.NameUnknownErrorCode || d.Code == transport.BlobUnknownErrorCode {
-			return true
-		}
-	}
-	return false
-}

@@ -144,3 +144,21 @@ func permanent(err error) bool {
 	}
 	return false
 }
+
+// IsNotFound reports a registry's answer that the manifest, blob or
+// repository asked for does not exist, as opposed to a failure to ask.
+func IsNotFound(err error) bool {
+	var terr *transport.Error
+	if !errors.As(err, &terr) {
+		return false
+	}
+	if terr.StatusCode == http.StatusNotFound {
+		return true
+	}
+	for _, d := range terr.Errors {
+		if d.Code == transport.ManifestUnknownErrorCode || d.Code == transport.NameUnknownErrorCode || d.Code == transport.BlobUnknownErrorCode {
+			return true
+		}
+	}
+	return false
+}
