@@ -34,33 +34,7 @@ func TestCachedRebuildsUploadOnlyWhatChanged(t *testing.T) {
 	cacheDir := t.TempDir()
 	build := func(tag string) (layers []string, log string) {
 		t.Helper()
-		dest := reg.Host + "/team/app:" + tag
-		res := slipway(t, nil, "--insecure-registry", reg.Host,
-			"--context", "dir://"+ctxDir, "--build-arg", "BASE="+base, "--destination", dest,
-			"--cache=true", "--cache-repo", reg.Host+"/team/cache", "--cache-dir", cacheDir)
-		if res.code != 0 {
-			t.Fatalf("building %s: exit %d:\n%s", tag, res.code, res.stderr)
-		}
-		ref, err := name.ParseReference(dest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		img, err := remote.Image(reg.Client().Reference(ref, false), reg.Client().RemoteOptions(ref, false)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls, err := img.Layers()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, l := range ls {
-			d, err := l.Digest()
-			if err != nil {
-				t.Fatal(err)
-			}
-			layers = append(layers, d.String())
-		}
-		return layers, res.stderr
+		return cachedBuild(t, reg, ctxDir, base, tag, cacheDir)
 	}
 	uploadedLayers := func(before []string, layers []string) []string {
 		var out []string
@@ -113,35 +87,10 @@ func TestStatelessRebuildFetchesNoBaseLayer(t *testing.T) {
 	ctxDir := writeContext(t, map[string]string{"Dockerfile": statelessApp, "src/main.sh": "echo v1\n"})
 	build := func(tag string) (layers []string, log string, took time.Duration) {
 		t.Helper()
-		dest := reg.Host + "/team/app:" + tag
 		start := time.Now()
-		res := slipway(t, nil, "--insecure-registry", reg.Host,
-			"--context", "dir://"+ctxDir, "--build-arg", "BASE="+base, "--destination", dest,
-			"--cache=true", "--cache-repo", reg.Host+"/team/cache", "--cache-dir", t.TempDir())
-		took = time.Since(start)
-		if res.code != 0 {
-			t.Fatalf("building %s: exit %d:\n%s", tag, res.code, res.stderr)
-		}
-		ref, err := name.ParseReference(dest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		img, err := remote.Image(reg.Client().Reference(ref, false), reg.Client().RemoteOptions(ref, false)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls, err := img.Layers()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, l := range ls {
-			d, err := l.Digest()
-			if err != nil {
-				t.Fatal(err)
-			}
-			layers = append(layers, d.String())
-		}
-		return layers, res.stderr, took
+		// A fresh --cache-dir each time: nothing kept but the registry.
+		layers, log = cachedBuild(t, reg, ctxDir, base, tag, t.TempDir())
+		return layers, log, time.Since(start)
 	}
 
 	cold, _, coldTook := build("cold")
@@ -167,4 +116,38 @@ func TestStatelessRebuildFetchesNoBaseLayer(t *testing.T) {
 	if strings.Contains(log, "level=WARN") || strings.Contains(log, "WARN") {
 		t.Errorf("the rebuild warned:\n%s", log)
 	}
+}
+
+// cachedBuild builds ctxDir FROM base into team/app:tag with the registry
+// cache team/cache and cacheDir, and returns the pushed image's layer
+// digests and the build's log.
+func cachedBuild(t *testing.T, reg *harness.Registry, ctxDir, base, tag, cacheDir string) (layers []string, log string) {
+	t.Helper()
+	dest := reg.Host + "/team/app:" + tag
+	res := slipway(t, nil, "--insecure-registry", reg.Host,
+		"--context", "dir://"+ctxDir, "--build-arg", "BASE="+base, "--destination", dest,
+		"--cache=true", "--cache-repo", reg.Host+"/team/cache", "--cache-dir", cacheDir)
+	if res.code != 0 {
+		t.Fatalf("building %s: exit %d:\n%s", tag, res.code, res.stderr)
+	}
+	ref, err := name.ParseReference(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(reg.Client().Reference(ref, false), reg.Client().RemoteOptions(ref, false)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range ls {
+		d, err := l.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers = append(layers, d.String())
+	}
+	return layers, res.stderr
 }
