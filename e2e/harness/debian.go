@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -28,9 +29,9 @@ import (
 const DebianSuite = "bookworm"
 
 var (
-	debianOnce  sync.Once
-	debianImage v1.Image
-	debianErr   error
+	debianMu     sync.Mutex
+	debianImages = map[string]v1.Image{}
+	debianErrs   = map[string]error{}
 )
 
 // Debian pushes a Debian bookworm minbase image to reg and returns its
@@ -49,18 +50,46 @@ func Debian(t testing.TB, reg *Registry) string {
 // makes parallel test binaries wait for one another instead of racing.
 func DebianImage(t testing.TB) v1.Image {
 	t.Helper()
-	SkipIfShort(t, "debootstrap and the apt mirror")
-	debianOnce.Do(func() {
-		var path string
-		if path, debianErr = DebianTarball(DebianSuite); debianErr != nil {
-			return
-		}
-		debianImage, debianErr = imageFromTarball(path)
+	return DebianImageFor(t, "amd64")
+}
+
+// DebianFor pushes DebianImageFor(arch) to reg and returns its reference
+// ("127.0.0.1:PORT/slipway-test/debian-ARCH:bookworm").
+func DebianFor(t testing.TB, reg *Registry, arch string) string {
+	t.Helper()
+	return pushOnce(t, reg, "slipway-test/debian-"+arch+":"+DebianSuite, func(ref name.Reference) error {
+		_, err := reg.Client().Push(context.Background(), DebianImageFor(t, arch), ref)
+		return err
 	})
-	if debianErr != nil {
-		t.Fatalf("building the Debian base image: %v", debianErr)
+}
+
+// DebianImageFor is DebianImage for the Go architecture arch. For another
+// architecture than the machine's, debootstrap --foreign unpacks the
+// packages and its second stage runs inside the new root under the
+// machine's QEMU binfmt_misc handler (qemu-user-static; .ci/deps registers
+// it), which configures them as they would be on that machine.
+func DebianImageFor(t testing.TB, arch string) v1.Image {
+	t.Helper()
+	SkipIfShort(t, "debootstrap and the apt mirror")
+	debianMu.Lock()
+	defer debianMu.Unlock()
+	if img, ok := debianImages[arch]; ok {
+		return img
 	}
-	return debianImage
+	err, failed := debianErrs[arch]
+	if !failed {
+		var path string
+		if path, err = debianTarball(DebianSuite, arch); err == nil {
+			var img v1.Image
+			if img, err = imageFromTarball(path, arch); err == nil {
+				debianImages[arch] = img
+				return img
+			}
+		}
+		debianErrs[arch] = err
+	}
+	t.Fatalf("building the linux/%s Debian base image: %v", arch, err)
+	return nil
 }
 
 // CacheDir is where slow test fixtures are kept between runs:
@@ -80,6 +109,11 @@ func CacheDir() (string, error) {
 // DebianTarball returns the path of a gzipped tarball of a minbase root
 // filesystem for suite, bootstrapping it first when it is not cached.
 func DebianTarball(suite string) (string, error) {
+	return debianTarball(suite, runtime.GOARCH)
+}
+
+// debianTarball is DebianTarball for the Go architecture goarch.
+func debianTarball(suite, goarch string) (string, error) {
 	mirror, err := AptMirror("/", suite)
 	if err != nil {
 		return "", err
@@ -88,8 +122,13 @@ func DebianTarball(suite string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	foreign := goarch != runtime.GOARCH
 	sum := sha256.Sum256([]byte(suite + "\n" + mirror))
-	base := filepath.Join(cache, fmt.Sprintf("debian-%s-minbase-%s", suite, hex.EncodeToString(sum[:6])))
+	name := fmt.Sprintf("debian-%s-minbase-%s", suite, hex.EncodeToString(sum[:6]))
+	if foreign {
+		name = fmt.Sprintf("debian-%s-%s-minbase-%s", suite, debianArch(goarch), hex.EncodeToString(sum[:6]))
+	}
+	base := filepath.Join(cache, name)
 	tarPath := base + ".tar.gz"
 
 	unlock, err := lockFile(base + ".lock")
@@ -118,12 +157,29 @@ func DebianTarball(suite string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.Command("debootstrap", "--variant=minbase", suite, root, mirror)
+	args := []string{"--variant=minbase", suite, root, mirror}
+	if foreign {
+		args = append([]string{"--arch=" + debianArch(goarch), "--foreign"}, args...)
+	}
+	cmd := exec.Command("debootstrap", args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	err = cmd.Run()
+	if err == nil && foreign {
+		// The second stage runs the new root's own binaries: through the
+		// binfmt_misc handler, whose F flag makes QEMU reachable inside
+		// the chroot. A mount namespace of its own keeps the /proc and
+		// /sys it mounts off the machine's mount table.
+		fmt.Fprintf(logFile, "\n# second stage under QEMU\n")
+		cmd = exec.Command("unshare", "--mount", "--propagation", "private",
+			"chroot", root, "/debootstrap/debootstrap", "--second-stage")
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		if err = cmd.Run(); err != nil {
+			err = fmt.Errorf("the second stage under QEMU (needs the binfmt_misc handler for %s: apt-get install qemu-user-static binfmt-support): %w", goarch, err)
+		}
+	}
 	logFile.Close()
 	if err != nil {
-		return "", fmt.Errorf("debootstrap --variant=minbase %s from %s: %w\n%s", suite, mirror, err, tail(logPath, 30))
+		return "", fmt.Errorf("debootstrap %s from %s: %w\n%s", strings.Join(args, " "), mirror, err, tail(logPath, 30))
 	}
 	tmp := filepath.Join(work, "rootfs.tar.gz")
 	if err := tarRoot(root, tmp); err != nil {
@@ -220,7 +276,11 @@ func tail(path string, lines int) string {
 	return strings.Join(all, "\n")
 }
 
-func imageFromTarball(path string) (v1.Image, error) {
+func imageFromTarball(path, arch string) (v1.Image, error) {
+	createdBy := "debootstrap --variant=minbase " + DebianSuite
+	if arch != runtime.GOARCH {
+		createdBy = "debootstrap --variant=minbase --arch=" + debianArch(arch) + " --foreign " + DebianSuite + " (second stage under QEMU)"
+	}
 	layer, err := tarball.LayerFromFile(path, tarball.WithMediaType(types.OCILayer))
 	if err != nil {
 		return nil, err
@@ -229,7 +289,7 @@ func imageFromTarball(path string) (v1.Image, error) {
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
 	img, err = mutate.Append(img, mutate.Addendum{
 		Layer:   layer,
-		History: v1.History{CreatedBy: "debootstrap --variant=minbase " + DebianSuite, Created: v1.Time{Time: epoch}},
+		History: v1.History{CreatedBy: createdBy, Created: v1.Time{Time: epoch}},
 	})
 	if err != nil {
 		return nil, err
@@ -239,7 +299,7 @@ func imageFromTarball(path string) (v1.Image, error) {
 		return nil, err
 	}
 	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.OS, cf.Architecture = "linux", arch
 	cf.Created = v1.Time{Time: epoch}
 	cf.Config.Env = []string{"PATH=" + busyboxPath}
 	cf.Config.Cmd = []string{"bash"}

@@ -164,3 +164,34 @@ func TestIndexRefusesBadImages(t *testing.T) {
 		})
 	}
 }
+
+// TestForeignDebianBase builds FROM an arm64 Debian base (debootstrap
+// --foreign, its second stage finished under QEMU) with --custom-platform
+// linux/arm64: RUN runs Debian's own arm64 shell, coreutils and dpkg
+// through the machine's binfmt_misc handler, and the image is arm64.
+func TestForeignDebianBase(t *testing.T) {
+	reg := harness.StartRegistry(t)
+	base := harness.DebianFor(t, reg, "arm64")
+	dir := writeContext(t, map[string]string{
+		"Dockerfile": "FROM " + base + "\nRUN uname -m > /arch && dpkg --print-architecture >> /arch && dpkg-query -W -f '${Architecture}\\n' coreutils >> /arch\n",
+	})
+	ref := buildFor(t, reg, dir, "linux/arm64", reg.Host+"/foreign/debian:arm64")
+	r, err := name.NewDigest(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(r, reg.Client().RemoteOptions(r, false)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fileIn(t, img, "arch"); got != "aarch64\narm64\narm64\n" {
+		t.Errorf("/arch = %q, want aarch64 (uname -m) and arm64 (dpkg, coreutils)", got)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cf.OS != "linux" || cf.Architecture != "arm64" {
+		t.Errorf("config platform %s/%s, want linux/arm64", cf.OS, cf.Architecture)
+	}
+}
