@@ -32,6 +32,29 @@ build:
 		$(GO) build -trimpath -ldflags='$(SLIPWAY_LDFLAGS)' -o $(BIN)/slipway-$$s ./steps/$$s || exit 1; \
 	done
 
+# IMAGE_PLATFORMS are the platforms of the executor image: the same list
+# as tasks.Platforms, which the catalog's annotations name (a test in
+# tasks/ compares them).
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64,linux/ppc64le,linux/s390x
+export IMAGE_PLATFORMS
+
+# build-platforms cross-compiles the static step binaries the image holds
+# (IMAGE_STEPS: slipway-build, which runs the other steps by name) for each
+# of IMAGE_PLATFORMS into $(BIN)/OS-ARCH[-VARIANT], where
+# steps/image/build.sh -p takes them from. Static Go binaries: no
+# emulation, no C toolchain.
+IMAGE_STEPS ?= build
+.PHONY: build-platforms
+build-platforms:
+	@for p in $$(echo '$(IMAGE_PLATFORMS)' | tr , ' '); do \
+		os=$$(echo "$$p" | cut -d/ -f1); arch=$$(echo "$$p" | cut -d/ -f2); variant=$$(echo "$$p" | cut -s -d/ -f3); \
+		goarm=; [ "$$arch" != arm ] || goarm=$${variant#v}; \
+		for s in $(IMAGE_STEPS); do \
+			GOOS=$$os GOARCH=$$arch GOARM=$$goarm $(GO) build -trimpath -ldflags='$(SLIPWAY_LDFLAGS)' \
+				-o $(BIN)/$$(echo "$$p" | tr / -)/slipway-$$s ./steps/$$s || exit 1; \
+		done; \
+	done
+
 # fuzz runs every Go fuzz target for FUZZTIME each; CI gives each 20s. Go
 # fuzzes one target per `go test`, so FUZZ_TARGETS lists them all as
 # package:Function, and the loop fails when a Fuzz function is missing from
@@ -98,15 +121,17 @@ bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 180m ./e2e/bench/...
 
 # image and image-debug build the executor image with slipway-build itself
-# (steps/image/build.sh): a docker-loadable tarball and an OCI layout in
-# bin/, tagged slipway:dev and slipway:dev-debug, reproducibly.
+# (steps/image/build.sh), reproducibly, for every platform of
+# IMAGE_PLATFORMS: an OCI layout in bin/ holding the multi-platform index
+# (joined by slipway-index), and a docker-loadable tarball of this
+# machine's platform's image, tagged slipway:dev and slipway:dev-debug.
 .PHONY: image image-debug release
-image: build
-	./steps/image/build.sh -b $(BIN) -t executor --no-push --destination slipway:dev \
+image: build build-platforms
+	./steps/image/build.sh -b $(BIN) -t executor -p $(IMAGE_PLATFORMS) --no-push --destination slipway:dev \
 		--tar-path $(BIN)/slipway-executor.tar --oci-layout-path $(BIN)/slipway-executor
 
-image-debug: build
-	./steps/image/build.sh -b $(BIN) -t debug --no-push --destination slipway:dev-debug \
+image-debug: build build-platforms
+	./steps/image/build.sh -b $(BIN) -t debug -p $(IMAGE_PLATFORMS) --no-push --destination slipway:dev-debug \
 		--tar-path $(BIN)/slipway-executor-debug.tar --oci-layout-path $(BIN)/slipway-executor-debug
 
 # release makes the whole release (steps/image/release.sh says what, in

@@ -195,7 +195,7 @@ func taskReadme(task *pipelinev1.Task, kind string, o options, extra string) []b
 		resultsTable(&b, names, descs)
 		b.WriteString("\nThe values have no trailing newline: `IMAGE_URL` with `IMAGE_DIGEST`, and `IMAGES`, are the type hints Tekton Chains reads.\n")
 	}
-	fmt.Fprintf(&b, "\n## Platforms\n\nThe executor image is published for %s.\n\n", Platforms)
+	fmt.Fprintf(&b, "\n## Platforms\n\nThe executor image is a multi-platform index for %s.\n\n", platformList())
 	b.WriteString(extra)
 	b.WriteString(secretSection)
 	b.WriteString("## Usage\n\n`samples/taskrun.yaml` runs the installed Task. To use it without installing, reference it through a resolver.\n\n")
@@ -219,7 +219,7 @@ func stepActionReadme(o options) []byte {
 		names, descs = append(names, r.Name), append(descs, r.Description)
 	}
 	resultsTable(&b, names, descs)
-	fmt.Fprintf(&b, "\n## Platforms\n\nThe executor image is published for %s.\n\n", Platforms)
+	fmt.Fprintf(&b, "\n## Platforms\n\nThe executor image is a multi-platform index for %s.\n\n", platformList())
 	b.WriteString(secretSection)
 	b.WriteString("## Usage\n\n`samples/task.yaml` is a Task that builds with this StepAction and re-exports the step results as Task results, so Chains sees them. " +
 		"A step that references a StepAction cannot set its own image, command, args, script or env.\n\n")
@@ -263,15 +263,25 @@ func argoReadme(cluster bool, o options) []byte {
 }
 
 func argoPackage(name string, cluster bool, o options) []byte {
-	kind := "WorkflowTemplate"
-	if cluster {
-		kind = "ClusterWorkflowTemplate"
+	display := "Slipway build (WorkflowTemplate)"
+	description := "Build a container image from a Dockerfile and push it, without a Docker daemon or privileges."
+	switch {
+	case cluster:
+		display = "Slipway build (ClusterWorkflowTemplate)"
+	case name == MultiArchName:
+		display = "Slipway multi-platform build (WorkflowTemplate)"
+		description = "Build a Dockerfile for several platforms in parallel and push one multi-platform image, without a Docker daemon or privileges."
+	}
+	// Artifact Hub lists the image's platforms.
+	var platforms strings.Builder
+	for _, p := range strings.Split(Platforms, ",") {
+		fmt.Fprintf(&platforms, "      - %s\n", p)
 	}
 	return []byte(header + fmt.Sprintf(`version: %s
 name: %s
-displayName: Slipway build (%s)
+displayName: %s
 createdAt: "%s"
-description: Build a container image from a Dockerfile and push it, without a Docker daemon or privileges.
+description: %s
 license: %s
 homeURL: %s
 keywords:
@@ -281,9 +291,19 @@ keywords:
 containersImages:
   - name: slipway
     image: %s
-provider:
+    platforms:
+%sprovider:
   name: Slipway
 install: |
   kubectl apply -f manifests.yaml
-`, o.version, name, kind, ReleaseDate, License, strings.TrimSuffix(RepoURL, ".git"), o.builderImage))
+`, o.version, name, display, ReleaseDate, description, License, strings.TrimSuffix(RepoURL, ".git"), o.builderImage, platforms.String()))
+}
+
+// platformList is Platforms for a sentence: "a, b and c".
+func platformList() string {
+	list := strings.Split(Platforms, ",")
+	if len(list) == 1 {
+		return "`" + list[0] + "`"
+	}
+	return "`" + strings.Join(list[:len(list)-1], "`, `") + "` and `" + list[len(list)-1] + "`"
 }

@@ -408,3 +408,45 @@ func nameLikeAPIServer(m *metav1.ObjectMeta) {
 		m.Name = m.GenerateName + "x7k2p"
 	}
 }
+
+// TestPlatformsMatchTheImage: the platforms the catalog says the executor
+// image is published for are the ones `make image` and `make release`
+// build (the Makefile's IMAGE_PLATFORMS), and Artifact Hub's metadata
+// lists each of them.
+func TestPlatformsMatchTheImage(t *testing.T) {
+	mk, err := os.ReadFile("../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var built string
+	for _, line := range strings.Split(string(mk), "\n") {
+		if name, value, ok := strings.Cut(line, "?="); ok && strings.TrimSpace(name) == "IMAGE_PLATFORMS" {
+			built = strings.TrimSpace(value)
+		}
+	}
+	if built != tasks.Platforms {
+		t.Errorf("the Makefile builds the executor image for IMAGE_PLATFORMS %q, tasks.Platforms says %q", built, tasks.Platforms)
+	}
+	want := strings.Split(tasks.Platforms, ",")
+	if len(want) != 4 {
+		t.Errorf("tasks.Platforms = %q, want linux/amd64, arm64, ppc64le and s390x", tasks.Platforms)
+	}
+	for rel, b := range readTree(t, catalogDir) {
+		if filepath.Base(rel) != "artifacthub-pkg.yml" {
+			continue
+		}
+		var pkg struct {
+			ContainersImages []struct {
+				Image     string   `json:"image"`
+				Platforms []string `json:"platforms"`
+			} `json:"containersImages"`
+		}
+		// Other keys are Artifact Hub's; only the images matter here.
+		if err := yaml.Unmarshal(b, &pkg); err != nil {
+			t.Fatalf("catalog/%s: %v", rel, err)
+		}
+		if len(pkg.ContainersImages) != 1 || strings.Join(pkg.ContainersImages[0].Platforms, ",") != tasks.Platforms {
+			t.Errorf("catalog/%s: containersImages %+v, want the executor image on %s", rel, pkg.ContainersImages, tasks.Platforms)
+		}
+	}
+}

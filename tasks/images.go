@@ -12,8 +12,11 @@ const (
 	// placeholder until the first `make release`.
 	BuilderImage = "ghcr.io/slipway-build/slipway:v0.1.0@sha256:0000000000000000000000000000000000000000000000000000000000000000"
 
-	// Platforms lists the platforms BuilderImage is published for.
-	Platforms = "linux/amd64"
+	// Platforms lists the platforms BuilderImage is published for,
+	// comma-separated as the tekton.dev/platforms annotation takes them:
+	// the executor image is an index of these (the Makefile's
+	// IMAGE_PLATFORMS, which `make image` and `make release` build).
+	Platforms = "linux/amd64,linux/arm64,linux/ppc64le,linux/s390x"
 
 	// ReleaseDate is the createdAt of the Artifact Hub packages. It is fixed
 	// rather than taken from the clock so that regenerating is reproducible.
