@@ -151,7 +151,7 @@ export SIGNING_KEY KEYLESS DIST TAG SUPPLYCHAIN PLATFORMS
 
 release:
 	@test -n "$(REGISTRY)" -a -n "$(VERSION)" || { echo 'usage: make release REGISTRY=ghcr.io/slipway-build VERSION=v0.1.0 [SIGNING_KEY=cosign.key]' >&2; exit 2; }
-	@$(MAKE) --no-print-directory build supplychain VERSION=$(VERSION)
+	@$(MAKE) --no-print-directory build build-platforms supplychain VERSION=$(VERSION)
 	./steps/image/release.sh -b $(BIN) $(REGISTRY) $(VERSION) $(RELEASE_FLAGS)
 
 # supplychain is the release's attesting and signing tool; it is never put

@@ -7,8 +7,11 @@
 #
 # In order, stopping at the first failure:
 #  1. builds REGISTRY/slipway:VERSION and :VERSION-debug with slipway-build
-#     itself (build.sh) and pushes them (extra flags, e.g.
-#     --insecure-registry for a local test registry, go to slipway-build);
+#     itself (build.sh -p), each a multi-platform index over every platform
+#     of IMAGE_PLATFORMS (the Makefile's; the step binaries for each are in
+#     BIN_DIR/OS-ARCH, `make build-platforms`), joined and pushed by
+#     slipway-index (extra flags, e.g. --insecure-registry for a local test
+#     registry, go to slipway-index); the digests are the indexes';
 #  2. attaches to each an SPDX 2.3 SBOM and a SLSA v1 provenance statement
 #     as OCI 1.1 referrers (the referrers tag schema where the registry has
 #     no referrers API);
@@ -73,6 +76,8 @@ elif [ -n "${KEYLESS:-}" ]; then
 	sign=(--keyless)
 fi
 [ -x "$supplychain" ] || { echo "$0: $supplychain is missing: run make supplychain" >&2; exit 1; }
+image_platforms="${IMAGE_PLATFORMS:-}"
+[ -n "$image_platforms" ] || { echo "$0: IMAGE_PLATFORMS is not set: run make release, which sets it and builds the step binaries for each" >&2; exit 2; }
 
 case "$version" in
 *[!A-Za-z0-9._-]* | [.-]*)
@@ -106,9 +111,9 @@ trap 'rm -rf "$out"' EXIT
 started="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 commit="${COMMIT:-$(git -C "$repo" log -1 --format=%H -- . ':(exclude)catalog' ':(exclude)tasks/images.go' 2>/dev/null || true)}"
 
-"$here/build.sh" -b "$bin" -t executor --destination "$registry/slipway:$version" \
+"$here/build.sh" -b "$bin" -t executor -p "$image_platforms" --destination "$registry/slipway:$version" \
 	--digest-file "$out/executor" "$@"
-"$here/build.sh" -b "$bin" -t debug --destination "$registry/slipway:$version-debug" \
+"$here/build.sh" -b "$bin" -t debug -p "$image_platforms" --destination "$registry/slipway:$version-debug" \
 	--digest-file "$out/debug" "$@"
 executor="$(cat "$out/executor")"
 debug="$(cat "$out/debug")"
@@ -183,6 +188,8 @@ previous="$(git -C "$repo" describe --tags --abbrev=0 --match 'v*' 2>/dev/null |
 	echo "| --- | --- |"
 	echo "| \`$registry/slipway:$version\` | \`$executor\` |"
 	echo "| \`$registry/slipway:$version-debug\` | \`$debug\` |"
+	echo
+	echo "Both are multi-platform indexes for ${image_platforms//,/, }."
 	echo
 	echo "Each carries an SPDX 2.3 SBOM and a SLSA v1 provenance statement as OCI referrers."
 	if [ ${#sign[@]} -gt 0 ]; then
