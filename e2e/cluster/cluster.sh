@@ -82,6 +82,16 @@ make_images() {
 	local c
 	image pause scratch -tag "$PAUSE_IMAGE" -entrypoint /pause "$bin/pause=/pause"
 	image busybox busybox -tag "$BUSYBOX_IMAGE"
+	# The multi-platform tests' base is an index of that busybox and
+	# Debian's busybox-static:arm64 (the dpkg architecture .ci/deps adds).
+	if [ ! -s "$images/busybox-arm64.tar" ]; then
+		local deb
+		deb=$(mktemp -d)
+		(cd "$deb" && apt-get download -q busybox-static:arm64 >&2) || { rm -rf "$deb"; die "apt-get download busybox-static:arm64 (dpkg --add-architecture arm64 && apt-get update; .ci/deps does)"; }
+		dpkg-deb -x "$deb"/busybox-static_*.deb "$deb/root"
+		image busybox-arm64 busybox -tag "$IMG_PREFIX/busybox-arm64:1" -busybox "$deb/root/bin/busybox" -arch arm64
+		rm -rf "$deb"
+	fi
 	# ko's layout: Tekton's controller finds its helpers at /ko-app/<name>;
 	# 65532 is the nonroot user Tekton's deployments expect.
 	for c in controller webhook entrypoint nop workingdirinit sidecarlogresults events; do
@@ -357,13 +367,17 @@ install_argo() {
 
 # publish pushes the executor and busybox images to the cluster registry and
 # renders the catalog with the executor's digest, the way `make release` does.
+# The executor is the multi-platform index `make image` writes as an OCI
+# layout, so the catalog pins an index digest as a release's does.
 publish() {
-	local pw exe=${SLIPWAY_EXECUTOR_TAR:-$repo/bin/slipway-executor.tar}
+	local pw exe=${SLIPWAY_EXECUTOR_LAYOUT:-$repo/bin/slipway-executor}
 	pw=$(cat "$STATE/registry/password")
-	[ -s "$exe" ] || die "$exe is missing: run 'make image' first"
-	local exe_ref bb_ref
+	[ -s "$exe/index.json" ] || die "$exe is missing: run 'make image' first"
+	local exe_ref bb_ref bbm_ref
 	exe_ref=$(in_ns "$bin/clusterimg" push -user slipway -password "$pw" "$exe" "$REGISTRY/slipway/executor:dev")
 	bb_ref=$(in_ns "$bin/clusterimg" push -user slipway -password "$pw" "$images/busybox.tar" "$REGISTRY/library/busybox:1")
+	bbm_ref=$(in_ns "$bin/clusterimg" push-index -user slipway -password "$pw" "$REGISTRY/library/busybox-multi:1" \
+		"$images/busybox.tar" "$images/busybox-arm64.tar")
 	rm -rf "$STATE/catalog"
 	(cd "$repo" && go run ./tasks/cmd/generate -out "$STATE/catalog" -builder-image "$exe_ref")
 	cat >"$STATE/env" <<-EOF
@@ -374,6 +388,7 @@ publish() {
 		SLIPWAY_CLUSTER_REGISTRY_PASSWORD_FILE=$STATE/registry/password
 		SLIPWAY_CLUSTER_EXECUTOR=$exe_ref
 		SLIPWAY_CLUSTER_BUSYBOX=$bb_ref
+		SLIPWAY_CLUSTER_BUSYBOX_MULTI=$bbm_ref
 		SLIPWAY_CLUSTER_BUSYBOX_LOCAL=$BUSYBOX_IMAGE
 		SLIPWAY_CLUSTER_CATALOG=$STATE/catalog
 	EOF

@@ -29,7 +29,9 @@ type env struct {
 	kubectl, kubeconfig string
 	registry, user, pw  string
 	executor, busybox   string
-	catalog, state      string
+	// busyboxMulti is an index of busybox for linux/amd64 and linux/arm64.
+	busyboxMulti   string
+	catalog, state string
 }
 
 var (
@@ -70,15 +72,16 @@ func setup() error {
 		return err
 	}
 	cl = env{
-		kubectl:    vars["SLIPWAY_CLUSTER_KUBECTL"],
-		kubeconfig: vars["SLIPWAY_CLUSTER_KUBECONFIG"],
-		registry:   vars["SLIPWAY_CLUSTER_REGISTRY"],
-		user:       vars["SLIPWAY_CLUSTER_REGISTRY_USER"],
-		pw:         strings.TrimSpace(string(pw)),
-		executor:   vars["SLIPWAY_CLUSTER_EXECUTOR"],
-		busybox:    vars["SLIPWAY_CLUSTER_BUSYBOX"],
-		catalog:    vars["SLIPWAY_CLUSTER_CATALOG"],
-		state:      state,
+		kubectl:      vars["SLIPWAY_CLUSTER_KUBECTL"],
+		kubeconfig:   vars["SLIPWAY_CLUSTER_KUBECONFIG"],
+		registry:     vars["SLIPWAY_CLUSTER_REGISTRY"],
+		user:         vars["SLIPWAY_CLUSTER_REGISTRY_USER"],
+		pw:           strings.TrimSpace(string(pw)),
+		executor:     vars["SLIPWAY_CLUSTER_EXECUTOR"],
+		busybox:      vars["SLIPWAY_CLUSTER_BUSYBOX"],
+		busyboxMulti: vars["SLIPWAY_CLUSTER_BUSYBOX_MULTI"],
+		catalog:      vars["SLIPWAY_CLUSTER_CATALOG"],
+		state:        state,
 	}
 	rb := make([]byte, 3)
 	_, _ = rand.Read(rb)
@@ -101,6 +104,9 @@ func setup() error {
 		"tekton/stepaction/slipway-build/0.1.0/slipway-build.yaml",
 		"argo/slipway-build/0.1.0/manifests.yaml",
 		"argo/slipway-build-cluster/0.1.0/manifests.yaml",
+		"tekton/task/slipway-index/0.1.0/slipway-index.yaml",
+		"tekton/pipeline/slipway-multiarch/0.1.0/slipway-multiarch.yaml",
+		"argo/slipway-multiarch/0.1.0/manifests.yaml",
 	} {
 		if _, err := kubectl("-n", ns, "apply", "-f", filepath.Join(cl.catalog, f)); err != nil {
 			return fmt.Errorf("applying the published %s: %w", f, err)

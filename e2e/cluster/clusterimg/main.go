@@ -2,14 +2,19 @@
 // with go-containerregistry, since no public registry can be reached:
 //
 //	clusterimg scratch -o out.tar -tag REF [-user UID] [-env K=V]... [-entrypoint PATH] SRC=DEST...
-//	clusterimg busybox -o out.tar -tag REF
-//	clusterimg push -user U -password P TARBALL REF
+//	clusterimg busybox -o out.tar -tag REF [-busybox BIN -arch ARCH]
+//	clusterimg push -user U -password P TARBALL|LAYOUT REF
+//	clusterimg push-index -user U -password P REF TARBALL...
 //
 // scratch writes a FROM-scratch image holding the given static binaries
 // (Tekton wants /ko-app/<name>, Argo's pods find argoexec on PATH); busybox
-// writes one from the machine's busybox-static with its applets linked in
-// /bin. Both are docker-loadable tarballs, for `ctr images import`. push
-// sends a tarball's image to the cluster registry and prints REF@digest.
+// writes one from the machine's busybox-static (or another architecture's,
+// from Debian's busybox-static:ARCH) with its applets linked in /bin. Both
+// are docker-loadable tarballs, for `ctr images import`. push sends a
+// tarball's image, or the image index of an OCI layout (`make image`'s
+// multi-platform executor), to the cluster registry and prints REF@digest;
+// push-index pushes the tarballs' images as one index, each under the
+// platform its config names.
 package main
 
 import (
@@ -29,9 +34,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // epoch keeps the images reproducible: the same binaries give the same
@@ -56,8 +63,10 @@ func main() {
 		err = busyboxCmd(os.Args[2:])
 	case "push":
 		err = pushCmd(os.Args[2:])
+	case "push-index":
+		err = pushIndexCmd(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown command %q: want scratch, busybox or push", os.Args[1])
+		err = fmt.Errorf("unknown command %q: want scratch, busybox, push or push-index", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "clusterimg:", err)
@@ -89,7 +98,7 @@ func scratchCmd(args []string) error {
 	if *entry != "" {
 		cfg.Entrypoint = []string{*entry}
 	}
-	return write(*out, *tag, files, nil, cfg)
+	return write(*out, *tag, files, nil, cfg, "amd64")
 }
 
 func busyboxCmd(args []string) error {
@@ -97,13 +106,17 @@ func busyboxCmd(args []string) error {
 	out := fs.String("o", "", "docker tarball to write")
 	tag := fs.String("tag", "", "image reference to tag the tarball with")
 	bb := fs.String("busybox", "/bin/busybox", "a static busybox binary")
+	arch := fs.String("arch", "amd64", "the binary's architecture, for the image config")
 	_ = fs.Parse(args)
 	if *out == "" || *tag == "" {
 		return errors.New("busybox needs -o and -tag")
 	}
-	list, err := exec.Command(*bb, "--list").Output()
+	// The applets are listed by the machine's own busybox-static, which
+	// runs without emulation: Debian builds every architecture of one
+	// version with the same configuration.
+	list, err := exec.Command("/bin/busybox", "--list").Output()
 	if err != nil {
-		return fmt.Errorf("listing applets of %s (is busybox-static installed?): %w", *bb, err)
+		return fmt.Errorf("listing applets of /bin/busybox (is busybox-static installed?): %w", err)
 	}
 	var links []string
 	for _, a := range strings.Fields(string(list)) {
@@ -115,7 +128,7 @@ func busyboxCmd(args []string) error {
 		Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
 		Cmd: []string{"sh"},
 	}
-	return write(*out, *tag, []file{{src: *bb, dest: "/bin/busybox"}}, links, cfg)
+	return write(*out, *tag, []file{{src: *bb, dest: "/bin/busybox"}}, links, cfg, *arch)
 }
 
 func pushCmd(args []string) error {
@@ -127,20 +140,87 @@ func pushCmd(args []string) error {
 		return errors.New("push needs TARBALL REF")
 	}
 	src, dst := fs.Arg(0), fs.Arg(1)
-	img, err := tarball.ImageFromPath(src, nil)
-	if err != nil {
-		return fmt.Errorf("reading image tarball %s: %w", src, err)
-	}
 	// The cluster registry speaks plain HTTP inside the cluster's netns.
 	ref, err := name.ParseReference(dst, name.Insecure)
 	if err != nil {
 		return fmt.Errorf("parsing %q: %w", dst, err)
 	}
-	auth := authn.FromConfig(authn.AuthConfig{Username: *user, Password: *pass})
-	if err := remote.Write(ref, img, remote.WithAuth(auth)); err != nil {
-		return fmt.Errorf("pushing %s to %s: %w", src, ref.Context().RegistryStr(), err)
+	auth := remote.WithAuth(authn.FromConfig(authn.AuthConfig{Username: *user, Password: *pass}))
+	var d v1.Hash
+	if st, err := os.Stat(src); err == nil && st.IsDir() {
+		idx, err := layoutIndex(src)
+		if err != nil {
+			return err
+		}
+		if err := remote.WriteIndex(ref, idx, auth); err != nil {
+			return fmt.Errorf("pushing %s to %s: %w", src, ref.Context().RegistryStr(), err)
+		}
+		if d, err = idx.Digest(); err != nil {
+			return err
+		}
+	} else {
+		img, err := tarball.ImageFromPath(src, nil)
+		if err != nil {
+			return fmt.Errorf("reading image tarball %s: %w", src, err)
+		}
+		if err := remote.Write(ref, img, auth); err != nil {
+			return fmt.Errorf("pushing %s to %s: %w", src, ref.Context().RegistryStr(), err)
+		}
+		if d, err = img.Digest(); err != nil {
+			return err
+		}
 	}
-	d, err := img.Digest()
+	fmt.Printf("%s@%s\n", ref.Context().Name(), d)
+	return nil
+}
+
+// layoutIndex is the one image index an OCI layout holds, as
+// slipway-index --oci-layout-path writes it.
+func layoutIndex(dir string) (v1.ImageIndex, error) {
+	l, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		return nil, fmt.Errorf("reading the OCI layout %s: %w", dir, err)
+	}
+	m, err := l.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	if len(m.Manifests) != 1 || !m.Manifests[0].MediaType.IsIndex() {
+		return nil, fmt.Errorf("the OCI layout %s holds %d manifests, want one image index (make image writes it)", dir, len(m.Manifests))
+	}
+	return l.ImageIndex(m.Manifests[0].Digest)
+}
+
+func pushIndexCmd(args []string) error {
+	fs := flag.NewFlagSet("push-index", flag.ExitOnError)
+	user := fs.String("user", "", "registry user")
+	pass := fs.String("password", "", "registry password")
+	_ = fs.Parse(args)
+	if fs.NArg() < 2 {
+		return errors.New("push-index needs REF and one TARBALL per platform")
+	}
+	ref, err := name.ParseReference(fs.Arg(0), name.Insecure)
+	if err != nil {
+		return fmt.Errorf("parsing %q: %w", fs.Arg(0), err)
+	}
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for _, src := range fs.Args()[1:] {
+		img, err := tarball.ImageFromPath(src, nil)
+		if err != nil {
+			return fmt.Errorf("reading image tarball %s: %w", src, err)
+		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			return err
+		}
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img,
+			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}}})
+	}
+	auth := remote.WithAuth(authn.FromConfig(authn.AuthConfig{Username: *user, Password: *pass}))
+	if err := remote.WriteIndex(ref, idx, auth); err != nil {
+		return fmt.Errorf("pushing the index to %s: %w", ref.Context().RegistryStr(), err)
+	}
+	d, err := idx.Digest()
 	if err != nil {
 		return err
 	}
@@ -152,7 +232,7 @@ type file struct{ src, dest string }
 
 // write builds a one-layer image of files (mode 0755, parents created) and
 // symlinks to /bin/busybox, and saves it as a docker tarball tagged tag.
-func write(out, tag string, files []file, links []string, cfg v1.Config) error {
+func write(out, tag string, files []file, links []string, cfg v1.Config, arch string) error {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	dirs := map[string]bool{}
@@ -220,7 +300,7 @@ func write(out, tag string, files []file, links []string, cfg v1.Config) error {
 	cf = cf.DeepCopy()
 	cf.Config = cfg
 	cf.Created = v1.Time{Time: epoch}
-	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.OS, cf.Architecture = "linux", arch
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		return err
 	}
