@@ -14,9 +14,10 @@ import (
 	"time"
 )
 
-// generateCerts writes a CA and a server certificate for 127.0.0.1 and
-// localhost signed by it, returning the CA, certificate and key paths.
-func generateCerts(t testing.TB, dir string) (caPath, certPath, keyPath string) {
+// generateCerts writes a CA and a server certificate for 127.0.0.1,
+// localhost and hosts signed by it, returning the CA, certificate and key
+// paths.
+func generateCerts(t testing.TB, dir string, hosts ...string) (caPath, certPath, keyPath string) {
 	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -53,7 +54,7 @@ func generateCerts(t testing.TB, dir string) (caPath, certPath, keyPath string) 
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:     []string{"localhost"},
+		DNSNames:     append([]string{"localhost"}, hosts...),
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
 	if err != nil {

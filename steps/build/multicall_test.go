@@ -139,15 +139,64 @@ func TestGCRHelper(t *testing.T) {
 	}
 }
 
-// docker-credential-acr-env answers only for ACR hosts; a token needs
-// Azure AD, which no test reaches, so only its refusals are checked.
+// docker-credential-acr-env speaks the helper protocol: get takes the
+// service principal of the environment to Azure AD, and exchanges AD's
+// token at the registry for an ACR refresh token. Both are fakes on
+// loopback (harness.StartAzureCloud), reached through a proxy that lets
+// only their two hosts through, since the helper's SDK names the public
+// cloud's hosts itself.
 func TestACREnvHelper(t *testing.T) {
-	env := hermeticEnv(t, "127.0.0.1:9")
-	out, _, err := runAs(t, "docker-credential-acr-env", env, "registry.example.com\n", "get")
+	const (
+		tenant   = "11111111-2222-3333-4444-555555555555"
+		client   = "66666666-7777-8888-9999-000000000000"
+		secret   = "fake-client-secret"
+		registry = "myregistry.azurecr.io"
+	)
+	cloud := harness.StartAzureCloud(t, tenant, client, secret, registry, "fake-acr-refresh-token")
+	azureEnv := func(secret string) []string {
+		return append(hermeticEnv(t, "127.0.0.1:9"),
+			"AZURE_TENANT_ID="+tenant, "AZURE_CLIENT_ID="+client, "AZURE_CLIENT_SECRET="+secret,
+			"HTTPS_PROXY="+cloud.HTTPSProxy, "SSL_CERT_FILE="+cloud.CA)
+	}
+
+	out, errOut, err := runAs(t, "docker-credential-acr-env", azureEnv(secret), registry+"\n", "get")
+	if err != nil {
+		t.Fatalf("get: %v\nstdout %s\nstderr %s", err, out, errOut)
+	}
+	var creds struct{ ServerURL, Username, Secret string }
+	if err := json.Unmarshal([]byte(out), &creds); err != nil ||
+		creds.Username != "<token>" || creds.Secret != "fake-acr-refresh-token" {
+		t.Errorf("get: %q (%v), want ACR's refresh token as an identity token (user <token>), as JSON", out, err)
+	}
+	want := []string{"login.microsoftonline.com /" + tenant + "/oauth2/token", registry + " /oauth2/exchange"}
+	if got := cloud.Seen.Names(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("the fakes saw %q, want %q", got, want)
+	}
+	if auths := cloud.Seen.Authorizations(); len(auths) != 2 || auths[0] != client+":"+secret || auths[1] != "fake-aad-access-token" {
+		t.Errorf("the fakes were sent %q, want the service principal to AD and AD's token to the registry", auths)
+	}
+
+	// A wrong client secret is AD's refusal, and the secret is not echoed.
+	out, errOut, err = runAs(t, "docker-credential-acr-env", azureEnv("wrong-client-secret"), registry+"\n", "get")
+	if err == nil || strings.Contains(out+errOut, "wrong-client-secret") || !strings.Contains(out, "AADSTS7000215") {
+		t.Errorf("get with a wrong secret: %v, stdout %q, stderr %q; want AD's refusal without the secret", err, out, errOut)
+	}
+
+	// Hosts that are not ACR's are refused without a request.
+	before := len(cloud.Tunnels.Names())
+	out, _, err = runAs(t, "docker-credential-acr-env", azureEnv(secret), "registry.example.com\n", "get")
 	if err == nil || !strings.Contains(out, "does not refer to Azure Container Registry") {
 		t.Errorf("get registry.example.com: %v, %q; want a refusal", err, out)
 	}
-	if out, _, err := runAs(t, "docker-credential-acr-env", env, "", "list"); err == nil || !strings.Contains(out, "list is unimplemented") {
+	if after := len(cloud.Tunnels.Names()); after != before {
+		t.Errorf("get registry.example.com made %d requests, want none", after-before)
+	}
+	if out, _, err := runAs(t, "docker-credential-acr-env", azureEnv(secret), "", "list"); err == nil || !strings.Contains(out, "list is unimplemented") {
 		t.Errorf("list: %v, %q; want upstream's unimplemented error", err, out)
+	}
+	for _, host := range cloud.Tunnels.Names() {
+		if host != "login.microsoftonline.com:443" && host != registry+":443" {
+			t.Errorf("the helper tried to reach %s", host)
+		}
 	}
 }

@@ -97,8 +97,18 @@ func (ACR) Resolve(target authn.Resource) (authn.Authenticator, error) {
 		}
 		return nil, errors.New(acrHelper + ": " + err.Error())
 	}
+	// The helper names an ACR refresh token by the user "<token>", as the
+	// docker CLI's helper protocol does: it is an identity token for the
+	// registry's OAuth2 exchange, not a password for basic auth.
+	if creds.Username == identityTokenUser {
+		return authn.FromConfig(authn.AuthConfig{IdentityToken: creds.Secret}), nil
+	}
 	return authn.FromConfig(authn.AuthConfig{Username: creds.Username, Password: creds.Secret}), nil
 }
+
+// identityTokenUser is the user name a credential helper gives with an
+// identity token (docker/cli's credentials.tokenUsername).
+const identityTokenUser = "<token>"
 
 var portSuffix = regexp.MustCompile(`:\d+$`)
 

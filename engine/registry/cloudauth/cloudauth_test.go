@@ -112,12 +112,14 @@ func TestECRFromTokenEndpoint(t *testing.T) {
 }
 
 // ACR: the acr-env helper is run as a docker credential helper, given the
-// registry on stdin; here a stand-in that answers as the helper does.
+// registry on stdin; here a stand-in that answers as the helper does (its
+// Azure side is tested in steps/build's TestACREnvHelper). Its "<token>"
+// user marks an ACR refresh token, used as an identity token.
 func TestACRThroughTheHelper(t *testing.T) {
 	cloudEnv(t)
 	dir := t.TempDir()
 	script := "#!/bin/sh\nread server\n[ \"$1\" = get ] || exit 1\n" +
-		`printf '{"ServerURL":"%s","Username":"00000000-0000-0000-0000-000000000000","Secret":"fake-acr-refresh-token"}' "$server"` + "\n"
+		`printf '{"ServerURL":"%s","Username":"<token>","Secret":"fake-acr-refresh-token"}' "$server"` + "\n"
 	if err := os.WriteFile(filepath.Join(dir, "docker-credential-acr-env"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -130,8 +132,8 @@ func TestACRThroughTheHelper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Password != "fake-acr-refresh-token" {
-		t.Errorf("Authorization = %+v, want the helper's token", cfg)
+	if cfg.IdentityToken != "fake-acr-refresh-token" || cfg.Username != "" || cfg.Password != "" {
+		t.Errorf("Authorization = %+v, want the helper's refresh token as an identity token", cfg)
 	}
 	// Without the helper there is nothing, and no error.
 	t.Setenv("PATH", t.TempDir())
