@@ -86,11 +86,6 @@ func flags() []cli.Flag {
 		&cli.BoolFlag{Name: "dryrun", Usage: "fetch the context and print the build plan; build and push nothing"},
 		&cli.StringFlag{Name: "tar-path", Aliases: []string{"tarPath"}, Usage: "also write a docker-loadable tarball here"},
 		&cli.StringFlag{Name: "oci-layout-path", Usage: "also write an OCI image layout here"},
-		&cli.StringFlag{Name: "digest-file", Usage: "write the image digest here"},
-		&cli.StringFlag{Name: "image-name-with-digest-file", Usage: "write repo@digest lines here"},
-		&cli.StringFlag{Name: "image-name-tag-with-digest-file", Usage: "write repo:tag@digest lines here"},
-		&cli.StringFlag{Name: "image-url-file", Usage: "write the first destination, without digest or newline, here (Tekton IMAGE_URL)"},
-		&cli.StringFlag{Name: "images-file", Usage: "write every pushed repository as repo@digest, once each, comma-separated, here (Tekton IMAGES; empty under --no-push)"},
 		&cli.StringFlag{Name: "artifact-outputs-file", Usage: "write {\"uri\", \"digest\", \"isBuildArtifact\"} of the first destination as JSON here (Tekton Chains ARTIFACT_OUTPUTS; not written under --no-push)"},
 		&cli.BoolFlag{Name: "tls-verify", Value: true, Usage: "buildah's spelling: false verifies no registry's certificate, for pushes and pulls (--skip-tls-verify and --skip-tls-verify-pull)"},
 		&cli.BoolFlag{Name: "push-ignore-immutable-tag-errors", Usage: "take a push refused because the tag is immutable as a success"},
@@ -129,6 +124,7 @@ func flags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "credential-helpers", Usage: "ambient credential sources to use when no config.json names the registry: env, gitlab, google, ecr, acr (repeatable; default all; \"\" for none)"},
 	}
 	flags = append(flags, attestationFlags()...)
+	flags = append(flags, stepflags.ResultFiles("image")...)
 	flags = append(append(flags, stepflags.Push()...), stepflags.Pull()...)
 	return append(flags, stepflags.Logging()...)
 }
@@ -261,20 +257,15 @@ func action(c *cli.Context, plan *plugin.Plan) error {
 		CustomPlatform:   c.String("custom-platform"),
 		SkipUnusedStages: c.Bool("skip-unused-stages"),
 		Secrets:          c.StringSlice("secret"),
-		Publish: publish.Options{
-			Destinations:               c.StringSlice("destination"),
-			NoPush:                     c.Bool("no-push"),
-			TarPath:                    c.String("tar-path"),
-			OCILayoutPath:              c.String("oci-layout-path"),
-			DigestFile:                 c.String("digest-file"),
-			ImageNameWithDigestFile:    c.String("image-name-with-digest-file"),
-			ImageNameTagWithDigestFile: c.String("image-name-tag-with-digest-file"),
-			ImageURLFile:               c.String("image-url-file"),
-			ImagesFile:                 c.String("images-file"),
-			ArtifactOutputsFile:        c.String("artifact-outputs-file"),
-			SkipPushPermissionCheck:    c.Bool("skip-push-permission-check"),
-			IgnoreImmutableTagErrors:   c.Bool("push-ignore-immutable-tag-errors"),
-		},
+		Publish: stepflags.WithResultFiles(c, publish.Options{
+			Destinations:             c.StringSlice("destination"),
+			NoPush:                   c.Bool("no-push"),
+			TarPath:                  c.String("tar-path"),
+			OCILayoutPath:            c.String("oci-layout-path"),
+			ArtifactOutputsFile:      c.String("artifact-outputs-file"),
+			SkipPushPermissionCheck:  c.Bool("skip-push-permission-check"),
+			IgnoreImmutableTagErrors: c.Bool("push-ignore-immutable-tag-errors"),
+		}),
 		Registry:         reg,
 		Cache:            c.Bool("cache"),
 		CacheRepo:        c.String("cache-repo"),

@@ -37,13 +37,9 @@ func flags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "destination", Aliases: []string{"d"}, Usage: "image reference to push the index to (repeatable)"},
 		&cli.BoolFlag{Name: "no-push", Usage: "assemble and check without pushing"},
 		&cli.StringFlag{Name: "oci-layout-path", Usage: "also write an OCI image layout holding the index here"},
-		&cli.StringFlag{Name: "digest-file", Usage: "write the index digest here"},
-		&cli.StringFlag{Name: "image-name-with-digest-file", Usage: "write repo@digest lines here"},
-		&cli.StringFlag{Name: "image-name-tag-with-digest-file", Usage: "write repo:tag@digest lines here"},
-		&cli.StringFlag{Name: "image-url-file", Usage: "write the first destination, without digest or newline, here (Tekton IMAGE_URL)"},
-		&cli.StringFlag{Name: "images-file", Usage: "write every destination as repo@digest, comma-separated, here (Tekton IMAGES)"},
 		&cli.BoolFlag{Name: "skip-push-permission-check", Usage: "do not check push access first"},
 	}
+	flags = append(flags, stepflags.ResultFiles("index")...)
 	flags = append(append(flags, stepflags.Push()...), stepflags.Pull()...)
 	return append(flags, stepflags.Logging()...)
 }
@@ -63,17 +59,12 @@ func action(c *cli.Context) error {
 		Images:    c.StringSlice("image"),
 		Platforms: c.StringSlice("platform"),
 		Format:    c.String("format"),
-		Publish: publish.Options{
-			Destinations:               c.StringSlice("destination"),
-			NoPush:                     c.Bool("no-push"),
-			OCILayoutPath:              c.String("oci-layout-path"),
-			DigestFile:                 c.String("digest-file"),
-			ImageNameWithDigestFile:    c.String("image-name-with-digest-file"),
-			ImageNameTagWithDigestFile: c.String("image-name-tag-with-digest-file"),
-			ImageURLFile:               c.String("image-url-file"),
-			ImagesFile:                 c.String("images-file"),
-			SkipPushPermissionCheck:    c.Bool("skip-push-permission-check"),
-		},
+		Publish: stepflags.WithResultFiles(c, publish.Options{
+			Destinations:            c.StringSlice("destination"),
+			NoPush:                  c.Bool("no-push"),
+			OCILayoutPath:           c.String("oci-layout-path"),
+			SkipPushPermissionCheck: c.Bool("skip-push-permission-check"),
+		}),
 		Registry: reg,
 		Log:      log,
 	})

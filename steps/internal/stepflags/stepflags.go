@@ -13,6 +13,7 @@ import (
 
 	"github.com/slipway-build/slipway/engine/flagvalue"
 	"github.com/slipway-build/slipway/engine/logging"
+	"github.com/slipway-build/slipway/engine/publish"
 	"github.com/slipway-build/slipway/engine/registry"
 	"github.com/slipway-build/slipway/engine/version"
 	"github.com/slipway-build/slipway/tasks/argv"
@@ -215,6 +216,29 @@ func Push() []cli.Flag {
 		&cli.BoolFlag{Name: "skip-tls-verify", Usage: "do not verify TLS certificates when pushing"},
 		&cli.IntFlag{Name: "push-retry", Usage: "retries of a failed push, with backoff"},
 	}
+}
+
+// ResultFiles are the flags naming the files a pushing step writes its
+// result to: kaniko's digest files and Tekton's IMAGE_URL and IMAGES.
+// what is "image" or "index", as the step pushes one or the other.
+func ResultFiles(what string) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "digest-file", Usage: "write the " + what + " digest here"},
+		&cli.StringFlag{Name: "image-name-with-digest-file", Usage: "write repo@digest lines here"},
+		&cli.StringFlag{Name: "image-name-tag-with-digest-file", Usage: "write repo:tag@digest lines here"},
+		&cli.StringFlag{Name: "image-url-file", Usage: "write the first destination, without digest or newline, here (Tekton IMAGE_URL)"},
+		&cli.StringFlag{Name: "images-file", Usage: "write every pushed repository as repo@digest, once each, comma-separated, here (Tekton IMAGES; empty under --no-push)"},
+	}
+}
+
+// WithResultFiles is opts with the ResultFiles flags' paths set.
+func WithResultFiles(c *cli.Context, opts publish.Options) publish.Options {
+	opts.DigestFile = c.String("digest-file")
+	opts.ImageNameWithDigestFile = c.String("image-name-with-digest-file")
+	opts.ImageNameTagWithDigestFile = c.String("image-name-tag-with-digest-file")
+	opts.ImageURLFile = c.String("image-url-file")
+	opts.ImagesFile = c.String("images-file")
+	return opts
 }
 
 // PushOptions reads the Pull and Push flags.
