@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -166,36 +167,20 @@ func (s *registryStore) Put(ctx context.Context, t *TOC) error {
 		if err := s.pusher.Upload(ctx, ref.Context(), l); err != nil {
 			return fmt.Errorf("writing %s: %w", tag, err)
 		}
-		d, err := partialDescriptor(l)
+		d, err := partial.Descriptor(l)
 		if err != nil {
 			return err
 		}
 		if i == 0 {
-			m.Config = d
+			m.Config = *d
 		} else {
-			m.Layers = []v1.Descriptor{d}
+			m.Layers = []v1.Descriptor{*d}
 		}
 	}
 	if err := s.pusher.Put(ctx, ref, &m); err != nil {
 		return fmt.Errorf("writing %s: %w", tag, err)
 	}
 	return nil
-}
-
-func partialDescriptor(l v1.Layer) (v1.Descriptor, error) {
-	d, err := l.Digest()
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	size, err := l.Size()
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	mt, err := l.MediaType()
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	return v1.Descriptor{MediaType: mt, Size: size, Digest: d}, nil
 }
 
 // artifact is a manifest to Put.
