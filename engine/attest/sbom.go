@@ -117,11 +117,13 @@ func Packages(img v1.Image, opts ...PackagesOption) ([]Package, error) {
 		if string(magic[:]) != "\x7fELF" {
 			continue
 		}
-		rest, err := io.ReadAll(tr)
-		if err != nil {
+		// One buffer of the file's size: the magic, then the rest.
+		elf := make([]byte, hdr.Size)
+		copy(elf, magic[:])
+		if _, err := io.ReadFull(tr, elf[len(magic):]); err != nil {
 			return nil, fmt.Errorf("reading %s: %w", hdr.Name, err)
 		}
-		bi, err := buildinfo.Read(bytes.NewReader(append(magic[:], rest...)))
+		bi, err := buildinfo.Read(bytes.NewReader(elf))
 		if err != nil {
 			continue // an ELF file that is not a Go binary
 		}
