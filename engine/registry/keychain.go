@@ -166,10 +166,9 @@ func (k dockerConfigKeychain) Resolve(target authn.Resource) (authn.Authenticato
 // resolveFromConfig looks target up in a docker config.json read from r;
 // where names the config in errors.
 func resolveFromConfig(r io.Reader, where string, target authn.Resource) (authn.Authenticator, error) {
-	path := where
 	cf, err := config.LoadFromReader(r)
 	if err != nil {
-		return nil, fmt.Errorf("parsing docker config %s: %w: fix the JSON or point DOCKER_CONFIG at a valid config", path, err)
+		return nil, fmt.Errorf("parsing docker config %s: %w: fix the JSON or point DOCKER_CONFIG at a valid config", where, err)
 	}
 	// The repository key first, then the registry, as docker and ggcr do;
 	// Docker Hub is stored under its historical v1 URL.
@@ -180,7 +179,7 @@ func resolveFromConfig(r io.Reader, where string, target authn.Resource) (authn.
 		}
 		cfg, err = cf.GetAuthConfig(key)
 		if err != nil {
-			return nil, fmt.Errorf("getting credentials for %s from %s: %w", key, path, err)
+			return nil, fmt.Errorf("getting credentials for %s from %s: %w", key, where, err)
 		}
 		cfg.ServerAddress = ""
 		if cfg != empty {
