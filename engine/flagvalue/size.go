@@ -2,6 +2,7 @@ package flagvalue
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -19,7 +20,9 @@ func Size(flag, v string) (int64, error) {
 		}
 	}
 	n, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-	if err != nil || n < 0 {
+	// NaN and sizes past int64 (inf, 1e30g) would convert to a negative
+	// size.
+	if err != nil || !(n >= 0 && n*float64(mult) < math.MaxInt64) {
 		return 0, fmt.Errorf("%s %q: want a size such as 500MiB or 5GiB", flag, v)
 	}
 	return int64(n * float64(mult)), nil

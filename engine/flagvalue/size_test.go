@@ -10,7 +10,7 @@ func TestSize(t *testing.T) {
 			t.Errorf("Size(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "lots", "-1G", "5X"} {
+	for _, in := range []string{"", "lots", "-1G", "5X", "nan", "inf", "1e30g"} {
 		if _, err := Size("--cache-dir-max-size", in); err == nil {
 			t.Errorf("Size(%q): want an error", in)
 		}
