@@ -788,7 +788,7 @@ func corpusDiffs(t *testing.T, c corpusCase, ref, slip v1.Image, refErr, slipErr
 		}
 		return nil
 	}
-	diffs, _, _, err := diffImages(ref, slip, nil)
+	diffs, _, err := diffImages(ref, slip, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

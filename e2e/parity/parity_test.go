@@ -290,13 +290,14 @@ func contextDir(t *testing.T, name string, setup func(*testing.T, string)) strin
 }
 
 // diffImages lists the differences of the flattened filesystems and
-// configs of ref and slipway, and returns both filesystems.
-func diffImages(ref, slipway v1.Image, varying []string) (diffs []diff, rfs, sfs map[string]entry, err error) {
-	if rfs, err = flatten(ref); err != nil {
-		return nil, nil, nil, fmt.Errorf("the reference image: %w", err)
+// configs of ref and slipway, and returns slipway's filesystem.
+func diffImages(ref, slipway v1.Image, varying []string) (diffs []diff, sfs map[string]entry, err error) {
+	rfs, err := flatten(ref)
+	if err != nil {
+		return nil, nil, fmt.Errorf("the reference image: %w", err)
 	}
 	if sfs, err = flatten(slipway); err != nil {
-		return nil, nil, nil, fmt.Errorf("slipway's image: %w", err)
+		return nil, nil, fmt.Errorf("slipway's image: %w", err)
 	}
 	for _, p := range varying {
 		for _, m := range []map[string]entry{rfs, sfs} {
@@ -309,13 +310,13 @@ func diffImages(ref, slipway v1.Image, varying []string) (diffs []diff, rfs, sfs
 	diffs = compareFS(rfs, sfs)
 	rcf, err := ref.ConfigFile()
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	scf, err := slipway.ConfigFile()
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	return append(diffs, compareConfig(rcf, scf)...), rfs, sfs, nil
+	return append(diffs, compareConfig(rcf, scf)...), sfs, nil
 }
 
 // compareImages compares Slipway's image with BuildKit's (ref), file by
@@ -323,7 +324,7 @@ func diffImages(ref, slipway v1.Image, varying []string) (diffs []diff, rfs, sfs
 // returns Slipway's flattened filesystem.
 func compareImages(t *testing.T, caseName string, ref, slipway v1.Image, varying []string, expect map[string]entry) map[string]entry {
 	t.Helper()
-	diffs, _, sfs, err := diffImages(ref, slipway, varying)
+	diffs, sfs, err := diffImages(ref, slipway, varying)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +348,7 @@ func compareImages(t *testing.T, caseName string, ref, slipway v1.Image, varying
 // second opinion. Every difference must be one legacyDiffs explains.
 func compareLegacy(t *testing.T, caseName string, docker, ref v1.Image, varying []string) {
 	t.Helper()
-	diffs, _, _, err := diffImages(docker, ref, varying)
+	diffs, _, err := diffImages(docker, ref, varying)
 	if err != nil {
 		t.Fatal(err)
 	}
