@@ -24,7 +24,6 @@ func TestMain(m *testing.M) {
 	if !parallelSet && runtime.GOMAXPROCS(0) < 4 {
 		_ = flag.Set("test.parallel", "4")
 	}
-	flag.Parse()
 	if testing.Short() {
 		// `make unit` promises Go only; these need root, dockerd and the
 		// registry.
