@@ -14,6 +14,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"os"
@@ -200,7 +201,7 @@ func TestMakeRelease(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		raw, err := decodeBase64(string(sig))
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(sig)))
 		if err != nil {
 			t.Fatal(err)
 		}
