@@ -41,9 +41,7 @@ const version = "v0.0.0-ci"
 const hostPlatform = runtime.GOOS + "/" + runtime.GOARCH
 
 func TestMakeRelease(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and pushes the release images: not a -short test")
-	}
+	harness.SkipIfShort(t, "make release: it builds and pushes the release images")
 	reg := harness.StartRegistry(t)
 	repo := copyRepo(t)
 
