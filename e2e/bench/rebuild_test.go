@@ -123,19 +123,19 @@ func BenchmarkRebuild(b *testing.B) {
 	}
 }
 
-// benchTool reports whether SLIPWAY_BENCH_TOOLS (a comma-separated list,
-// all tools when unset) names tool, so that one tool's half can be rerun
-// alone while tuning it.
-func benchTool(tool string) bool {
-	only := os.Getenv("SLIPWAY_BENCH_TOOLS")
-	return only == "" || slices.Contains(strings.Split(only, ","), tool)
-}
+// benchTool reports whether SLIPWAY_BENCH_TOOLS names tool, so that one
+// tool's half can be rerun alone while tuning it.
+func benchTool(tool string) bool { return envNames("SLIPWAY_BENCH_TOOLS", tool) }
 
-// benchScenario reports whether SLIPWAY_BENCH_SCENARIOS (a comma-separated
-// list, all scenarios when unset) names scenario, e.g. b-app-code alone.
-func benchScenario(scenario string) bool {
-	only := os.Getenv("SLIPWAY_BENCH_SCENARIOS")
-	return only == "" || slices.Contains(strings.Split(only, ","), scenario)
+// benchScenario reports whether SLIPWAY_BENCH_SCENARIOS names scenario,
+// e.g. b-app-code alone.
+func benchScenario(scenario string) bool { return envNames("SLIPWAY_BENCH_SCENARIOS", scenario) }
+
+// envNames reports whether the comma-separated list in the environment
+// variable env names name; an unset or empty list names everything.
+func envNames(env, name string) bool {
+	only := os.Getenv(env)
+	return only == "" || slices.Contains(strings.Split(only, ","), name)
 }
 
 // errNoSlipwayCache marks slipway's half of the rebuild benchmark as not
