@@ -366,8 +366,9 @@ const (
 )
 
 // classify reads what a layer entry asks, and of which clean, absolute
-// path. Extraction and Lower apply entries by it.
-func classify(hdr *tar.Header) (entryKind, string, error) {
+// path. Extraction and Lower apply entries by it. In a plain archive (ADD)
+// whiteout names are files like any other.
+func classify(hdr *tar.Header, archive bool) (entryKind, string, error) {
 	switch hdr.Typeflag {
 	case tar.TypeXGlobalHeader, tar.TypeXHeader:
 		return skipEntry, "", nil
@@ -383,6 +384,7 @@ func classify(hdr *tar.Header) (entryKind, string, error) {
 	}
 	dir, base := path.Split(p)
 	switch {
+	case archive:
 	case base == whiteoutOpaque:
 		return opaqueEntry, path.Clean(dir), nil
 	case strings.HasPrefix(base, whiteoutMeta):
@@ -394,13 +396,7 @@ func classify(hdr *tar.Header) (entryKind, string, error) {
 }
 
 func (x *extractor) entry(hdr *tar.Header, tr io.Reader) error {
-	kind, p, err := classify(hdr)
-	if x.o.archive && err == nil && kind != writeEntry {
-		kind, p = writeEntry, Clean(hdr.Name)
-		if p == "/" || hdr.Typeflag == tar.TypeXGlobalHeader || hdr.Typeflag == tar.TypeXHeader {
-			kind = skipEntry
-		}
-	}
+	kind, p, err := classify(hdr, x.o.archive)
 	switch hdr.Typeflag {
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		if x.o.noDevices {

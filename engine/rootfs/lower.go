@@ -201,7 +201,7 @@ func (l *Lower) read(ctx context.Context, li int, toc *layertoc.Builder, diffID 
 
 // entry mirrors extractor.entry on the tree.
 func (l *Lower) entry(li int, hdr *tar.Header) error {
-	kind, p, err := classify(hdr)
+	kind, p, err := classify(hdr, false)
 	if err != nil || kind == skipEntry {
 		return err
 	}
