@@ -117,6 +117,7 @@ func ExtractImage(ctx context.Context, root string, img v1.Image, idx *Index, op
 	if err != nil {
 		return fmt.Errorf("listing image layers: %w", err)
 	}
+	tocs := optionsOf(opts).tocs
 	for i, l := range layers {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -129,7 +130,7 @@ func ExtractImage(ctx context.Context, root string, img v1.Image, idx *Index, op
 		if err != nil {
 			return fmt.Errorf("reading layer %s: %w", desc, err)
 		}
-		toc, diffID := tocBuilder(l, opts)
+		toc, diffID := tocBuilder(l, tocs)
 		err = extract(ctx, root, rc, idx, opts, toc)
 		if cerr := rc.Close(); err == nil {
 			err = cerr
@@ -138,7 +139,7 @@ func ExtractImage(ctx context.Context, root string, img v1.Image, idx *Index, op
 			return fmt.Errorf("extracting layer %s: %w", desc, err)
 		}
 		if toc != nil {
-			optionsOf(opts).tocs.Record(toc.TOC(diffID))
+			tocs.Record(toc.TOC(diffID))
 		}
 	}
 	return nil
@@ -152,10 +153,11 @@ func optionsOf(opts []Option) options {
 	return o
 }
 
-// tocBuilder returns a Builder for the table of contents of l, when the
-// options keep tables and l's diff ID is known, and the diff ID.
-func tocBuilder(l v1.Layer, opts []Option) (*layertoc.Builder, v1.Hash) {
-	if optionsOf(opts).tocs == nil {
+// tocBuilder returns a Builder for the table of contents of l, when
+// tables are kept (tocs is not nil) and l's diff ID is known, and the diff
+// ID.
+func tocBuilder(l v1.Layer, tocs TOCIndex) (*layertoc.Builder, v1.Hash) {
+	if tocs == nil {
 		return nil, v1.Hash{}
 	}
 	diffID, err := l.DiffID()
@@ -169,10 +171,7 @@ func tocBuilder(l v1.Layer, opts []Option) (*layertoc.Builder, v1.Hash) {
 // when it holds the layer, else from the layer itself, kept in the cache
 // as it is read.
 func openLayer(l v1.Layer, opts []Option) (io.ReadCloser, error) {
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := optionsOf(opts)
 	if o.layerCache == "" {
 		return compressed.Layer(l)
 	}
