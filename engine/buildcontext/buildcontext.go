@@ -81,6 +81,15 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// httpClient is HTTPClient, else http.DefaultClient. HTTPClient itself
+// stays nil by default: the AWS credential chain then keeps its own client.
+func (o Options) httpClient() *http.Client {
+	if o.HTTPClient != nil {
+		return o.HTTPClient
+	}
+	return http.DefaultClient
+}
+
 // Errors a caller can test for with errors.Is. Every error returned by this
 // package also names the context URL (without credentials).
 var (

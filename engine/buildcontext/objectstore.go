@@ -189,10 +189,7 @@ func (s *s3Source) Fetch(ctx context.Context, dest string) error {
 	if err != nil {
 		return err
 	}
-	client := s.opts.HTTPClient
-	if client == nil {
-		client = http.DefaultClient
-	}
+	client := s.opts.httpClient()
 	var resp *http.Response
 	for attempt := 0; ; attempt++ {
 		req, err := s.request(ctx, t)
@@ -297,10 +294,7 @@ func (s *gcsSource) endpoint(ctx context.Context, client *http.Client) (root, au
 }
 
 func (s *gcsSource) Fetch(ctx context.Context, dest string) error {
-	client := s.opts.HTTPClient
-	if client == nil {
-		client = http.DefaultClient
-	}
+	client := s.opts.httpClient()
 	root, authorization, err := s.endpoint(ctx, client)
 	if err != nil {
 		return err
@@ -528,10 +522,7 @@ func (s *azureSource) Fetch(ctx context.Context, dest string) error {
 	if t.key != nil {
 		signSharedKey(req, t.account, t.key)
 	}
-	client := s.opts.HTTPClient
-	if client == nil {
-		client = http.DefaultClient
-	}
+	client := s.opts.httpClient()
 	resp, err := client.Do(req)
 	if err != nil {
 		// Transport errors quote the request URL, SAS token included.

@@ -70,10 +70,7 @@ func (s *httpSource) Fetch(ctx context.Context, dest string) error {
 		pw, _ := s.url.User.Password()
 		req.SetBasicAuth(s.url.User.Username(), pw)
 	}
-	client := s.opts.HTTPClient
-	if client == nil {
-		client = http.DefaultClient
-	}
+	client := s.opts.httpClient()
 	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("build context %s: downloading: %w", s, unwrapURLError(err))
