@@ -13,7 +13,6 @@ import (
 	"runtime"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
@@ -28,11 +27,8 @@ import (
 // DebianSuite is the release Debian() bootstraps.
 const DebianSuite = "bookworm"
 
-var (
-	debianMu     sync.Mutex
-	debianImages = map[string]v1.Image{}
-	debianErrs   = map[string]error{}
-)
+// debianImages are the Debian base images built, by architecture.
+var debianImages archImages
 
 // Debian pushes a Debian bookworm minbase image to reg and returns its
 // reference ("127.0.0.1:PORT/slipway-test/debian:bookworm").
@@ -71,25 +67,17 @@ func DebianFor(t testing.TB, reg *Registry, arch string) string {
 func DebianImageFor(t testing.TB, arch string) v1.Image {
 	t.Helper()
 	SkipIfShort(t, "debootstrap and the apt mirror")
-	debianMu.Lock()
-	defer debianMu.Unlock()
-	if img, ok := debianImages[arch]; ok {
-		return img
-	}
-	err, failed := debianErrs[arch]
-	if !failed {
-		var path string
-		if path, err = debianTarball(DebianSuite, arch); err == nil {
-			var img v1.Image
-			if img, err = imageFromTarball(path, arch); err == nil {
-				debianImages[arch] = img
-				return img
-			}
+	img, err := debianImages.get(arch, func(arch string) (v1.Image, error) {
+		path, err := debianTarball(DebianSuite, arch)
+		if err != nil {
+			return nil, err
 		}
-		debianErrs[arch] = err
+		return imageFromTarball(path, arch)
+	})
+	if err != nil {
+		t.Fatalf("building the linux/%s Debian base image: %v", arch, err)
 	}
-	t.Fatalf("building the linux/%s Debian base image: %v", arch, err)
-	return nil
+	return img
 }
 
 // CacheDir is where slow test fixtures are kept between runs:

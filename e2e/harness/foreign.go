@@ -16,11 +16,35 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-var (
-	foreignMu       sync.Mutex
-	foreignBusybox  = map[string]v1.Image{}
-	foreignBusyErrs = map[string]error{}
-)
+// archImages keeps an image per architecture, or the error of building
+// it, so that each is built once per process.
+type archImages struct {
+	mu    sync.Mutex
+	built map[string]builtImage
+}
+
+type builtImage struct {
+	img v1.Image
+	err error
+}
+
+// get is the image for arch, built by build the first time it is asked for.
+func (m *archImages) get(arch string, build func(arch string) (v1.Image, error)) (v1.Image, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.built[arch]
+	if !ok {
+		b.img, b.err = build(arch)
+		if m.built == nil {
+			m.built = map[string]builtImage{}
+		}
+		m.built[arch] = b
+	}
+	return b.img, b.err
+}
+
+// foreignBusybox are the Busybox images built for other architectures.
+var foreignBusybox archImages
 
 // BusyboxImageFor is the Busybox image for another architecture (a Go
 // architecture name: arm64, ppc64le, s390x): the same layout around the
@@ -29,21 +53,10 @@ var (
 // --add-architecture; .ci/deps adds arm64) and kept under CacheDir.
 func BusyboxImageFor(t testing.TB, arch string) v1.Image {
 	t.Helper()
-	foreignMu.Lock()
-	defer foreignMu.Unlock()
-	if img, ok := foreignBusybox[arch]; ok {
-		return img
-	}
-	if err, ok := foreignBusyErrs[arch]; ok {
-		t.Fatal(err)
-	}
-	img, err := buildForeignBusybox(arch)
+	img, err := foreignBusybox.get(arch, buildForeignBusybox)
 	if err != nil {
-		err = fmt.Errorf("building the linux/%s busybox base image: %w", arch, err)
-		foreignBusyErrs[arch] = err
-		t.Fatal(err)
+		t.Fatalf("building the linux/%s busybox base image: %v", arch, err)
 	}
-	foreignBusybox[arch] = img
 	return img
 }
 

@@ -189,15 +189,7 @@ var uploadLine = regexp.MustCompile(`http\.request\.method=PUT .*/blobs/uploads/
 // far, from its log: what a test can hold a push's traffic to.
 func (r *Registry) UploadedBlobs(t testing.TB) []string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(r.Dir, "registry.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var digests []string
-	for _, m := range uploadLine.FindAllStringSubmatch(string(data), -1) {
-		digests = append(digests, "sha256:"+m[1])
-	}
-	return digests
+	return r.loggedDigests(t, uploadLine)
 }
 
 // fetchLine matches the registry's log line for a request that reads a
@@ -208,12 +200,19 @@ var fetchLine = regexp.MustCompile(`http\.request\.method=GET .*/blobs/sha256:([
 // registry so far, from its log: what a test can hold a pull's traffic to.
 func (r *Registry) FetchedBlobs(t testing.TB) []string {
 	t.Helper()
+	return r.loggedDigests(t, fetchLine)
+}
+
+// loggedDigests are the digests line captures from the registry's log, in
+// order.
+func (r *Registry) loggedDigests(t testing.TB, line *regexp.Regexp) []string {
+	t.Helper()
 	data, err := os.ReadFile(filepath.Join(r.Dir, "registry.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var digests []string
-	for _, m := range fetchLine.FindAllStringSubmatch(string(data), -1) {
+	for _, m := range line.FindAllStringSubmatch(string(data), -1) {
 		digests = append(digests, "sha256:"+m[1])
 	}
 	return digests
