@@ -74,6 +74,7 @@ FUZZ_TARGETS := \
 	./engine/buildcontext:FuzzParseGitOptions \
 	./engine/job:FuzzSecretValues \
 	./engine/flagvalue:FuzzFlagValues \
+	./engine/layertoc:FuzzUnmarshal \
 	./steps/internal/stepflags:FuzzRegistryMap
 
 .PHONY: fuzz
