@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -77,7 +78,7 @@ func TestSBOMDebian(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("SBOM's deb packages differ from dpkg-query's:\nSBOM: %q\ndpkg-query: %q", got, want)
 	}
-	if !contains(got, "slipway-sbom-test 1.2.3-4") || len(got) < 50 {
+	if !slices.Contains(got, "slipway-sbom-test 1.2.3-4") || len(got) < 50 {
 		t.Errorf("the SBOM lists %d deb packages, without the one the build installed", len(got))
 	}
 
@@ -165,15 +166,6 @@ func debPackages(doc *spdx.Document) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, l := range list {
-		if l == s {
-			return true
-		}
-	}
-	return false
 }
 
 // imageFile reads one file of the image's flattened filesystem.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -86,7 +87,7 @@ echo %s > %%{buildroot}/usr/share/%s/README
 	}
 	// syft's purl for the same package.
 	const wantPURL = "pkg:rpm/fedora/slipway-rpm-two@0.9-1.fc42?arch=noarch&distro=fedora-42&epoch=2&upstream=slipway-rpm-two-0.9-1.fc42.src.rpm"
-	if !contains(purls, wantPURL) {
+	if !slices.Contains(purls, wantPURL) {
 		t.Errorf("the SBOM lacks %s: %q", wantPURL, purls)
 	}
 }
