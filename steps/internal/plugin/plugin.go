@@ -98,8 +98,9 @@ func FromEnv(env map[string]string, dir string) (Plan, error) {
 		return Plan{}, err
 	}
 	repos := s.list("REPO")
-	if noPush || len(repos) == 0 {
-		// Woodpecker's plugin builds without pushing when no repo is given.
+	// Woodpecker's plugin builds without pushing when no repo is given.
+	push := !noPush && len(repos) > 0
+	if !push {
 		p.Args = append(p.Args, "--no-push")
 	} else {
 		tags, err := tagsFor(s, dir, woodpecker)
@@ -139,7 +140,7 @@ func FromEnv(env map[string]string, dir string) (Plan, error) {
 	}
 	// Without a push there is no cache to write, and Woodpecker's plugin
 	// drops it too.
-	if cache && !slices.Contains(p.Args, "--no-push") {
+	if cache && push {
 		p.Args = append(p.Args, "--cache=true")
 		if r := s.get("CACHE_REPO"); r != "" {
 			p.Args = append(p.Args, "--cache-repo="+reg.qualify(r))
