@@ -105,31 +105,26 @@ func IndexTask(opts ...Option) *pipelinev1.Task {
 // slipway-build over PLATFORMS, then slipway-index over their results.
 func MultiArchPipeline(opts ...Option) *pipelinev1.Pipeline {
 	o := makeOptions(opts)
-	param := func(name, value string) pipelinev1.Param {
-		return pipelinev1.Param{Name: name, Value: *pipelinev1.NewStructuredValues(value)}
-	}
-	arrayParam := func(name, value string) pipelinev1.Param {
-		return pipelinev1.Param{Name: name, Value: pipelinev1.ParamValue{Type: pipelinev1.ParamTypeArray, ArrayVal: []string{value}}}
-	}
 	ws := func(name string) pipelinev1.WorkspacePipelineTaskBinding {
 		return pipelinev1.WorkspacePipelineTaskBinding{Name: name, Workspace: name}
 	}
+	params := tektonParams([]input{
+		{name: "IMAGE", required: true, description: "Reference to push the multi-platform image to."},
+		{name: "PLATFORMS", array: true, description: "Platforms to build for, one per element."},
+		{name: "DOCKERFILE", def: "./Dockerfile", description: "Path to the Dockerfile, relative to the source."},
+		{name: "CONTEXT", def: "./", description: "Build context directory, relative to the source."},
+		{name: "BUILD_ARGS", array: true, description: "Build arguments as NAME=VALUE, one per element."},
+		{name: "EXTRA_ARGS", array: true, description: "Further flags for slipway-build and slipway-index (the registry and TLS flags both take), one per element."},
+		{name: "BUILDER_IMAGE", def: o.builderImage, description: "The Slipway executor image, pinned by digest."},
+	})
+	params[1].Default.ArrayVal = DefaultPlatforms
 	meta := catalogMeta(MultiArchName, o.version, "Slipway multi-platform build", matrixMinVersion)
 	return &pipelinev1.Pipeline{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "tekton.dev/v1", Kind: "Pipeline"},
 		ObjectMeta: meta,
 		Spec: pipelinev1.PipelineSpec{
 			Description: multiArchDescription,
-			Params: pipelinev1.ParamSpecs{
-				{Name: "IMAGE", Type: pipelinev1.ParamTypeString, Description: "Reference to push the multi-platform image to."},
-				{Name: "PLATFORMS", Type: pipelinev1.ParamTypeArray, Description: "Platforms to build for, one per element.",
-					Default: &pipelinev1.ParamValue{Type: pipelinev1.ParamTypeArray, ArrayVal: DefaultPlatforms}},
-				{Name: "DOCKERFILE", Type: pipelinev1.ParamTypeString, Default: pipelinev1.NewStructuredValues("./Dockerfile"), Description: "Path to the Dockerfile, relative to the source."},
-				{Name: "CONTEXT", Type: pipelinev1.ParamTypeString, Default: pipelinev1.NewStructuredValues("./"), Description: "Build context directory, relative to the source."},
-				{Name: "BUILD_ARGS", Type: pipelinev1.ParamTypeArray, Default: &pipelinev1.ParamValue{Type: pipelinev1.ParamTypeArray, ArrayVal: []string{}}, Description: "Build arguments as NAME=VALUE, one per element."},
-				{Name: "EXTRA_ARGS", Type: pipelinev1.ParamTypeArray, Default: &pipelinev1.ParamValue{Type: pipelinev1.ParamTypeArray, ArrayVal: []string{}}, Description: "Further flags for slipway-build and slipway-index (the registry and TLS flags both take), one per element."},
-				{Name: "BUILDER_IMAGE", Type: pipelinev1.ParamTypeString, Default: pipelinev1.NewStructuredValues(o.builderImage), Description: "The Slipway executor image, pinned by digest."},
-			},
+			Params:      params,
 			Workspaces: []pipelinev1.PipelineWorkspaceDeclaration{
 				{Name: "source", Description: "Holds the build context and the Dockerfile."},
 				{Name: "dockerconfig", Optional: true, Description: "A Secret with registry credentials, under the key config.json or .dockerconfigjson."},
@@ -139,15 +134,15 @@ func MultiArchPipeline(opts ...Option) *pipelinev1.Pipeline {
 					Name:    "build",
 					TaskRef: &pipelinev1.TaskRef{Name: BuildName},
 					Matrix: &pipelinev1.Matrix{Params: pipelinev1.Params{
-						{Name: "PLATFORM", Value: pipelinev1.ParamValue{Type: pipelinev1.ParamTypeArray, ArrayVal: []string{"$(params.PLATFORMS[*])"}}},
+						{Name: "PLATFORM", Value: arr("$(params.PLATFORMS[*])")},
 					}},
 					Params: pipelinev1.Params{
-						param("IMAGE", "$(params.IMAGE)"),
-						param("DOCKERFILE", "$(params.DOCKERFILE)"),
-						param("CONTEXT", "$(params.CONTEXT)"),
-						arrayParam("BUILD_ARGS", "$(params.BUILD_ARGS[*])"),
-						arrayParam("EXTRA_ARGS", "$(params.EXTRA_ARGS[*])"),
-						param("BUILDER_IMAGE", "$(params.BUILDER_IMAGE)"),
+						{Name: "IMAGE", Value: str("$(params.IMAGE)")},
+						{Name: "DOCKERFILE", Value: str("$(params.DOCKERFILE)")},
+						{Name: "CONTEXT", Value: str("$(params.CONTEXT)")},
+						{Name: "BUILD_ARGS", Value: arr("$(params.BUILD_ARGS[*])")},
+						{Name: "EXTRA_ARGS", Value: arr("$(params.EXTRA_ARGS[*])")},
+						{Name: "BUILDER_IMAGE", Value: str("$(params.BUILDER_IMAGE)")},
 					},
 					Workspaces: []pipelinev1.WorkspacePipelineTaskBinding{ws("source"), ws("dockerconfig")},
 				},
@@ -156,11 +151,11 @@ func MultiArchPipeline(opts ...Option) *pipelinev1.Pipeline {
 					TaskRef:  &pipelinev1.TaskRef{Name: IndexName},
 					RunAfter: []string{"build"},
 					Params: pipelinev1.Params{
-						param("IMAGE", "$(params.IMAGE)"),
-						arrayParam("IMAGES", "$(tasks.build.results.IMAGES[*])"),
-						arrayParam("PLATFORMS", "$(params.PLATFORMS[*])"),
-						arrayParam("EXTRA_ARGS", "$(params.EXTRA_ARGS[*])"),
-						param("BUILDER_IMAGE", "$(params.BUILDER_IMAGE)"),
+						{Name: "IMAGE", Value: str("$(params.IMAGE)")},
+						{Name: "IMAGES", Value: arr("$(tasks.build.results.IMAGES[*])")},
+						{Name: "PLATFORMS", Value: arr("$(params.PLATFORMS[*])")},
+						{Name: "EXTRA_ARGS", Value: arr("$(params.EXTRA_ARGS[*])")},
+						{Name: "BUILDER_IMAGE", Value: str("$(params.BUILDER_IMAGE)")},
 					},
 					Workspaces: []pipelinev1.WorkspacePipelineTaskBinding{ws("dockerconfig")},
 				},
