@@ -67,8 +67,34 @@ func argoInputs(builderImage string) []wfv1.Parameter {
 		"Secret with config.json or .dockerconfigjson; the build runs without credentials when it does not exist."))
 }
 
+// argoIn is the expression of the template's input parameter n.
+func argoIn(n string) string { return "{{inputs.parameters." + n + "}}" }
+
+// argoOut is the output parameter n, read from its file in the results volume.
+func argoOut(n string) wfv1.Parameter {
+	return wfv1.Parameter{Name: n, ValueFrom: &wfv1.ValueFrom{Path: argoResultsDir + "/" + n}}
+}
+
+// argoVolumes and argoMounts are what every Slipway template's pod has:
+// the optional registry credentials Secret named by docker-config-secret,
+// and the emptyDir its outputs are written to.
+func argoVolumes() []corev1.Volume {
+	return []corev1.Volume{
+		{Name: "docker-config", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: argoIn("docker-config-secret"), Optional: ptr(true)}}},
+		{Name: "results", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+	}
+}
+
+func argoMounts() []corev1.VolumeMount {
+	return []corev1.VolumeMount{
+		{Name: "docker-config", MountPath: dockerConfigDir, ReadOnly: true},
+		{Name: "results", MountPath: argoResultsDir},
+	}
+}
+
 func argoArgs() []string {
-	in := func(n string) string { return "{{inputs.parameters." + n + "}}" }
+	in := argoIn
 	return []string{
 		"--dockerfile=" + in("dockerfile"),
 		"--context=" + argoSourceDir + "/" + in("context"),
@@ -115,15 +141,7 @@ func argoTemplate(name, builderImage string, git bool) wfv1.Template {
 	params := argoInputs(builderImage)
 	params = append(params, argoParam("cache-pvc", "",
 		"PersistentVolumeClaim mounted as the cache: base images fetched by slipway-warm, and RUN --mount=type=cache directories, kept between builds; empty for none."))
-	volumes := []corev1.Volume{
-		{Name: "docker-config", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-			SecretName: "{{inputs.parameters.docker-config-secret}}", Optional: ptr(true)}}},
-		{Name: "results", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-	}
-	mounts := []corev1.VolumeMount{
-		{Name: "docker-config", MountPath: dockerConfigDir, ReadOnly: true},
-		{Name: "results", MountPath: argoResultsDir},
-	}
+	volumes, mounts := argoVolumes(), argoMounts()
 	env := []corev1.EnvVar{{Name: "DOCKER_CONFIG", Value: dockerConfigDir}}
 	args := argoArgs()
 	workingDir := argoSourceDir
@@ -161,9 +179,7 @@ func argoTemplate(name, builderImage string, git bool) wfv1.Template {
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "{{inputs.parameters.source-pvc}}"}}})
 		mounts = append(mounts, corev1.VolumeMount{Name: "source", MountPath: argoSourceDir})
 	}
-	out := func(n string) wfv1.Parameter {
-		return wfv1.Parameter{Name: n, ValueFrom: &wfv1.ValueFrom{Path: argoResultsDir + "/" + n}}
-	}
+	out := argoOut
 	return wfv1.Template{
 		Name:         name,
 		Inputs:       wfv1.Inputs{Parameters: params},

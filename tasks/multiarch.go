@@ -175,10 +175,7 @@ const matrixMinVersion = "0.59.0"
 // argoIndexTemplate runs slipway-index. Its images and platforms inputs
 // are JSON arrays (what a withParam fan-out's outputs give) or lines.
 func argoIndexTemplate(builderImage string) wfv1.Template {
-	in := func(n string) string { return "{{inputs.parameters." + n + "}}" }
-	out := func(n string) wfv1.Parameter {
-		return wfv1.Parameter{Name: n, ValueFrom: &wfv1.ValueFrom{Path: argoResultsDir + "/" + n}}
-	}
+	in, out := argoIn, argoOut
 	return wfv1.Template{
 		Name: ArgoTemplateIndex,
 		Inputs: wfv1.Inputs{Parameters: []wfv1.Parameter{
@@ -191,11 +188,7 @@ func argoIndexTemplate(builderImage string) wfv1.Template {
 			argoParam("docker-config-secret", SampleSecret, "Secret with config.json or .dockerconfigjson; optional."),
 		}},
 		Outputs: wfv1.Outputs{Parameters: []wfv1.Parameter{out(OutputImageDigest), out(OutputImageURL), out(OutputImages)}},
-		Volumes: []corev1.Volume{
-			{Name: "docker-config", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-				SecretName: in("docker-config-secret"), Optional: ptr(true)}}},
-			{Name: "results", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-		},
+		Volumes: argoVolumes(),
 		Container: &corev1.Container{
 			Image:   in("builder-image"),
 			Command: []string{indexBinary},
@@ -210,11 +203,8 @@ func argoIndexTemplate(builderImage string) wfv1.Template {
 				"--platform", in("platforms"),
 				"--args", in("extra-args"),
 			},
-			Env: []corev1.EnvVar{{Name: "DOCKER_CONFIG", Value: dockerConfigDir}},
-			VolumeMounts: []corev1.VolumeMount{
-				{Name: "docker-config", MountPath: dockerConfigDir, ReadOnly: true},
-				{Name: "results", MountPath: argoResultsDir},
-			},
+			Env:             []corev1.EnvVar{{Name: "DOCKER_CONFIG", Value: dockerConfigDir}},
+			VolumeMounts:    argoMounts(),
 			SecurityContext: rootNoPrivilege(),
 		},
 	}
@@ -225,7 +215,7 @@ func argoIndexTemplate(builderImage string) wfv1.Template {
 // (withParam) and then runs the index template on their images outputs.
 func MultiArchWorkflowTemplate(opts ...Option) *wfv1.WorkflowTemplate {
 	o := makeOptions(opts)
-	in := func(n string) string { return "{{inputs.parameters." + n + "}}" }
+	in := argoIn
 	pass := func(names ...string) []wfv1.Parameter {
 		var ps []wfv1.Parameter
 		for _, n := range names {
