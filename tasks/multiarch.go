@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -27,6 +28,16 @@ const (
 // DefaultPlatforms are the PLATFORMS the multi-platform Pipeline and
 // template build when none are given.
 var DefaultPlatforms = []string{"linux/amd64", "linux/arm64"}
+
+// defaultPlatformsJSON is DefaultPlatforms as the Argo template's platforms
+// input takes it: a JSON array, which withParam fans out over.
+func defaultPlatformsJSON() string {
+	b, err := json.Marshal(DefaultPlatforms)
+	if err != nil {
+		panic(err) // a []string always marshals
+	}
+	return string(b)
+}
 
 const indexDescription = `Assemble per-platform images into one multi-platform image (an OCI image index, or a Docker manifest list) and push it.
 
@@ -230,7 +241,7 @@ func MultiArchWorkflowTemplate(opts ...Option) *wfv1.WorkflowTemplate {
 		Name: ArgoTemplateMultiArch,
 		Inputs: wfv1.Inputs{Parameters: []wfv1.Parameter{
 			{Name: "image", Description: wfv1.AnyStringPtr("Reference to push the multi-platform image to.")},
-			argoParam("platforms", `["linux/amd64","linux/arm64"]`, "Platforms to build for, as a JSON array."),
+			argoParam("platforms", defaultPlatformsJSON(), "Platforms to build for, as a JSON array."),
 			{Name: "source-pvc", Description: wfv1.AnyStringPtr("PersistentVolumeClaim holding the source at its root.")},
 			argoParam("dockerfile", "./Dockerfile", "Path to the Dockerfile, relative to the source."),
 			argoParam("context", "./", "Build context directory, relative to the source."),
@@ -271,7 +282,7 @@ func MultiArchWorkflowTemplate(opts ...Option) *wfv1.WorkflowTemplate {
 			Entrypoint: ArgoTemplateMultiArch,
 			Arguments: wfv1.Arguments{Parameters: []wfv1.Parameter{
 				{Name: "image"}, {Name: "source-pvc"},
-				{Name: "platforms", Value: wfv1.AnyStringPtr(`["linux/amd64","linux/arm64"]`)},
+				{Name: "platforms", Value: wfv1.AnyStringPtr(defaultPlatformsJSON())},
 			}},
 			Templates: []wfv1.Template{main, build, argoIndexTemplate(o.builderImage)},
 		},
@@ -338,6 +349,6 @@ func argoMultiArchReadme(o options) []byte {
 	fmt.Fprintf(&b, "The entrypoint `%s` runs the `%s` template once per platform (`withParam` over the JSON array `platforms`), then `%s` on their `images` outputs.\n\n", ArgoTemplateMultiArch, ArgoTemplateBuild, ArgoTemplateIndex)
 	b.WriteString(binfmtSection)
 	b.WriteString(secretSection)
-	fmt.Fprintf(&b, "## Usage\n\n```sh\nargo submit --from workflowtemplate/%s -p image=%s:latest -p source-pvc=%s -p 'platforms=[\"linux/amd64\",\"linux/arm64\"]'\n```\n", MultiArchName, SampleImage, sampleSourcePV)
+	fmt.Fprintf(&b, "## Usage\n\n```sh\nargo submit --from workflowtemplate/%s -p image=%s:latest -p source-pvc=%s -p 'platforms=%s'\n```\n", MultiArchName, SampleImage, sampleSourcePV, defaultPlatformsJSON())
 	return b.Bytes()
 }
