@@ -69,21 +69,16 @@ func (b *builder) checkEmulation() error {
 // foreignRunError explains an exec format error of a RUN in a stage for
 // another platform; other errors pass unchanged.
 func (s *stage) foreignRunError(err error) error {
-	host := hostPlatform()
-	p := s.b.stagePlatform(s.ps)
-	if p.OS == "" || samePlatform(host, p) {
+	host, target := toOCIPlatform(hostPlatform()), toOCIPlatform(s.b.stagePlatform(s.ps))
+	if target.OS == "" || run.RunsNatively(host, target) {
 		return err
 	}
 	return &run.PlatformError{
-		Target: platforms.Format(toOCIPlatform(p)),
-		Host:   platforms.Format(toOCIPlatform(host)),
+		Target: platforms.Format(target),
+		Host:   platforms.Format(host),
 		Reason: "the kernel could not execute its binaries (" + err.Error() + "): no binfmt_misc handler for them is registered on this node",
 		Err:    err,
 	}
-}
-
-func samePlatform(a, b v1.Platform) bool {
-	return platforms.NewMatcher(toOCIPlatform(a)).Match(toOCIPlatform(b))
 }
 
 func hasRun(cmds []instructions.Command) bool {

@@ -73,7 +73,7 @@ func archName(platform string) string {
 // neither a build's chroot nor an image unpacked over / has it.
 func CheckPlatform(dir string, target, host ocispec.Platform) (Emulation, error) {
 	target, host = platforms.Normalize(target), platforms.Normalize(host)
-	if nativelyRuns(host, target) {
+	if RunsNatively(host, target) {
 		return Emulation{Native: true}, nil
 	}
 	perr := &PlatformError{Target: platforms.Format(target), Host: platforms.Format(host)}
@@ -129,8 +129,10 @@ func CheckPlatform(dir string, target, host ocispec.Platform) (Emulation, error)
 	return Emulation{}, perr
 }
 
-// nativelyRuns reports whether host executes target's binaries itself.
-func nativelyRuns(host, target ocispec.Platform) bool {
+// RunsNatively reports whether host executes target's binaries itself,
+// without emulation.
+func RunsNatively(host, target ocispec.Platform) bool {
+	host, target = platforms.Normalize(host), platforms.Normalize(target)
 	if host.OS != target.OS {
 		return false
 	}
