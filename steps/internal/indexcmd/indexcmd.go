@@ -24,6 +24,7 @@ func Main() {
 		Name:   "slipway-index",
 		Usage:  "assemble per-platform images into a multi-platform image index and push it",
 		Flags:  flags(),
+		Before: stepflags.CheckLogging,
 		Action: action,
 	}, "--image", "--destination", "--platform")
 }
