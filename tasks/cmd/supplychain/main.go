@@ -19,15 +19,20 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sigstore/cosign/v2/cmd/cosign/cli/options"
 	"github.com/sigstore/cosign/v2/cmd/cosign/cli/sign"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
@@ -92,7 +97,7 @@ func attestAction(c *cli.Context) error {
 		if err != nil {
 			return fmt.Errorf("--image %s: want REPO@sha256:…: %w", s, err)
 		}
-		img, err := remoteImage(d)
+		img, err := remote.Image(d, remote.WithAuthFromKeychain(authn.DefaultKeychain))
 		if err != nil {
 			return err
 		}
@@ -100,7 +105,7 @@ func attestAction(c *cli.Context) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", d, err)
 		}
-		h, err := v1Hash(d)
+		h, err := v1.NewHash(d.DigestStr())
 		if err != nil {
 			return err
 		}
@@ -242,7 +247,7 @@ func verifyBlob(ctx context.Context, v signature.Verifier, file string) error {
 	if err != nil {
 		return err
 	}
-	sig, err := decodeBase64(strings.TrimSpace(string(b64)))
+	sig, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b64)))
 	if err != nil {
 		return fmt.Errorf("%s.sig: %w", file, err)
 	}
@@ -251,7 +256,7 @@ func verifyBlob(ctx context.Context, v signature.Verifier, file string) error {
 		return err
 	}
 	defer f.Close()
-	if err := v.VerifySignature(bytesReader(sig), f); err != nil {
+	if err := v.VerifySignature(bytes.NewReader(sig), f); err != nil {
 		return fmt.Errorf("%s: the signature in %s.sig does not verify: %w", file, file, err)
 	}
 	return nil
