@@ -8,6 +8,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/slipway-build/slipway/engine/compressed"
 	"github.com/slipway-build/slipway/engine/rootfs"
 	"github.com/slipway-build/slipway/engine/run"
 )
@@ -255,7 +256,7 @@ func (f *stageFS) apply(l v1.Layer) error {
 	if f.full == nil {
 		return nil
 	}
-	rc, err := l.Uncompressed()
+	rc, err := compressed.Layer(l)
 	if err != nil {
 		return err
 	}
