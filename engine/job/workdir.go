@@ -1,7 +1,6 @@
 package job
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -79,8 +78,8 @@ func removeStaleTrees(dir string, log *slog.Logger) {
 		if err != nil {
 			continue
 		}
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if errors.Is(err, unix.EWOULDBLOCK) || err != nil {
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			// EWOULDBLOCK: a live build holds it.
 			f.Close()
 			continue
 		}
