@@ -141,7 +141,7 @@ func (l *Lower) Add(ctx context.Context, layer v1.Layer) error {
 		return l.read(ctx, li, nil, v1.Hash{})
 	}
 	if toc := l.tocIdx.Lookup(ctx, diffID); toc != nil {
-		err := l.apply(li, toc)
+		err := l.apply(ctx, li, toc)
 		if err == nil {
 			l.tocs[li] = toc
 			return nil
@@ -151,7 +151,7 @@ func (l *Lower) Add(ctx context.Context, layer v1.Layer) error {
 		l.tocIdx.Reject(diffID, err)
 		l.root = newDir(nil, -1)
 		for below := range li {
-			if err := l.apply(below, l.tocs[below]); err != nil {
+			if err := l.apply(ctx, below, l.tocs[below]); err != nil {
 				return err
 			}
 		}
@@ -160,9 +160,9 @@ func (l *Lower) Add(ctx context.Context, layer v1.Layer) error {
 }
 
 // apply applies a layer's table of contents to the tree.
-func (l *Lower) apply(li int, toc *layertoc.TOC) error {
+func (l *Lower) apply(ctx context.Context, li int, toc *layertoc.TOC) error {
 	if toc == nil {
-		return l.read(context.Background(), li, nil, v1.Hash{})
+		return l.read(ctx, li, nil, v1.Hash{})
 	}
 	for i := range toc.Entries {
 		hdr := toc.Entries[i].Header()
