@@ -2,6 +2,7 @@ package build
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -174,6 +175,47 @@ func TestCacheTTLExpires(t *testing.T) {
 	if _, _, runs := c.build(t, files, nil); runs != 3 {
 		t.Errorf("after the TTL a rebuild ran %d RUNs, want 3", runs)
 	}
+}
+
+// missingStep is a cache.Store whose entries made by a step whose
+// command contains step are gone, as after one entry expired: the other
+// steps still hit.
+type missingStep struct {
+	cache.Store
+	step string
+}
+
+func (m missingStep) Get(ctx context.Context, k cache.Key) (*cache.Entry, error) {
+	e, err := m.Store.Get(ctx, k)
+	if e != nil && strings.Contains(e.CreatedBy, m.step) {
+		return nil, err
+	}
+	return e, err
+}
+
+// A hit after a miss: the missed RUN unpacks the root filesystem, so the
+// hit's layer must be applied onto that root for the RUN after it, which
+// misses too and reads what the hit made.
+func TestCacheHitAfterAMissIsAppliedToTheRoot(t *testing.T) {
+	c := newCacheFixture(t, time.Hour)
+	files := map[string]string{"Dockerfile": `FROM $BASE
+RUN --mount=type=cache,id=counter,target=/counter echo first >> /counter/runs && echo first > /first
+RUN --mount=type=cache,id=counter,target=/counter echo second >> /counter/runs && cat /first > /second
+ARG LAST=1
+RUN --mount=type=cache,id=counter,target=/counter echo last >> /counter/runs && cat /second > /last && echo $LAST >> /last
+`}
+	if _, _, runs := c.build(t, files, nil); runs != 3 {
+		t.Fatalf("a cold build ran %d RUNs, want 3", runs)
+	}
+	c.store = missingStep{Store: c.store, step: "echo first >"}
+	img, log, runs := c.build(t, files, map[string]string{"LAST": "2"})
+	if runs != 2 {
+		t.Errorf("with the first RUN's entry gone and LAST changed, %d RUNs ran, want 2 (the first and the last)\n%s", runs, log)
+	}
+	if !strings.Contains(log, "Using caching version of cmd") {
+		t.Errorf("the second RUN did not hit the cache:\n%s", log)
+	}
+	hasFile("/last", "first\n2\n", 0o644, 0, 0)(t, flatten(t, img), nil)
 }
 
 // A cache whose blobs are gone still builds, with a warning.
