@@ -3,7 +3,6 @@ package bench
 import (
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/slipway-build/slipway/e2e/harness"
 )
@@ -41,8 +40,8 @@ func coldBuild(b *testing.B, reg *harness.Registry, c buildContext) {
 	}
 }
 
-// buildInTurns builds c with each of tools b.N times, the tools taking
-// turns within each repetition, and returns each tool's mean. Everything
+// buildInTurns builds c with each of tools reps(b) times, the tools taking
+// turns within each repetition, and returns each tool's fastest run. Everything
 // before the timer starts is set-up none of the tools is measured on: the
 // base image pushed, loaded where a tool keeps a local store, the pod
 // images built; then ready runs. The metrics go to b.
@@ -58,20 +57,17 @@ func buildInTurns(b *testing.B, reg *harness.Registry, c buildContext, tools []t
 	}
 	b.ResetTimer()
 	results := map[string]result{}
-	for i := range b.N {
+	for i := range reps(b) {
 		for _, t := range tools {
 			j := job{contextDir: dir, base: base, dest: fmt.Sprintf("%s/bench/%s-%s:%d", reg.Host, c.name, t.name, i)}
 			r, err := builds[t.name](j)
 			if err != nil {
 				b.Fatalf("%s, build of %s: %v", t.name, c.name, err)
 			}
-			results[t.name] = accumulate(results[t.name], r)
+			results[t.name] = fastest(results[t.name], r)
 		}
 	}
 	b.StopTimer()
-	for _, t := range tools {
-		results[t.name] = results[t.name].per(b.N)
-	}
 	reportTools(b, "", results)
 	return results
 }
@@ -100,34 +96,19 @@ func reportTools(b *testing.B, prefix string, results map[string]result) {
 	}
 }
 
-// accumulate adds up times over b.N runs and keeps the highest peaks.
-func accumulate(sum, r result) result {
-	out := result{total: sum.total.add(r.total), build: sum.build.add(r.build), push: sum.push.add(r.push)}
-	if sum.phases != nil || r.phases != nil {
-		out.phases = map[string]float64{}
-		for p, v := range sum.phases {
-			out.phases[p] += v
-		}
-		for p, v := range r.phases {
-			out.phases[p] += v
-		}
+// fastest keeps, of two runs of one tool, the one with the lower wall time
+// (its CPU time and phases with it) and the higher memory peaks of the two:
+// the minimum is the figure least disturbed by load from elsewhere, the
+// peak the one a pod's memory limit must allow for.
+func fastest(best, r result) result {
+	if best.total.wall == 0 && best.phases == nil {
+		return r
 	}
-	return out
-}
-
-// per turns accumulated times into the mean of n runs.
-func (r result) per(n int) result {
-	div := func(m measurement) measurement {
-		m.wall /= time.Duration(n)
-		m.cpu /= time.Duration(n)
-		return m
+	out := best
+	if r.total.wall < best.total.wall {
+		out = r
 	}
-	out := result{total: div(r.total), build: div(r.build), push: div(r.push)}
-	if r.phases != nil {
-		out.phases = map[string]float64{}
-		for p, v := range r.phases {
-			out.phases[p] = v / float64(n)
-		}
-	}
+	out.total.maxRSS = max(best.total.maxRSS, r.total.maxRSS)
+	out.total.treePeak = max(best.total.treePeak, r.total.treePeak)
 	return out
 }

@@ -44,7 +44,9 @@
 //     a CI pod. docker's warm daemon and buildah-local's kept store are the
 //     local caches of a long-lived runner, the reference to beat.
 //   - The tools take turns within each repetition, so that a burst of load
-//     from elsewhere falls on all of them.
+//     from elsewhere falls on all of them. SLIPWAY_BENCH_REPS sets the
+//     repetitions (`make bench`: 2); the table keeps each tool's fastest
+//     run, the figure least disturbed by that load, and its highest peaks.
 //
 // CPU time is user+system: rusage of the process and the children it waited
 // for (slipway-host, buildah); for a pod, the container's cgroup, which

@@ -166,7 +166,7 @@ func printReport(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "\nSlipway benchmark (load average %s at the start, %s at the end; %d CPUs)\n", loadAtStart, loadAverage(), runtime.NumCPU())
-	fmt.Fprintln(w, "wall = build+push, mean of the repetitions; CPU = user+system (pods: the container's cgroup; docker: dockerd, containerd and the RUN containers' cgroup);")
+	fmt.Fprintln(w, "wall = build+push, the fastest of the repetitions (peaks: the highest); CPU = user+system (pods: the container's cgroup; docker: dockerd, containerd and the RUN containers' cgroup);")
 	fmt.Fprintln(w, "peak = peak RSS of the largest process (pods: highest VmHWM in the container); tree = peak summed RSS of the process tree (docker: dockerd and its children)")
 	if len(report) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

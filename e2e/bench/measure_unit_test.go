@@ -156,12 +156,17 @@ not JSON: Seconds per phase in a RUN's own output
 	}
 }
 
-func TestPerAndAccumulate(t *testing.T) {
-	one := result{total: measurement{wall: 2 * time.Second, cpu: time.Second, maxRSS: 10}, phases: map[string]float64{"run": 1}}
-	two := result{total: measurement{wall: 4 * time.Second, cpu: 3 * time.Second, maxRSS: 30}, phases: map[string]float64{"run": 3}}
-	got := accumulate(accumulate(result{}, one), two).per(2)
-	if got.total.wall != 3*time.Second || got.total.cpu != 2*time.Second || got.total.maxRSS != 30 || got.phases["run"] != 2 {
-		t.Errorf("mean of two = %+v, want 3s wall, 2s CPU, the higher peak and 2s of run", got)
+func TestFastestKeepsTheQuickerRunAndTheHigherPeaks(t *testing.T) {
+	slow := result{total: measurement{wall: 4 * time.Second, cpu: 3 * time.Second, maxRSS: 30, treePeak: 5}, phases: map[string]float64{"run": 3}}
+	quick := result{total: measurement{wall: 2 * time.Second, cpu: time.Second, maxRSS: 10, treePeak: 50}, phases: map[string]float64{"run": 1}}
+	for _, order := range [][2]result{{slow, quick}, {quick, slow}} {
+		got := fastest(fastest(result{}, order[0]), order[1])
+		if got.total.wall != 2*time.Second || got.total.cpu != time.Second || got.phases["run"] != 1 {
+			t.Errorf("fastest of two = %+v, want the 2s run's wall, CPU and phases", got)
+		}
+		if got.total.maxRSS != 30 || got.total.treePeak != 50 {
+			t.Errorf("fastest of two: peaks %d and %d, want the higher of each (30, 50)", got.total.maxRSS, got.total.treePeak)
+		}
 	}
 }
 
