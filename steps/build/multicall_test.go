@@ -200,3 +200,43 @@ func TestACREnvHelper(t *testing.T) {
 		}
 	}
 }
+
+// TestImageLinksEveryEntryPoint reads the names steps/image/build.sh links
+// to slipway-build in the executor image, which it types by hand, and
+// checks them against entryPoints: a program added here but not there
+// would be missing from the image, and a name only there would start
+// slipway-build itself. "warmer" is kaniko's name, which the image links
+// as /kaniko/warmer instead.
+func TestImageLinksEveryEntryPoint(t *testing.T) {
+	script, err := os.ReadFile("../image/build.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var linked []string
+	for _, line := range strings.Split(string(script), "\n") {
+		if v, ok := strings.CutPrefix(line, "multicall="); ok {
+			linked = strings.Fields(strings.Trim(v, `"`))
+		}
+	}
+	if linked == nil {
+		t.Fatal(`steps/image/build.sh has no multicall="…" line`)
+	}
+	want := map[string]bool{}
+	for name := range entryPoints {
+		if name != "warmer" {
+			want[name] = true
+		}
+	}
+	for _, name := range linked {
+		if !want[name] {
+			t.Errorf("build.sh links %s, which is not one of slipway-build's entry points (multicall.go)", name)
+		}
+		delete(want, name)
+	}
+	for name := range want {
+		t.Errorf("entry point %s (multicall.go) is not linked by build.sh's multicall list", name)
+	}
+	if !strings.Contains(string(script), `"$shared/rootfs/kaniko/warmer"`) {
+		t.Error("build.sh does not link /kaniko/warmer, kaniko's name for the warmer")
+	}
+}
