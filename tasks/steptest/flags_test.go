@@ -9,7 +9,7 @@ import (
 	"github.com/slipway-build/slipway/tasks/argv"
 )
 
-// The flags below are the part of slipway-build's and slipway-warm's
+// The flags below are the part of slipway-build's, slipway-warm's and slipway-index's
 // command lines that the published definitions rely on: kaniko's executor
 // and warmer flags plus --image-url-file, --images-file,
 // --artifact-outputs-file, --tls-verify and the attestation flags (--sbom,
@@ -88,6 +88,39 @@ func parseWarm(args []string) (*warmFlags, error) {
 	fs.StringVar(&f.cacheTTL, "cache-ttl", "", "")
 	fs.Var(&f.images, "image", "")
 	fs.Var(&f.buildArgs, "build-arg", "")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("positional arguments left after parsing: %q", fs.Args())
+	}
+	return &f, nil
+}
+
+type indexFlags struct {
+	destinations, images, platforms, insecureRegistries list
+	format, digestFile, urlFile, imagesFile             string
+}
+
+// parseIndex mirrors the slipway-index flags the index Task and the Argo
+// index template pass (steps/internal/indexcmd): its list flags, its
+// result files and the registry flags EXTRA_ARGS examples name.
+func parseIndex(args []string) (*indexFlags, error) {
+	args, err := argv.ExpandListTail(args, "--image", "--platform", "--destination")
+	if err != nil {
+		return nil, err
+	}
+	var f indexFlags
+	fs := flag.NewFlagSet("slipway-index", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&f.format, "format", "oci", "")
+	fs.StringVar(&f.digestFile, "digest-file", "", "")
+	fs.StringVar(&f.urlFile, "image-url-file", "", "")
+	fs.StringVar(&f.imagesFile, "images-file", "", "")
+	fs.Var(&f.destinations, "destination", "")
+	fs.Var(&f.images, "image", "")
+	fs.Var(&f.platforms, "platform", "")
+	fs.Var(&f.insecureRegistries, "insecure-registry", "")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

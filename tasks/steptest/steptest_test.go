@@ -426,3 +426,57 @@ func TestDockerRunArgs(t *testing.T) {
 		t.Errorf("error = %v, want one naming the unbound mount /slipway/.docker", err)
 	}
 }
+
+// TestIndexDefinitionsResolveToIndexFlags resolves the slipway-index Task
+// and the Argo index template as Tekton and Argo would, and parses the
+// command line with slipway-index's flags: the list params reach it one
+// flag per element, and the result files are where the results are read.
+func TestIndexDefinitionsResolveToIndexFlags(t *testing.T) {
+	images := list{"127.0.0.1:5000/app@sha256:" + strings.Repeat("a", 64), "127.0.0.1:5000/app@sha256:" + strings.Repeat("b", 64)}
+	t.Run("Tekton Task", func(t *testing.T) {
+		run := taskRun(pipelinev1.Params{
+			{Name: "IMAGE", Value: str("127.0.0.1:5000/app:1")},
+			{Name: "IMAGES", Value: arr(images...)},
+			{Name: "PLATFORMS", Value: arr("linux/amd64", "linux/arm64")},
+			{Name: "ADDITIONAL_TAGS", Value: arr("127.0.0.1:5000/app:latest")},
+			{Name: "EXTRA_ARGS", Value: arr("--insecure-registry=127.0.0.1:5000")},
+		})
+		cs, err := ResolveTektonSteps(t.Context(), tasks.IndexTask(), run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := onlyStep(t, cs)
+		got, err := parseIndex(c.Args)
+		if err != nil {
+			t.Fatalf("slipway-index would reject %q: %v", c.Args, err)
+		}
+		want := indexFlags{
+			destinations: list{"127.0.0.1:5000/app:1", "127.0.0.1:5000/app:latest"}, images: images,
+			platforms: list{"linux/amd64", "linux/arm64"}, insecureRegistries: list{"127.0.0.1:5000"}, format: "oci",
+			digestFile: "/tekton/results/IMAGE_DIGEST", urlFile: "/tekton/results/IMAGE_URL", imagesFile: "/tekton/results/IMAGES",
+		}
+		if !reflect.DeepEqual(*got, want) {
+			t.Errorf("flags from %q\n got %+v\nwant %+v", c.Args, *got, want)
+		}
+	})
+	t.Run("Argo template", func(t *testing.T) {
+		c, _, err := ResolveArgoTemplate(&tasks.MultiArchWorkflowTemplate().Spec, tasks.ArgoTemplateIndex, argoArgs(
+			"image", "127.0.0.1:5000/app:1", "images", strings.Join(images, "\n"), "platforms", "linux/amd64\nlinux/arm64\n",
+			"format", "docker", "extra-args", "--insecure-registry=127.0.0.1:5000"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := parseIndex(c.Args)
+		if err != nil {
+			t.Fatalf("slipway-index would reject %q: %v", c.Args, err)
+		}
+		want := indexFlags{
+			destinations: list{"127.0.0.1:5000/app:1"}, images: images,
+			platforms: list{"linux/amd64", "linux/arm64"}, insecureRegistries: list{"127.0.0.1:5000"}, format: "docker",
+			digestFile: "/slipway/results/image-digest", urlFile: "/slipway/results/image-url", imagesFile: "/slipway/results/images",
+		}
+		if !reflect.DeepEqual(*got, want) {
+			t.Errorf("flags from %q\n got %+v\nwant %+v", c.Args, *got, want)
+		}
+	})
+}
