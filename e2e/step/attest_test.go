@@ -191,3 +191,39 @@ func imageFile(t *testing.T, img v1.Image, path string) string {
 		}
 	}
 }
+
+// TestProvenancePerRepository pushes one image to two tags of one
+// repository and a tag of another: each repository gets one provenance
+// statement naming it, and ATTESTATIONS lists each attachment once.
+func TestProvenancePerRepository(t *testing.T) {
+	reg := harness.StartRegistry(t)
+	base := harness.Busybox(t, reg)
+	ctxDir := writeContext(t, map[string]string{"Dockerfile": "ARG BASE\nFROM ${BASE}\nRUN echo hi > /hi\n"})
+	out := t.TempDir()
+	r := slipway(t, nil, "--insecure-registry", reg.Host, "--context", "dir://"+ctxDir, "--build-arg", "BASE="+base,
+		"--destination", reg.Host+"/team/app:1", "--destination", reg.Host+"/team/app:latest", "--destination", reg.Host+"/team/mirror:1",
+		"--provenance", "--attestations-file", filepath.Join(out, "attestations"), "--digest-file", filepath.Join(out, "digest"))
+	if r.code != 0 {
+		t.Fatalf("slipway-build: exit %d\n%s", r.code, r.stderr)
+	}
+	refs := strings.Split(readFile(t, filepath.Join(out, "attestations")), ",")
+	if len(refs) != 2 || refs[0] == refs[1] {
+		t.Errorf("attestations file lists %q, want one provenance per repository (team/app, team/mirror)", refs)
+	}
+	for _, repo := range []string{"team/app", "team/mirror"} {
+		subject, err := name.NewDigest(reg.Host + "/" + repo + "@" + readFile(t, filepath.Join(out, "digest")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		statements, err := attest.Fetch(context.Background(), subject, attest.InTotoArtifactType)
+		if err != nil || len(statements) != 1 {
+			t.Fatalf("%s: %d provenance statements attached (%v), want 1", repo, len(statements), err)
+		}
+		var st struct {
+			Subject []struct{ Name string } `json:"subject"`
+		}
+		if err := json.Unmarshal(statements[0], &st); err != nil || len(st.Subject) != 1 || st.Subject[0].Name != reg.Host+"/"+repo {
+			t.Errorf("%s: provenance subject %+v (%v), want %s", repo, st.Subject, err, reg.Host+"/"+repo)
+		}
+	}
+}

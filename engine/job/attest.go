@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -111,8 +112,9 @@ func (a *attestations) afterPush(ctx context.Context, pushed []name.Digest) erro
 			records = append(records, record{"SBOM", attest.SPDXArtifactType, doc})
 		}
 	}
+	var provenance *attest.Build
 	if a.cfg.Provenance {
-		b := attest.Build{
+		provenance = &attest.Build{
 			Digest:         digest,
 			BuilderID:      BuilderID,
 			BuilderVersion: version.Get().Version,
@@ -128,20 +130,16 @@ func (a *attestations) afterPush(ctx context.Context, pushed []name.Digest) erro
 		}
 		if data, err := os.ReadFile(a.dockerfile); err == nil {
 			sum := sha256.Sum256(data)
-			b.DockerfileDigest = v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
-		}
-		for _, p := range pushed {
-			b.Image = p.Context().Name()
-			st, err := attest.ProvenanceStatement(b)
-			if err != nil {
-				return err
-			}
-			records = append(records, record{"provenance", attest.InTotoArtifactType, st})
+			provenance.DockerfileDigest = v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
 		}
 		if len(pushed) == 0 {
 			a.cfg.Log.Warn("--provenance: nothing was pushed, so there is nothing to attach it to")
 		}
 	}
+	// Each repository gets the attestations once, however many of its tags
+	// were pushed: a referrer belongs to the digest in that repository. The
+	// provenance's subject names the repository, so it is made per
+	// repository.
 	var refs []string
 	seen := map[string]bool{}
 	for _, p := range pushed {
@@ -150,14 +148,20 @@ func (a *attestations) afterPush(ctx context.Context, pushed []name.Digest) erro
 			continue
 		}
 		seen[repo] = true
-		for _, r := range records {
-			if r.kind == "provenance" && !strings.Contains(string(r.data), `"name": "`+repo+`"`) {
-				continue
+		repoRecords := records
+		if provenance != nil {
+			provenance.Image = repo
+			st, err := attest.ProvenanceStatement(*provenance)
+			if err != nil {
+				return err
 			}
-			target := p
-			if d, ok := a.client.Reference(p, true).(name.Digest); ok {
-				target = d
-			}
+			repoRecords = append(slices.Clip(records), record{"provenance", attest.InTotoArtifactType, st})
+		}
+		target := p
+		if d, ok := a.client.Reference(p, true).(name.Digest); ok {
+			target = d
+		}
+		for _, r := range repoRecords {
 			ref, err := attest.Attach(ctx, target, r.artifactType, r.data, nil, a.client.RemoteOptions(p, true)...)
 			if err != nil {
 				return err
