@@ -143,7 +143,11 @@ image-debug: build build-platforms
 # and linux/arm64 with SHA256SUMS, catalog/ pinned, release notes, git tag.
 #   SIGNING_KEY=FILE  cosign private key (password in COSIGN_PASSWORD);
 #                     without it (and without KEYLESS=1) nothing is signed
-#   KEYLESS=1         keyless signing with the ambient OIDC identity (CI)
+#   KEYLESS=1         keyless signing with the ambient OIDC identity (CI),
+#                     through Sigstore's public instance unless one of:
+#     FULCIO_URL, REKOR_URL, OIDC_ISSUER   another Fulcio, Rekor, OIDC issuer
+#     IDENTITY_TOKEN=FILE|TOKEN            a token instead of the ambient one
+#     TRUSTED_ROOT=FILE                    the trusted_root.json for them
 #   DIST=DIR          where binaries, SHA256SUMS and notes go (bin/release)
 #   PLATFORMS=…       the binaries' platforms (linux/amd64 linux/arm64)
 #   TAG=0             no release commit and tag (the default when CI=true)
@@ -151,6 +155,7 @@ image-debug: build build-platforms
 DIST ?= $(BIN)/release
 SUPPLYCHAIN := $(BIN)/tools/supplychain
 export SIGNING_KEY KEYLESS DIST TAG SUPPLYCHAIN PLATFORMS
+export FULCIO_URL REKOR_URL OIDC_ISSUER IDENTITY_TOKEN TRUSTED_ROOT
 
 release:
 	@test -n "$(REGISTRY)" -a -n "$(VERSION)" || { echo 'usage: make release REGISTRY=ghcr.io/slipway-build VERSION=v0.1.0 [SIGNING_KEY=cosign.key]' >&2; exit 2; }

@@ -17,7 +17,10 @@
 #     no referrers API);
 #  3. signs both digests with cosign: SIGNING_KEY=FILE (password in
 #     COSIGN_PASSWORD), or KEYLESS=1 in CI; with neither it says so in one
-#     line and signs nothing;
+#     line and signs nothing. KEYLESS=1 uses Sigstore's public instance and
+#     the ambient OIDC identity unless FULCIO_URL, REKOR_URL, OIDC_ISSUER,
+#     IDENTITY_TOKEN (a file, or the token) or TRUSTED_ROOT (a
+#     trusted_root.json) say otherwise (supplychain's flags of those names);
 #  4. builds static binaries of every step for each of PLATFORMS (default
 #     "linux/amd64 linux/arm64") into DIST (default BIN_DIR/release), as
 #     slipway-STEP-OS-ARCH, writes SHA256SUMS and signs it the same way;
@@ -75,6 +78,16 @@ elif [ -n "${SIGNING_KEY:-}" ]; then
 elif [ -n "${KEYLESS:-}" ]; then
 	sign=(--keyless)
 fi
+keyless_vars=(FULCIO_URL:fulcio-url REKOR_URL:rekor-url OIDC_ISSUER:oidc-issuer IDENTITY_TOKEN:identity-token TRUSTED_ROOT:trusted-root)
+for v in "${keyless_vars[@]}"; do
+	var="${v%%:*}"
+	[ -n "${!var:-}" ] || continue
+	if [ -z "${KEYLESS:-}" ]; then
+		echo "$0: $var is for keyless signing: set KEYLESS=1 too" >&2
+		exit 2
+	fi
+	sign+=("--${v#*:}" "${!var}")
+done
 [ -x "$supplychain" ] || { echo "$0: $supplychain is missing: run make supplychain" >&2; exit 1; }
 image_platforms="${IMAGE_PLATFORMS:-}"
 [ -n "$image_platforms" ] || { echo "$0: IMAGE_PLATFORMS is not set: run make release, which sets it and builds the step binaries for each" >&2; exit 2; }

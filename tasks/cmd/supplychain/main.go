@@ -5,17 +5,23 @@
 //
 //	supplychain attest --image REPO@DIGEST [--source-commit C] ...
 //	    SPDX 2.3 SBOM and SLSA v1 provenance, attached as OCI 1.1 referrers
-//	supplychain sign --image REPO@DIGEST (--key cosign.key | --keyless)
-//	    a cosign signature of the digest (`cosign verify --key` accepts it)
-//	supplychain sign-blob --file SHA256SUMS (--key cosign.key | --keyless)
-//	    SHA256SUMS.sig (and, keyless, SHA256SUMS.sigstore.json)
+//	supplychain sign --image REPO@DIGEST (--key cosign.key | --keyless [KEYLESS FLAGS])
+//	    a cosign signature of the digest (`cosign verify` accepts it)
+//	supplychain sign-blob --file SHA256SUMS (--key cosign.key | --keyless [KEYLESS FLAGS])
+//	    SHA256SUMS.sig (and, keyless, SHA256SUMS.pem and the Sigstore
+//	    bundle SHA256SUMS.sigstore.json, which `cosign verify-blob --bundle` reads)
 //	supplychain verify --key cosign.pub [--image REF]... [--blob FILE]...
 //	supplychain generate-key-pair --output-key-prefix DIR/cosign
 //
 // Keys are cosign's: an encrypted private key whose password is in
 // COSIGN_PASSWORD (empty for none), and its PEM public key. --keyless signs
 // with a Fulcio certificate for the ambient OIDC identity (a GitHub Actions
-// workflow with `id-token: write`) and records the signature in Rekor.
+// workflow with `id-token: write`) and records the signature in Rekor. Its
+// flags are cosign's own, with cosign's defaults (Sigstore's public
+// instance): --fulcio-url, --rekor-url, --oidc-issuer, --identity-token
+// (a token, or a file holding one, instead of the ambient identity) and
+// --trusted-root (the trusted_root.json that checks Fulcio's certificate
+// and its SCT; by default Sigstore's, through TUF).
 package main
 
 import (
@@ -37,6 +43,7 @@ import (
 	"github.com/sigstore/cosign/v2/cmd/cosign/cli/sign"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	_ "github.com/sigstore/cosign/v2/pkg/providers/all" // the ambient OIDC identities keyless signing reads (GitHub Actions among them)
+	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/urfave/cli/v2"
@@ -46,7 +53,14 @@ import (
 )
 
 func main() {
-	app := &cli.App{
+	if err := newApp().Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "supplychain:", err)
+		os.Exit(1)
+	}
+}
+
+func newApp() *cli.App {
+	return &cli.App{
 		Name:  "supplychain",
 		Usage: "attest and sign the artifacts of a Slipway release",
 		Commands: []*cli.Command{
@@ -62,10 +76,6 @@ func main() {
 				&cli.StringFlag{Name: "output-key-prefix", Value: "cosign"},
 			}, Action: generateAction},
 		},
-	}
-	if err := app.Run(os.Args); err != nil {
-		fmt.Fprintln(os.Stderr, "supplychain:", err)
-		os.Exit(1)
 	}
 }
 
@@ -142,8 +152,16 @@ func signFlags(target cli.Flag) []cli.Flag {
 		target,
 		&cli.StringFlag{Name: "key", Usage: "cosign private key (password in COSIGN_PASSWORD)"},
 		&cli.BoolFlag{Name: "keyless", Usage: "sign with Fulcio and Rekor, for the ambient OIDC identity (CI)"},
+		&cli.StringFlag{Name: "fulcio-url", Value: options.DefaultFulcioURL, Usage: "keyless: the Fulcio certificate authority"},
+		&cli.StringFlag{Name: "rekor-url", Value: options.DefaultRekorURL, Usage: "keyless: the Rekor transparency log"},
+		&cli.StringFlag{Name: "oidc-issuer", Value: options.DefaultOIDCIssuerURL, Usage: "keyless: the OIDC issuer asked for a token when there is neither --identity-token nor an ambient identity"},
+		&cli.StringFlag{Name: "identity-token", Usage: "keyless: an OIDC identity token, or a file holding one (default: the ambient identity, e.g. GitHub Actions')"},
+		&cli.StringFlag{Name: "trusted-root", Usage: "keyless: a Sigstore trusted_root.json for Fulcio's certificate and SCT (default: Sigstore's, through TUF)"},
 	}
 }
+
+// keylessFlags are the flags that only --keyless reads.
+var keylessFlags = []string{"fulcio-url", "rekor-url", "oidc-issuer", "identity-token", "trusted-root"}
 
 // keyOpts are cosign's options for --key or --keyless, and whether the
 // signature goes to the Rekor transparency log (keyless only: a local key
@@ -154,12 +172,36 @@ func keyOpts(c *cli.Context) (options.KeyOpts, bool, error) {
 	case key != "" && keyless:
 		return options.KeyOpts{}, false, fmt.Errorf("--key and --keyless exclude each other")
 	case key != "":
+		for _, f := range keylessFlags {
+			if c.IsSet(f) {
+				return options.KeyOpts{}, false, fmt.Errorf("--%s is for --keyless, not --key", f)
+			}
+		}
 		return options.KeyOpts{KeyRef: key, PassFunc: envPassword, SkipConfirmation: true}, false, nil
 	case keyless:
-		return options.KeyOpts{
-			FulcioURL: options.DefaultFulcioURL, RekorURL: options.DefaultRekorURL,
-			OIDCIssuer: options.DefaultOIDCIssuerURL, OIDCClientID: "sigstore", SkipConfirmation: true,
-		}, true, nil
+		ko := options.KeyOpts{
+			FulcioURL: c.String("fulcio-url"), RekorURL: c.String("rekor-url"),
+			OIDCIssuer: c.String("oidc-issuer"), OIDCClientID: "sigstore",
+			IDToken: c.String("identity-token"), SkipConfirmation: true,
+		}
+		// As `cosign sign` does: Fulcio's certificate, and the SCT embedded
+		// in it, are checked against the trusted root before anything is
+		// signed with it.
+		if tr := c.String("trusted-root"); tr != "" {
+			m, err := root.NewTrustedRootFromPath(tr)
+			if err != nil {
+				return options.KeyOpts{}, false, fmt.Errorf("--trusted-root %s: %w", tr, err)
+			}
+			ko.TrustedMaterial = m
+		} else if os.Getenv("SIGSTORE_CT_LOG_PUBLIC_KEY_FILE") != "" {
+			// cosign's own override of the CT log key: no TUF then.
+		} else if m, err := cosign.TrustedRoot(); err == nil {
+			ko.TrustedMaterial = m
+		} else {
+			// cosign goes on with TUF's individual targets then; so do we.
+			fmt.Fprintf(os.Stderr, "supplychain: no trusted_root.json from Sigstore's TUF repository (%v): checking Fulcio's SCT with TUF's CT log keys\n", err)
+		}
+		return ko, true, nil
 	}
 	return options.KeyOpts{}, false, fmt.Errorf("give --key FILE or --keyless")
 }
@@ -195,7 +237,10 @@ func signBlobAction(c *cli.Context) error {
 	file := c.String("file")
 	cert := ""
 	if c.Bool("keyless") {
+		// A Sigstore bundle (certificate, signature, Rekor entry with its
+		// inclusion proof), what the name .sigstore.json promises.
 		ko.BundlePath = file + ".sigstore.json"
+		ko.NewBundleFormat = true
 		cert = file + ".pem"
 	}
 	ro := &options.RootOptions{Timeout: options.DefaultTimeout}
