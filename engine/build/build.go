@@ -213,6 +213,7 @@ func Build(ctx context.Context, opts Options) (v1.Image, error) {
 		ignore:     ignore,
 		done:       map[int]*stageResult{},
 		ready:      map[int]chan struct{}{},
+		layerUses:  layerUses(plan, roots.shared(), opts.LayerCache != nil),
 	}
 	for _, s := range plan.Stages {
 		b.ready[s.Index] = make(chan struct{})
@@ -373,6 +374,8 @@ type builder struct {
 	digests map[string]string
 	// cacheWrites are the background cache writes.
 	cacheWrites *errgroup.Group
+	// layerUses says, by stage index, what each stage's layers are for.
+	layerUses map[int]layerUse
 
 	mu       sync.Mutex
 	done     map[int]*stageResult

@@ -33,8 +33,11 @@ func (s *stage) writeFiles(ctx context.Context, step func(root) error) error {
 // too once this step runs (its key is chained from this step's), so it
 // would unpack the stage, and this step's layer, anyway. A single snapshot
 // needs the unpacked root to take the stage's one layer.
+//
+// A stage that writes no layers keeps its changes only in its unpacked
+// root, so its steps always write there.
 func (s *stage) sparseWrites() bool {
-	if s.b.opts.SingleSnapshot {
+	if s.b.opts.SingleSnapshot || s.layerUse() == noLayers {
 		return false
 	}
 	return !s.plan.runsLater(s.current)

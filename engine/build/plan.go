@@ -340,3 +340,57 @@ type runAction struct {
 	// keyEnv is the ARG and ENV state the cache key holds.
 	keyEnv []string
 }
+
+// layerUse is what a stage's new layers are for, which the stage graph
+// decides before anything runs.
+type layerUse int
+
+const (
+	// layersForImage: the stage's image is the build's result, the base
+	// of a later stage, or its steps go to the layer cache, so its layers
+	// are written and compressed as usual.
+	layersForImage layerUse = iota
+	// layersForLocalReads: only COPY --from or RUN --mount from= of later
+	// stages read the stage, and they read its image, because the stages
+	// share one root that moves on (in-place mode). Its layers are plain
+	// tars that this build alone extracts: compressing them would only
+	// cost time.
+	layersForLocalReads
+	// noLayers: nothing reads the stage's image. Later stages read its
+	// files from its root, which stays until the build ends (chroot
+	// mode), or nothing reads it at all (an unused stage built anyway),
+	// so its steps write no layer.
+	noLayers
+)
+
+// layerUses decides, for each planned stage, what its layers are for. A
+// stage's image is needed when it is the target or a later stage's base
+// (whose image holds the base's layers, and which unpacks its root from
+// them); with a layer cache, every stage's steps are written to it. The
+// other stages are read, if at all, through their files.
+func layerUses(plan *dockerfile.Plan, sharedRoot, layerCache bool) map[int]layerUse {
+	image := map[int]bool{plan.Target: true}
+	readFrom := map[int]bool{}
+	for _, s := range plan.Stages {
+		if s.BaseStage >= 0 {
+			image[s.BaseStage] = true
+		}
+		for _, dep := range s.DependsOn {
+			if dep != s.BaseStage {
+				readFrom[dep] = true
+			}
+		}
+	}
+	uses := make(map[int]layerUse, len(plan.Stages))
+	for _, s := range plan.Stages {
+		switch {
+		case image[s.Index] || layerCache:
+			uses[s.Index] = layersForImage
+		case sharedRoot && readFrom[s.Index]:
+			uses[s.Index] = layersForLocalReads
+		default:
+			uses[s.Index] = noLayers
+		}
+	}
+	return uses
+}

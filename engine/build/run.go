@@ -72,9 +72,10 @@ func (s *stage) run(ctx context.Context, st *step, a runAction) error {
 	spec.Env = withHome(append(spec.Env, env...), usr.Home)
 
 	// With a single snapshot the step runs in the root and only the
-	// stage's end takes a snapshot, by walking.
+	// stage's end takes a snapshot, by walking. A stage that writes no
+	// layers takes none: its root is all that is read of it.
 	var session snapshot.Session
-	if !s.b.opts.SingleSnapshot {
+	if !s.b.opts.SingleSnapshot && s.layerUse() != noLayers {
 		if session, err = s.b.opts.snapshotter().Start(root.path, filepath.Join(tmp, "overlay"), root.idx, s.b.ignoreList); err != nil {
 			return err
 		}

@@ -135,7 +135,7 @@ func (s *stage) build(ctx context.Context) (*stageResult, error) {
 	if s.plan.err != nil {
 		return nil, s.plan.err
 	}
-	if s.b.opts.SingleSnapshot && s.fs.unpacked() {
+	if s.b.opts.SingleSnapshot && s.fs.unpacked() && s.layerUse() != noLayers {
 		r := s.fs.full
 		if err := s.snapshot(ctx, snapshot.NewWalker(r.path, r.idx, s.b.ignoreList), "single snapshot of the stage"); err != nil {
 			return nil, err
@@ -275,14 +275,26 @@ func withParents(changes []layer.Change) []string {
 // commitFrom writes changes read under root, which is the stage root or an
 // overlay mounted over it.
 func (s *stage) commitFrom(root string, changes []layer.Change, createdBy string) error {
-	l, err := layer.Write(root, changes, layer.Options{
+	opts := layer.Options{
 		KeepUncompressed: s.b.opts.ExtractedLayerDir,
 		Compression:      s.b.opts.Compression,
 		Level:            s.b.opts.CompressionLevel,
 		Epoch:            s.b.opts.Epoch,
 		TempDir:          s.b.opts.WorkDir,
 		TOCs:             s.b.opts.TOCs,
-	})
+	}
+	switch s.layerUse() {
+	case noLayers:
+		// Nothing reads this stage's image: its root, which later steps
+		// and stages read, already holds the change.
+		s.emptyHistory(createdBy)
+		return nil
+	case layersForLocalReads:
+		// Read back once by this build, never pushed, never kept.
+		opts.Compression, opts.Level = layer.Uncompressed, 0
+		opts.KeepUncompressed, opts.TOCs = "", nil
+	}
+	l, err := layer.Write(root, changes, opts)
 	if err != nil {
 		return err
 	}
@@ -291,6 +303,11 @@ func (s *stage) commitFrom(root string, changes []layer.Change, createdBy string
 	s.layers = append(s.layers, l)
 	s.history = append(s.history, v1.History{Created: v1.Time{Time: s.created}, CreatedBy: createdBy, Comment: "slipway"})
 	return nil
+}
+
+// layerUse is what the stage's layers are for (plan.go's layerUses).
+func (s *stage) layerUse() layerUse {
+	return s.b.layerUses[s.ps.Index]
 }
 
 func (s *stage) emptyHistory(createdBy string) {

@@ -60,9 +60,13 @@ type Change struct {
 type Compression string
 
 // The compressions; zstd layers are valid only in OCI manifests.
+// Uncompressed is for layers that the build itself reads back and never
+// pushes (a stage read only by COPY --from in in-place mode): it is not a
+// --compression value.
 const (
-	Gzip Compression = "gzip"
-	Zstd Compression = "zstd"
+	Gzip         Compression = "gzip"
+	Zstd         Compression = "zstd"
+	Uncompressed Compression = "uncompressed"
 )
 
 // Options control how a layer is written.
@@ -189,6 +193,8 @@ func compressor(w io.Writer, opts Options) (io.WriteCloser, types.MediaType, err
 			return nil, "", err
 		}
 		return zw, types.DockerLayer, nil
+	case Uncompressed:
+		return nopCloser{w}, types.DockerUncompressedLayer, nil
 	case Zstd:
 		zopts := []zstd.EOption{zstd.WithEncoderConcurrency(1)}
 		if opts.Level != 0 {
@@ -407,6 +413,9 @@ func (l *fileLayer) Uncompressed() (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
+	if l.mediaType == types.DockerUncompressedLayer {
+		return f, nil
+	}
 	if l.zstd {
 		zr, err := zstd.NewReader(f, zstd.WithDecoderConcurrency(1))
 		if err != nil {
@@ -422,6 +431,10 @@ func (l *fileLayer) Uncompressed() (io.ReadCloser, error) {
 	}
 	return &closers{Reader: zr, close: func() error { zr.Close(); return f.Close() }}, nil
 }
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
 
 type closers struct {
 	io.Reader

@@ -1,0 +1,120 @@
+package build
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slipway-build/slipway/engine/dockerfile"
+)
+
+// The stage graph decides which stages write layers: the target and the
+// bases of later stages do, stages read only through COPY --from do not
+// (chroot mode, where their roots stay) or write plain tars (in-place
+// mode, where the root moves on), and with a layer cache every stage does.
+func TestLayerUses(t *testing.T) {
+	df, err := dockerfile.Parse(strings.NewReader(`FROM img AS base
+RUN true
+FROM base AS build
+RUN true
+FROM img AS unused
+RUN true
+FROM base AS final
+COPY --from=build /out /out
+`), "Dockerfile")
+	must(t, err)
+	all := false
+	plan, err := df.Plan(dockerfile.PlanOptions{SkipUnusedStages: &all})
+	must(t, err)
+	for _, c := range []struct {
+		name               string
+		shared, layerCache bool
+		want               map[int]layerUse
+	}{
+		{"chroot", false, false, map[int]layerUse{0: layersForImage, 1: noLayers, 2: noLayers, 3: layersForImage}},
+		{"in-place", true, false, map[int]layerUse{0: layersForImage, 1: layersForLocalReads, 2: noLayers, 3: layersForImage}},
+		{"cache", false, true, map[int]layerUse{0: layersForImage, 1: layersForImage, 2: layersForImage, 3: layersForImage}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := layerUses(plan, c.shared, c.layerCache)
+			for i, want := range c.want {
+				if got[i] != want {
+					t.Errorf("stage %d: layer use %d, want %d", i, got[i], want)
+				}
+			}
+		})
+	}
+}
+
+// layerFiles counts the layer files a build left in its work directory.
+func layerFiles(t *testing.T, workDir string) int {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(workDir, "slipway-layer-*"))
+	must(t, err)
+	return len(m)
+}
+
+// A stage that only COPY --from reads writes no layer: its root is what
+// the final stage copies from. With the layer cache, its steps' layers are
+// written and stored. Either way the final image is the same, byte for
+// byte.
+func TestIntermediateStageWritesNoLayer(t *testing.T) {
+	f := newFixture(t)
+	files := map[string]string{
+		"Dockerfile": `FROM $BASE AS build
+RUN mkdir /out && echo built > /out/built && rm /etc/group
+COPY hello.txt /out/
+RUN cat /out/hello.txt > /out/again
+FROM $BASE
+COPY --from=build /out /out
+`,
+		"hello.txt": "hello\n",
+	}
+	epoch := time.Unix(1700000000, 0).UTC()
+	var workDir string
+	withWorkDir := func(o *Options) {
+		workDir = t.TempDir()
+		o.WorkDir, o.Epoch = workDir, &epoch
+	}
+
+	img, err := f.build(t, files, withWorkDir)
+	must(t, err)
+	if n := layerFiles(t, workDir); n != 1 {
+		t.Errorf("the build wrote %d layer files, want 1: the final COPY's alone", n)
+	}
+	fs := flatten(t, img)
+	for p, want := range map[string]string{"/out/built": "built\n", "/out/hello.txt": "hello\n", "/out/again": "hello\n"} {
+		if fs[p].content != want {
+			t.Errorf("%s = %q, want %q", p, fs[p].content, want)
+		}
+	}
+	if _, ok := fs["/etc/group"]; !ok {
+		t.Error("/etc/group of the final stage's base is missing")
+	}
+
+	store := &memStore{}
+	cached, err := f.build(t, files, withWorkDir, func(o *Options) {
+		o.LayerCache, o.CacheRunLayers, o.CacheCopyLayers = store, true, true
+	})
+	must(t, err)
+	if n := layerFiles(t, workDir); n != 4 {
+		t.Errorf("with the layer cache the build wrote %d layer files, want 4: three steps of the build stage and the final COPY", n)
+	}
+	withLayer := 0
+	for _, e := range store.entries {
+		if e.Layer != nil {
+			withLayer++
+		}
+	}
+	if withLayer != 4 {
+		t.Errorf("the cache holds %d layers, want 4", withLayer)
+	}
+	want, err := img.Digest()
+	must(t, err)
+	got, err := cached.Digest()
+	must(t, err)
+	if got != want {
+		t.Errorf("the final image is %s without the cache's layers, %s with them: it must not depend on them", want, got)
+	}
+}
