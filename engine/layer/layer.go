@@ -174,6 +174,11 @@ func write(f *os.File, root string, changes []Change, opts Options) (v1.Layer, e
 // layers Slipway writes: changing it changes every layer digest.
 const gzipBlock = 1 << 20
 
+// zstdWindow is zstd's window, as the reference zstd's at its default
+// level 3; the parallel jobs are four windows long. Like gzipBlock it is
+// part of the format of zstd layers.
+const zstdWindow = 2 << 20
+
 func compressor(w io.Writer, opts Options) (io.WriteCloser, types.MediaType, error) {
 	switch opts.Compression {
 	case "", Gzip:
@@ -196,7 +201,16 @@ func compressor(w io.Writer, opts Options) (io.WriteCloser, types.MediaType, err
 	case Uncompressed:
 		return nopCloser{w}, types.DockerUncompressedLayer, nil
 	case Zstd:
-		zopts := []zstd.EOption{zstd.WithEncoderConcurrency(1)}
+		// zstd compresses jobs of 4 windows (8 MiB) on every core, each
+		// primed with the end of the one before, as pgzip's blocks. The
+		// jobs, and so the output, depend only on the window, never on
+		// how many cores did the work; with fewer than two encoders the
+		// library would write a different, single-threaded stream.
+		zopts := []zstd.EOption{
+			zstd.WithEncoderConcurrency(max(2, runtime.GOMAXPROCS(0))),
+			zstd.WithConcurrentBlocks(true),
+			zstd.WithWindowSize(zstdWindow),
+		}
 		if opts.Level != 0 {
 			zopts = append(zopts, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(opts.Level)))
 		}

@@ -217,3 +217,86 @@ func TestGzipDigestIsTheSameOnEveryMachine(t *testing.T) {
 		t.Errorf("the gzip stream changed: digest %s, was %s; every layer digest changes with it", one, golden)
 	}
 }
+
+// A zstd layer, like a gzip one, has one digest on every machine: the
+// parallel jobs (4 windows of 2 MiB each) split the content the same way
+// whatever the number of cores.
+func TestZstdDigestIsTheSameOnEveryMachine(t *testing.T) {
+	epoch := time.Unix(1700000000, 0)
+	root := t.TempDir()
+	// 20 MiB: three parallel jobs.
+	rng := rand.New(rand.NewPCG(3, 4))
+	words := []string{"layer", "digest", "slipway", "zstd", "window", "tar", "header", "\n"}
+	var content bytes.Buffer
+	for content.Len() < 20<<20 {
+		content.WriteString(words[rng.IntN(len(words))])
+		content.WriteByte(' ')
+	}
+	if err := os.WriteFile(filepath.Join(root, "f"), content.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	digest := func(procs int) string {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		l, err := Write(root, []Change{{Path: "/f"}}, Options{Compression: Zstd, Epoch: &epoch, TempDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := l.Uncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		tr := tar.NewReader(rc)
+		if _, err := tr.Next(); err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(tr)
+		if err != nil || !bytes.Equal(got, content.Bytes()) {
+			t.Fatalf("the zstd layer does not read back as written (%v)", err)
+		}
+		d, _ := l.Digest()
+		return d.String()
+	}
+	one, four := digest(1), digest(4)
+	if one != four {
+		t.Errorf("the layer's digest depends on the cores: %s with 1, %s with 4", one, four)
+	}
+	const golden = "sha256:2b1fe273527bdd0363c54ce3ad9cdfdbe86ad545b9853eb14a8c3bb25f45e71a"
+	if one != golden {
+		t.Errorf("the zstd stream changed: digest %s, was %s; every layer digest changes with it", one, golden)
+	}
+}
+
+// A layer that the build only reads back itself is a plain tar: its
+// digest is its diff ID, and it reads back as written.
+func TestWriteUncompressed(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "f"), []byte("content"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Write(root, []Change{{Path: "/f"}}, Options{Compression: Uncompressed, TempDir: t.TempDir(), KeepUncompressed: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest, _ := l.Digest()
+	diffID, _ := l.DiffID()
+	if digest != diffID {
+		t.Errorf("digest %s, diff ID %s: an uncompressed layer's are the same", digest, diffID)
+	}
+	if mt, _ := l.MediaType(); mt != "application/vnd.docker.image.rootfs.diff.tar" {
+		t.Errorf("media type %s", mt)
+	}
+	rc, err := l.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	h, err := tr.Next()
+	if err != nil || h.Name != "f" {
+		t.Fatalf("first entry %v, %v", h, err)
+	}
+	if b, _ := io.ReadAll(tr); string(b) != "content" {
+		t.Errorf("content %q", b)
+	}
+}
