@@ -214,6 +214,7 @@ func Build(ctx context.Context, opts Options) (v1.Image, error) {
 		done:       map[int]*stageResult{},
 		ready:      map[int]chan struct{}{},
 		layerUses:  layerUses(plan, roots.shared(), opts.LayerCache != nil),
+		readers:    readersOf(plan),
 	}
 	for _, s := range plan.Stages {
 		b.ready[s.Index] = make(chan struct{})
@@ -376,6 +377,9 @@ type builder struct {
 	cacheWrites *errgroup.Group
 	// layerUses says, by stage index, what each stage's layers are for.
 	layerUses map[int]layerUse
+	// readers counts, by stage index, the stages still to finish that may
+	// read a stage's tree (remove.go); under mu.
+	readers map[int]int
 
 	mu       sync.Mutex
 	done     map[int]*stageResult
@@ -468,6 +472,7 @@ func (b *builder) runStage(ctx context.Context, s *dockerfile.PlannedStage) erro
 	b.done[s.Index] = res
 	b.mu.Unlock()
 	close(b.ready[s.Index])
+	b.finished(s)
 	return nil
 }
 

@@ -3,9 +3,7 @@ package build
 import (
 	"context"
 	"fmt"
-	"os"
 	"path"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -397,6 +395,4 @@ func fromOCIPlatform(p ocispec.Platform) v1.Platform {
 	return v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant, OSVersion: p.OSVersion}
 }
 
-func removeAll(dir string) {
-	_ = os.RemoveAll(filepath.Clean(dir))
-}
+

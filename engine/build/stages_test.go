@@ -1,12 +1,18 @@
 package build
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/slipway-build/slipway/engine/dockerfile"
+	"github.com/slipway-build/slipway/engine/run"
 )
 
 // The stage graph decides which stages write layers: the target and the
@@ -116,5 +122,104 @@ COPY --from=build /out /out
 	must(t, err)
 	if got != want {
 		t.Errorf("the final image is %s without the cache's layers, %s with them: it must not depend on them", want, got)
+	}
+}
+
+// stageRoots lists the stage roots left in a work directory.
+func stageRoots(t *testing.T, workDir string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(workDir, "slipway-stage-*"))
+	must(t, err)
+	return m
+}
+
+// pollingExecutor runs commands with run's chroot executor; before the
+// command whose text holds marker, it waits until check passes or ten
+// seconds have passed, and records the last result.
+type pollingExecutor struct {
+	run.Executor
+	marker string
+	check  func() error
+	err    error
+}
+
+func (p *pollingExecutor) Run(ctx context.Context, spec run.Spec) error {
+	if strings.Contains(strings.Join(spec.Args, " "), p.marker) {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if p.err = p.check(); p.err == nil || time.Now().After(deadline) {
+				break
+			}
+		}
+	}
+	return p.Executor.Run(ctx, spec)
+}
+
+// A stage's root goes as soon as the last stage that reads it is done,
+// while the build goes on, and nothing of the stages is left once Build
+// returns.
+func TestStageRootGoesWhenNoStageReadsIt(t *testing.T) {
+	f := newFixture(t)
+	exec, err := run.New(run.Chroot)
+	must(t, err)
+	workDir := t.TempDir()
+	var firstRoot string
+	poll := &pollingExecutor{Executor: exec, marker: "> /b"}
+	poll.check = func() error {
+		if _, err := os.Stat(firstRoot); !os.IsNotExist(err) {
+			return fmt.Errorf("stage a's root %s is still there (%v)", firstRoot, err)
+		}
+		return nil
+	}
+	record := &pollingExecutor{Executor: poll, marker: "> /a", check: func() error {
+		if dirs := stageRoots(t, workDir); len(dirs) == 1 {
+			firstRoot = dirs[0]
+			return nil
+		}
+		return errors.New("no root for stage a")
+	}}
+	img, err := f.build(t, map[string]string{"Dockerfile": `FROM $BASE AS a
+RUN echo a > /a
+FROM $BASE AS b
+COPY --from=a /a /a
+FROM b
+RUN cat /a > /b
+`}, func(o *Options) { o.WorkDir, o.Executor = workDir, record })
+	must(t, err)
+	if record.err != nil {
+		t.Fatal(record.err)
+	}
+	if poll.err != nil {
+		t.Errorf("while the last stage ran: %v", poll.err)
+	}
+	if fs := flatten(t, img); fs["/b"].content != "a\n" {
+		t.Errorf("/b = %q", fs["/b"].content)
+	}
+	if dirs := stageRoots(t, workDir); len(dirs) > 0 {
+		t.Errorf("stage roots left after the build: %v", dirs)
+	}
+}
+
+// removeAll takes a tree of many directories, symlinks included (never
+// followed), and a second removal of the same tree waits for the first.
+func TestRemoveAll(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	must(t, os.WriteFile(filepath.Join(outside, "keep"), nil, 0o644))
+	for i := range 50 {
+		d := filepath.Join(dir, "root", fmt.Sprint(i%7), fmt.Sprint(i))
+		must(t, os.MkdirAll(d, 0o755))
+		must(t, os.WriteFile(filepath.Join(d, "f"), []byte("x"), 0o644))
+		must(t, os.Symlink(outside, filepath.Join(d, "link")))
+	}
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() { defer wg.Done(); removeAll(filepath.Join(dir, "root")) }()
+	}
+	wg.Wait()
+	if _, err := os.Lstat(filepath.Join(dir, "root")); !os.IsNotExist(err) {
+		t.Errorf("the tree is still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(outside, "keep")); err != nil {
+		t.Errorf("a symlink was followed: %v", err)
 	}
 }
