@@ -394,5 +394,3 @@ func toOCIPlatform(p v1.Platform) ocispec.Platform {
 func fromOCIPlatform(p ocispec.Platform) v1.Platform {
 	return v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant, OSVersion: p.OSVersion}
 }
-
-
