@@ -2,11 +2,14 @@
 // alone as `make test-release`): in a copy of the repository, against the
 // distribution registry on loopback, with a throw-away cosign key.
 //
-// The binaries are made for the host's platform alone (PLATFORMS): another
-// architecture's would be a cold compile of every dependency of every step,
-// minutes of CI for what Go's cross-compiler does, not the release. The
-// checks below follow PLATFORMS and the number of images pushed, so more
-// platforms or images change nothing here.
+// The binaries are made for every platform the release ships (linux/amd64
+// and linux/arm64, release.sh's default PLATFORMS): the host's run
+// natively, the other's under the machine's QEMU binfmt_misc handler
+// (qemu-user-static, which .ci/deps registers). Compiling them costs little
+// here: make release has already compiled the same packages for every
+// image platform (build-platforms), linux/arm64 among them. The checks
+// below follow the platforms and the number of images pushed, so more of
+// either change nothing here.
 package release
 
 import (
@@ -14,6 +17,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
+	"debug/elf"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -26,6 +30,7 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
@@ -33,12 +38,13 @@ import (
 
 	"github.com/slipway-build/slipway/e2e/harness"
 	"github.com/slipway-build/slipway/engine/attest"
+	"github.com/slipway-build/slipway/engine/run"
 )
 
 const version = "v0.0.0-ci"
 
-// hostPlatform is the one platform the test makes binaries for.
-const hostPlatform = runtime.GOOS + "/" + runtime.GOARCH
+// releasePlatforms are the binaries' platforms, release.sh's default.
+var releasePlatforms = []string{"linux/amd64", "linux/arm64"}
 
 func TestMakeRelease(t *testing.T) {
 	harness.SkipIfShort(t, "make release: it builds and pushes the release images")
@@ -61,7 +67,7 @@ func TestMakeRelease(t *testing.T) {
 	registry := reg.Host + "/rel"
 	dist := filepath.Join(repo, "bin", "release")
 	cmd := exec.Command("make", "release", "REGISTRY="+registry, "VERSION="+version,
-		"SIGNING_KEY="+key, "TAG=1", "RELEASE_FLAGS=--insecure-registry "+reg.Host, "PLATFORMS="+hostPlatform)
+		"SIGNING_KEY="+key, "TAG=1", "RELEASE_FLAGS=--insecure-registry "+reg.Host, "PLATFORMS="+strings.Join(releasePlatforms, " "))
 	cmd.Dir = repo
 	cmd.Env = append(os.Environ(), "COSIGN_PASSWORD=ci-password", "CI=")
 	out, err := cmd.CombinedOutput()
@@ -173,8 +179,10 @@ func TestMakeRelease(t *testing.T) {
 	t.Run("binaries and SHA256SUMS", func(t *testing.T) {
 		sums := readLines(t, filepath.Join(dist, "SHA256SUMS"))
 		want := map[string]bool{}
-		for _, s := range []string{"build", "warm"} {
-			want["slipway-"+s+"-"+strings.ReplaceAll(hostPlatform, "/", "-")] = true
+		for _, p := range releasePlatforms {
+			for _, s := range []string{"build", "warm"} {
+				want["slipway-"+s+"-"+strings.ReplaceAll(p, "/", "-")] = true
+			}
 		}
 		for _, line := range sums {
 			sum, file, ok := strings.Cut(line, "  ")
@@ -211,11 +219,25 @@ func TestMakeRelease(t *testing.T) {
 		if err := verifier.VerifySignature(strings.NewReader(string(raw)), f); err != nil {
 			t.Errorf("SHA256SUMS.sig: %v", err)
 		}
-		// The host's binary runs and reports the version.
-		for _, s := range []string{"build", "warm"} {
-			out, err := exec.Command(filepath.Join(dist, "slipway-"+s+"-"+strings.ReplaceAll(hostPlatform, "/", "-")), "--version").CombinedOutput()
-			if err != nil || !strings.Contains(string(out), "version "+version+",") {
-				t.Errorf("slipway-%s --version: %q, %v", s, out, err)
+		// Every binary runs and reports the version: the host's natively,
+		// another architecture's under the machine's QEMU handler.
+		for _, p := range releasePlatforms {
+			goos, goarch, _ := strings.Cut(p, "/")
+			em, err := run.CheckPlatform(run.BinfmtDir, ocispec.Platform{OS: goos, Architecture: goarch},
+				ocispec.Platform{OS: runtime.GOOS, Architecture: runtime.GOARCH})
+			if err != nil {
+				t.Errorf("the %s binaries cannot run here: %v", p, err)
+				continue
+			}
+			for _, s := range []string{"build", "warm"} {
+				bin := "slipway-" + s + "-" + strings.ReplaceAll(p, "/", "-")
+				if m := elfMachine(t, filepath.Join(dist, bin)); m != machines[goarch] {
+					t.Errorf("%s is an ELF for %s, not %s", bin, m, goarch)
+				}
+				out, err := exec.Command(filepath.Join(dist, bin), "version").CombinedOutput()
+				if err != nil || !strings.Contains(string(out), "version "+version+",") {
+					t.Errorf("%s version (emulated by %q): %q, %v", bin, em.Handler, out, err)
+				}
 			}
 		}
 		notes, err := os.ReadFile(filepath.Join(dist, "RELEASE_NOTES.md"))
@@ -223,6 +245,18 @@ func TestMakeRelease(t *testing.T) {
 			t.Errorf("RELEASE_NOTES.md lacks the executor digest (%v)", err)
 		}
 	})
+}
+
+var machines = map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}
+
+func elfMachine(t *testing.T, path string) elf.Machine {
+	t.Helper()
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	return f.Machine
 }
 
 func loadVerifier(t *testing.T, pubFile string) signature.Verifier {

@@ -38,9 +38,9 @@
 #
 # IMAGES_GO and CATALOG_DIR override tasks/images.go and catalog/; with
 # either set nothing is committed or tagged. PLATFORMS (OS/ARCH, space- or
-# comma-separated) chooses the binaries' platforms; the release test
-# (e2e/release) passes the host's alone, since another architecture's is a
-# cold compile of every dependency.
+# comma-separated) chooses the binaries' platforms. Another architecture's
+# binaries compile little here: build-platforms has compiled the same
+# packages for each image platform already.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
