@@ -215,6 +215,7 @@ func Build(ctx context.Context, opts Options) (v1.Image, error) {
 		ready:      map[int]chan struct{}{},
 		layerUses:  layerUses(plan, roots.shared(), opts.LayerCache != nil),
 		readers:    readersOf(plan),
+		rootHolder: -1,
 	}
 	for _, s := range plan.Stages {
 		b.ready[s.Index] = make(chan struct{})
@@ -381,10 +382,14 @@ type builder struct {
 	// read a stage's tree (remove.go); under mu.
 	readers map[int]int
 
-	mu       sync.Mutex
-	done     map[int]*stageResult
-	ready    map[int]chan struct{}
-	cleanups []func()
+	mu   sync.Mutex
+	done map[int]*stageResult
+	// rootHolder is, in in-place mode, the stage whose unpacked files "/"
+	// holds: the one that last unpacked onto it, until the next wipe
+	// (-1: none). COPY --from that stage reads them there (liveRoot).
+	rootHolder int
+	ready      map[int]chan struct{}
+	cleanups   []func()
 	// cacheMountWarning says once that --cache-dir cannot hold cache mounts.
 	cacheMountWarning sync.Once
 }

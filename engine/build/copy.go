@@ -202,6 +202,11 @@ func (c *copier) setup(ctx context.Context, spec copySpec) error {
 		return nil
 	}
 	c.keepIDs = spec.chown == ""
+	if s.b.liveRoot(spec.from, spec.sources, s) {
+		s.b.opts.Log.Debug("Copying from the stage's files in place", "from", spec.from)
+		c.tree = sourceTree{root: "/", ignore: s.b.ignoredIn}
+		return nil
+	}
 	root, err := s.b.fromTree(ctx, spec.from, true, s)
 	if err != nil {
 		return err

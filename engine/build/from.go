@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/slipway-build/slipway/engine/dockerfile"
 	"github.com/slipway-build/slipway/engine/rootfs"
 )
 
@@ -127,4 +130,95 @@ func parsePorts(spec string) ([]string, error) {
 		out = append(out, fmt.Sprintf("%d/%s", p, proto))
 	}
 	return out, nil
+}
+
+// holdRoot records which stage's files "/" holds in in-place mode (-1:
+// none, or half-written ones).
+func (b *builder) holdRoot(index int) {
+	b.mu.Lock()
+	b.rootHolder = index
+	b.mu.Unlock()
+}
+
+// liveRoot says whether COPY --from=ref may read the finished stage's files
+// where they still are, at "/" in in-place mode, rather than extract its
+// image again into the work directory: a final stage with no RUN never
+// wipes "/", so what it copies from the stage before it is there
+// (kaniko's multi-stage builds save them aside instead).
+//
+// "/" is the container's, not only the stage's: mounts, the executor, the
+// work directory and the other ignored paths are in it, and extraction
+// left the image's own entries there out. So every source, as written and
+// as resolved through its symlinks, must be clear of them: neither an
+// ignored path, nor below one, nor above one. Otherwise the stage's image
+// is extracted as before.
+func (b *builder) liveRoot(ref string, sources []string, requester *stage) bool {
+	if !b.roots.shared() {
+		return false
+	}
+	idx, ok := b.plan.StageRef(ref, true)
+	if !ok || idx >= requester.ps.Index {
+		return false
+	}
+	b.mu.Lock()
+	held := b.rootHolder == idx
+	b.mu.Unlock()
+	if !held {
+		return false
+	}
+	for _, src := range sources {
+		if isURL(src) {
+			return false
+		}
+		rel := strings.TrimPrefix(path.Clean("/"+src), "/")
+		if rel == "" || !b.clearOfIgnored(literalPrefix(rel)) {
+			return false
+		}
+		matches := []string{rel}
+		if dockerfile.HasWildcard(rel) {
+			var err error
+			if matches, err = dockerfile.Glob("/", rel, b.ignoredIn); err != nil {
+				return false
+			}
+		}
+		for _, m := range matches {
+			host, err := securejoin.SecureJoin("/", m)
+			if err != nil || !b.clearOfIgnored("/"+m) || !b.clearOfIgnored(host) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// ignoredIn is the source tree's filter when it is "/": the ignored paths
+// are none of the stage's.
+func (b *builder) ignoredIn(rel string, _ bool) (bool, error) {
+	return b.ignoreList.Ignored("/" + rel), nil
+}
+
+// clearOfIgnored says that p, an absolute path, is not ignored and holds
+// no ignored path.
+func (b *builder) clearOfIgnored(p string) bool {
+	p = rootfs.Clean(p)
+	if p == "/" || b.ignoreList.Ignored(p) {
+		return false
+	}
+	for _, q := range b.ignoreList.Paths() {
+		if strings.HasPrefix(q, p+"/") {
+			return false
+		}
+	}
+	return true
+}
+
+// literalPrefix is rel up to its first component with a wildcard.
+func literalPrefix(rel string) string {
+	parts := strings.Split(rel, "/")
+	for i, part := range parts {
+		if dockerfile.HasWildcard(part) {
+			return "/" + strings.Join(parts[:i], "/")
+		}
+	}
+	return "/" + rel
 }

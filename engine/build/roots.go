@@ -106,7 +106,7 @@ type roots interface {
 	// empty of everything extraction may write.
 	create(b *builder, index int) (string, error)
 	// discard forgets a root that may be half-written.
-	discard(dir string)
+	discard(b *builder, dir string)
 	// shared says the stages share one root: they run one after another,
 	// and a finished stage's root cannot serve COPY --from.
 	shared() bool
@@ -139,7 +139,7 @@ func (stageDirs) create(b *builder, index int) (string, error) {
 	return dir, nil
 }
 
-func (stageDirs) discard(dir string) { removeAll(dir) }
+func (stageDirs) discard(_ *builder, dir string) { removeAll(dir) }
 
 func (stageDirs) shared() bool { return false }
 
@@ -166,15 +166,18 @@ func (inPlaceRoot) ignoreList(opts Options) (*rootfs.IgnoreList, error) {
 // earlier stage's files (mounts and the ignored paths stay), so that the
 // stage's index, and so its snapshots, cover everything in it. What later
 // stages need of an earlier one is in that stage's image.
-func (inPlaceRoot) create(b *builder, _ int) (string, error) {
+func (inPlaceRoot) create(b *builder, index int) (string, error) {
+	b.holdRoot(-1)
 	if err := rootfs.Wipe("/", b.ignoreList, nil); err != nil {
 		return "", err
 	}
+	b.holdRoot(index)
 	return "/", nil
 }
 
-// discard leaves "/" as it is: the next stage or unpack wipes it.
-func (inPlaceRoot) discard(string) {}
+// discard leaves "/" as it is, for the next stage or unpack to wipe, but
+// no stage's files are there any more.
+func (inPlaceRoot) discard(b *builder, _ string) { b.holdRoot(-1) }
 
 func (inPlaceRoot) shared() bool { return true }
 
@@ -273,7 +276,7 @@ func (f *stageFS) apply(l v1.Layer) error {
 // discard forgets an unpacked root that may be half-written.
 func (f *stageFS) discard() {
 	if f.full != nil {
-		f.b.roots.discard(f.full.path)
+		f.b.roots.discard(f.b, f.full.path)
 		f.full = nil
 	}
 }
