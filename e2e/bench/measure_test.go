@@ -63,6 +63,9 @@ type command struct {
 	cpu func() func() time.Duration
 	// showOutput, when set, receives the output of a command that succeeded.
 	showOutput func(string)
+	// after, when set, runs once the command exited, off the clock: a
+	// pod's container is removed there.
+	after func()
 }
 
 // run starts c, samples memory while it runs and returns its measurement.
@@ -91,6 +94,9 @@ func (c command) run(ctx context.Context) (measurement, error) {
 	var cpu time.Duration
 	if cpuEnd != nil {
 		cpu = cpuEnd()
+	}
+	if c.after != nil {
+		c.after()
 	}
 	if err != nil {
 		return measurement{}, fmt.Errorf("%s: %w\n%s", strings.Join(c.argv, " "), err, tail(out.String(), 60))
