@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/slipway-build/slipway/engine/dockerfile"
+	"github.com/slipway-build/slipway/engine/phase"
 )
 
 // Removing the build's trees. A stage root holds tens of thousands of
@@ -36,6 +37,7 @@ func removeAll(dir string) {
 }
 
 func removeTree(dir string) {
+	defer phase.Start(phase.Remove)()
 	sem := make(chan struct{}, removeWorkers)
 	var remove func(string)
 	remove = func(d string) {

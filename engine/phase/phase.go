@@ -38,10 +38,13 @@ const (
 	Compress
 	// Push is uploading the image to its destinations.
 	Push
+	// Remove is removing the build's trees: stage roots and the trees
+	// COPY --from extracted.
+	Remove
 	names
 )
 
-var nameText = [names]string{"pull", "unpack", "copy", "run", "snapshot", "compress", "push"}
+var nameText = [names]string{"pull", "unpack", "copy", "run", "snapshot", "compress", "push", "remove"}
 
 func (n Name) String() string { return nameText[n] }
 
