@@ -221,6 +221,9 @@ func TestFailuresLeaveNoResult(t *testing.T) {
 	}{
 		{name: "unknown instruction", dockerfile: "FROM " + base + "\nFROB x\n", config: good, want: []string{"Dockerfile:2", "unknown instruction"}},
 		{name: "failing RUN", dockerfile: "FROM " + base + "\nRUN exit 7\n", config: good, want: []string{"line 2", "non-zero code: 7"}},
+		// The first RUN's layer is uploaded while the second runs: a blob,
+		// never a tag.
+		{name: "failing RUN after a layer", dockerfile: "FROM " + base + "\nRUN echo x > /x\nRUN exit 7\n", config: good, want: []string{"line 3", "non-zero code: 7"}},
 		{name: "missing COPY source", dockerfile: "FROM " + base + "\nCOPY missing.txt /\n", config: good, want: []string{"missing.txt", "not found"}},
 		{name: "missing base image", dockerfile: "FROM " + reg.Host + "/nothing/here:1\n", config: good, want: []string{reg.Host + "/nothing/here:1", "manifest unknown"}},
 		{name: "refused credentials", dockerfile: "FROM " + base + "\n", config: wrong, want: []string{reg.Host, "UNAUTHORIZED"}},

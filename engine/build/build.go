@@ -142,10 +142,19 @@ type Collaborators struct {
 	ExtractedLayerDir string
 	// CacheMountDir persists RUN --mount=type=cache directories.
 	CacheMountDir string
+	// Uploads, when set, starts uploading each layer of the returned
+	// image as soon as it is written, so that the push after the build
+	// finds it there (engine/publish's Uploader).
+	Uploads LayerUploader
 	// Log receives progress; nil means slog.Default().
 	Log *slog.Logger
 	// Output receives RUN commands' stdout and stderr; nil means os.Stderr.
 	Output io.Writer
+}
+
+// LayerUploader uploads a layer in the background.
+type LayerUploader interface {
+	Upload(l v1.Layer)
 }
 
 // Policy is how a build builds.

@@ -346,10 +346,15 @@ type runAction struct {
 type layerUse int
 
 const (
-	// layersForImage: the stage's image is the build's result, the base
-	// of a later stage, or its steps go to the layer cache, so its layers
-	// are written and compressed as usual.
-	layersForImage layerUse = iota
+	// layersPushed: the stage is the target or one of the stages the
+	// target is built FROM, so its layers are in the image the build
+	// returns: written, compressed and, when the build pushes, uploaded
+	// as soon as they are written.
+	layersPushed layerUse = iota
+	// layersForImage: the stage's image is the base of a later stage
+	// that is not pushed, or its steps go to the layer cache, so its
+	// layers are written and compressed as usual.
+	layersForImage
 	// layersForLocalReads: only COPY --from or RUN --mount from= of later
 	// stages read the stage, and they read its image, because the stages
 	// share one root that moves on (in-place mode). Its layers are plain
@@ -363,12 +368,22 @@ const (
 	noLayers
 )
 
-// layerUses decides, for each planned stage, what its layers are for. A
-// stage's image is needed when it is the target or a later stage's base
-// (whose image holds the base's layers, and which unpacks its root from
-// them); with a layer cache, every stage's steps are written to it. The
-// other stages are read, if at all, through their files.
+// layerUses decides, for each planned stage, what its layers are for. The
+// target's layers, and those of the stages it is built FROM, are pushed.
+// A stage's image is also needed when it is a later stage's base (whose
+// image holds the base's layers, and which unpacks its root from them);
+// with a layer cache, every stage's steps are written to it. The other
+// stages are read, if at all, through their files.
 func layerUses(plan *dockerfile.Plan, sharedRoot, layerCache bool) map[int]layerUse {
+	pushed := map[int]bool{}
+	for i := plan.Target; i >= 0 && !pushed[i]; {
+		pushed[i] = true
+		if s := plan.Stage(i); s != nil {
+			i = s.BaseStage
+		} else {
+			i = -1
+		}
+	}
 	image := map[int]bool{plan.Target: true}
 	readFrom := map[int]bool{}
 	for _, s := range plan.Stages {
@@ -384,6 +399,8 @@ func layerUses(plan *dockerfile.Plan, sharedRoot, layerCache bool) map[int]layer
 	uses := make(map[int]layerUse, len(plan.Stages))
 	for _, s := range plan.Stages {
 		switch {
+		case pushed[s.Index]:
+			uses[s.Index] = layersPushed
 		case image[s.Index] || layerCache:
 			uses[s.Index] = layersForImage
 		case sharedRoot && readFrom[s.Index]:

@@ -299,6 +299,9 @@ func (s *stage) commitFrom(root string, changes []layer.Change, createdBy string
 	// The layer file lives in WorkDir until the caller, having published
 	// the image, removes that directory.
 	s.layers = append(s.layers, l)
+	if s.layerUse() == layersPushed && s.b.opts.Uploads != nil {
+		s.b.opts.Uploads.Upload(l)
+	}
 	s.history = append(s.history, v1.History{Created: v1.Time{Time: s.created}, CreatedBy: createdBy, Comment: "slipway"})
 	return nil
 }

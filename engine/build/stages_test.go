@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/slipway-build/slipway/engine/dockerfile"
 	"github.com/slipway-build/slipway/engine/run"
@@ -38,9 +41,9 @@ COPY --from=build /out /out
 		shared, layerCache bool
 		want               map[int]layerUse
 	}{
-		{"chroot", false, false, map[int]layerUse{0: layersForImage, 1: noLayers, 2: noLayers, 3: layersForImage}},
-		{"in-place", true, false, map[int]layerUse{0: layersForImage, 1: layersForLocalReads, 2: noLayers, 3: layersForImage}},
-		{"cache", false, true, map[int]layerUse{0: layersForImage, 1: layersForImage, 2: layersForImage, 3: layersForImage}},
+		{"chroot", false, false, map[int]layerUse{0: layersPushed, 1: noLayers, 2: noLayers, 3: layersPushed}},
+		{"in-place", true, false, map[int]layerUse{0: layersPushed, 1: layersForLocalReads, 2: noLayers, 3: layersPushed}},
+		{"cache", false, true, map[int]layerUse{0: layersPushed, 1: layersForImage, 2: layersForImage, 3: layersPushed}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got := layerUses(plan, c.shared, c.layerCache)
@@ -221,5 +224,85 @@ func TestRemoveAll(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(outside, "keep")); err != nil {
 		t.Errorf("a symlink was followed: %v", err)
+	}
+}
+
+// events is an ordered record of what a build did, shared by the
+// recording collaborators below.
+type events struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (e *events) add(s string) {
+	e.mu.Lock()
+	e.list = append(e.list, s)
+	e.mu.Unlock()
+}
+
+func (e *events) index(s string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Index(e.list, s)
+}
+
+type recordingUploads struct{ ev *events }
+
+func (r recordingUploads) Upload(l v1.Layer) {
+	d, _ := l.Digest()
+	r.ev.add("upload " + d.String())
+}
+
+type eventExecutor struct {
+	run.Executor
+	ev *events
+}
+
+func (e eventExecutor) Run(ctx context.Context, spec run.Spec) error {
+	e.ev.add("run " + spec.Args[len(spec.Args)-1])
+	return e.Executor.Run(ctx, spec)
+}
+
+// The layers of the image a build returns (its target's, and those of
+// the stage it is built FROM) are handed to Uploads as each is written,
+// before the steps after it run; a stage read only by COPY --from hands
+// none, nor do the base image's layers.
+func TestLayersAreUploadedAsTheyAreWritten(t *testing.T) {
+	f := newFixture(t)
+	exec, err := run.New(run.Chroot)
+	must(t, err)
+	ev := &events{}
+	img, err := f.build(t, map[string]string{"Dockerfile": `FROM $BASE AS parent
+RUN echo parent > /parent
+FROM $BASE AS tool
+RUN echo tool > /tool
+FROM parent
+RUN echo one > /one
+COPY --from=tool /tool /tool
+RUN cat /one /tool > /both
+`}, func(o *Options) { o.Executor, o.Uploads = eventExecutor{exec, ev}, recordingUploads{ev} })
+	must(t, err)
+	layers, err := img.Layers()
+	must(t, err)
+	if len(layers) < 4 {
+		t.Fatalf("%d layers", len(layers))
+	}
+	var want []string
+	for _, l := range layers[len(layers)-4:] {
+		d, err := l.Digest()
+		must(t, err)
+		want = append(want, "upload "+d.String())
+	}
+	var got []string
+	for _, e := range ev.list {
+		if strings.HasPrefix(e, "upload ") {
+			got = append(got, e)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("uploaded %v, want the image's new layers %v", got, want)
+	}
+	if up, next := ev.index(want[1]), ev.index("run cat /one /tool > /both"); up < 0 || next < 0 || up > next {
+		t.Errorf("the layer of RUN echo one was handed over at %d, the last RUN ran at %d: %v", up, next, ev.list)
 	}
 }

@@ -226,6 +226,16 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 		printPlan(cfg.Output, plan)
 		return v1.Hash{}, nil
 	}
+	// The image's layers go up while the build runs; the push at the end
+	// writes what is left, then the manifest and the tag.
+	uploads, err := publish.NewUploader(ctx, client, cfg.Publish)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	defer uploads.Stop()
+	if uploads != nil {
+		buildOpts.Uploads = uploads
+	}
 	img, err := build.Build(ctx, buildOpts)
 	if err != nil {
 		return v1.Hash{}, err
@@ -233,6 +243,7 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 	for _, target := range cfg.ExtraTargets {
 		extra := buildOpts
 		extra.Target = target
+		extra.Uploads = nil
 		cfg.Log.Info("Building the extra --target " + target)
 		if _, err := build.Build(ctx, extra); err != nil {
 			return v1.Hash{}, fmt.Errorf("--target %s: %w", target, err)
@@ -250,6 +261,7 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 			contextDir: contextDir, workDir: workDir, started: started, sources: sources}
 		cfg.Publish.AfterPush = a.afterPush
 	}
+	uploads.Wait()
 	digest, err := publish.Publish(ctx, img, client, cfg.Publish)
 	// The cache writes ran beside the build and the push; their layers
 	// live in the work directory, removed on return.
