@@ -109,8 +109,12 @@
 // peers' names) runs only those tools, SLIPWAY_BENCH_SCENARIOS (e.g.
 // b-app-code) only those rebuild scenarios, and SLIPWAY_BENCH_VERBOSITY=1
 // prints each tool's output, slipway-build's JSON log with timestamps
-// included, to stderr. The machine's load average is printed with the
-// table: on a shared machine, compare only numbers of one run.
+// included, to stderr. SLIPWAY_BENCH_CPU_PROFILE=/abs/dir has every
+// slipway-build run (pod or host) write a Go CPU profile there, through
+// slipway-build's hidden --cpu-profile flag ($SLIPWAY_CPU_PROFILE; a pod
+// gets the directory as a volume); read it with `go tool pprof`. The
+// machine's load average is printed with the table: on a shared machine,
+// compare only numbers of one run.
 //
 //	make bench
 //	go test -run '^$' -bench . -benchtime 1x -timeout 120m ./e2e/bench/...

@@ -132,6 +132,10 @@ func podCommand(b *testing.B, image, contextDir string, args ...string) command 
 	})
 	argv := []string{"docker", "run", "--name", name, "--network", "host"}
 	argv = append(argv, parent.dockerArgs()...)
+	if dir := os.Getenv("SLIPWAY_BENCH_CPU_PROFILE"); dir != "" {
+		// A volume: in-place mode neither wipes nor snapshots a mount.
+		argv = append(argv, "-v", dir+":/slipway-profile", "-e", "SLIPWAY_CPU_PROFILE=/slipway-profile/"+name+".pprof")
+	}
 	argv = append(argv, "-v", contextDir+":/workspace", "-v", config+":/kaniko/.docker:ro", image)
 	return command{
 		argv:   append(argv, args...),

@@ -62,9 +62,13 @@ func slipwayCommand(b *testing.B, reg *harness.Registry, j job, extra ...string)
 		argv = append(argv, "--cache-dir", filepath.Join(work, "cache"))
 	}
 	argv = append(argv, extra...)
+	env := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + work}
+	if dir := os.Getenv("SLIPWAY_BENCH_CPU_PROFILE"); dir != "" {
+		env = append(env, "SLIPWAY_CPU_PROFILE="+filepath.Join(dir, fmt.Sprintf("slipway-host-%d.pprof", podSeq.Add(1))))
+	}
 	return command{
 		argv:       argv,
-		env:        []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + work},
+		env:        env,
 		memory:     ownRusage,
 		showOutput: verboseOutput(j.dest),
 	}

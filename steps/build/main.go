@@ -10,6 +10,7 @@ import (
 	"maps"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -120,6 +121,8 @@ func flags() []cli.Flag {
 		&cli.StringFlag{Name: "mode", EnvVars: []string{"SLIPWAY_MODE"}, Value: "chroot", Usage: "how RUN executes: chroot (a root under --work-dir) or in-place (the container's own /; executor image only)"},
 		&cli.BoolFlag{Name: "force", Usage: "run in-place mode even where no container is recognised: / is emptied and rewritten"},
 		&cli.StringFlag{Name: "work-dir", EnvVars: []string{"SLIPWAY_WORK_DIR"}, Usage: "where stage filesystems and layers are kept during the build"},
+		// A debugging aid, not a kaniko flag: hidden from --help.
+		&cli.StringFlag{Name: "cpu-profile", EnvVars: []string{"SLIPWAY_CPU_PROFILE"}, Hidden: true, Usage: "write a Go CPU profile of the build to this file (in-place mode: on a mounted volume, such as /workspace)"},
 
 		&cli.StringSliceFlag{Name: "credential-helpers", Usage: "ambient credential sources to use when no config.json names the registry: env, gitlab, google, ecr, acr (repeatable; default all; \"\" for none)"},
 	}
@@ -202,6 +205,13 @@ func action(c *cli.Context, plan *plugin.Plan) error {
 		}
 	}
 	stepflags.LogCompat(c, log, slices.Collect(maps.Values(compat)))
+	if p := c.String("cpu-profile"); p != "" {
+		stop, err := startCPUProfile(p)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	maxSize, err := flagvalue.Size("--cache-dir-max-size", c.String("cache-dir-max-size"))
 	if err != nil {
 		return err
@@ -311,4 +321,21 @@ func contextURL(c *cli.Context) string {
 		return scheme + "://" + bucket + "/context.tar.gz"
 	}
 	return b
+}
+
+// startCPUProfile writes a CPU profile of the build to path, for `go tool
+// pprof`, until stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
