@@ -77,9 +77,9 @@
 //     means anything: the client does no work, so the tree is the daemon
 //     and its descendants, and the table shows dockerd's idle figure.
 //
-// Slipway's own account of its time, per phase (pull, unpack, RUN,
-// snapshot, compress, push: engine/phase), is read from its debug log and
-// printed as a second table.
+// Slipway's own account of its time, per phase (pull, the layers' headers
+// read for a sparse root, unpack, COPY, RUN, snapshot, compress, push:
+// engine/phase), is read from its debug log and printed as a second table.
 //
 // Contexts: a busybox base with COPY and RUN steps; a Debian base with
 // apt-get install of a few small packages then the app code; a multi-stage

@@ -205,7 +205,7 @@ func printPhases(w io.Writer, rows []row) {
 		return
 	}
 	fmt.Fprintln(w, "\nSlipway seconds per phase, from its debug log. rest = wall minus the phases: the container's or process's start, the context,")
-	fmt.Fprintln(w, "cache lookups, reading base layers' headers for a sparse root, and waiting (negative where phases overlapped)")
+	fmt.Fprintln(w, "cache lookups and waiting (negative where phases overlapped); headers = reading layers' tar headers for a sparse root")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "section\ttool\twall s\t"+strings.Join(phaseNames, "\t")+"\trest\t")
 	for _, r := range with {

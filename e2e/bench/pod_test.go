@@ -233,7 +233,7 @@ func runKaniko(b *testing.B, c command) (result, error) {
 const phaseMessage = "Seconds per phase"
 
 // phaseNames are engine/phase's phases in the order of a build.
-var phaseNames = []string{"pull", "unpack", "copy", "run", "snapshot", "compress", "push", "remove"}
+var phaseNames = []string{"pull", "headers", "unpack", "copy", "run", "snapshot", "compress", "push", "remove"}
 
 // parsePhases reads the phase times out of slipway-build's JSON log; nil
 // when there is none (another tool, or a build that failed).

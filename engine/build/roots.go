@@ -9,6 +9,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/slipway-build/slipway/engine/compressed"
+	"github.com/slipway-build/slipway/engine/phase"
 	"github.com/slipway-build/slipway/engine/rootfs"
 	"github.com/slipway-build/slipway/engine/run"
 )
@@ -226,6 +227,8 @@ func (f *stageFS) unpack(ctx context.Context, img v1.Image) (*unpackedRoot, erro
 // sparse returns an empty sparse root over base and layers, the stage's
 // image so far; remove its dir when the step is done.
 func (f *stageFS) sparse(ctx context.Context, base v1.Image, layers []v1.Layer) (sparseRoot, error) {
+	stopHeaders := phase.Start(phase.Headers)
+	defer stopHeaders()
 	rootfs.PrefetchTOCs(ctx, layers[f.lowerLayers:], f.b.extractOptions()...)
 	if f.lower == nil {
 		lower, err := rootfs.ScanImage(ctx, base, f.b.extractOptions()...)
@@ -240,6 +243,7 @@ func (f *stageFS) sparse(ctx context.Context, base v1.Image, layers []v1.Layer) 
 			return sparseRoot{}, err
 		}
 	}
+	stopHeaders()
 	dir, err := os.MkdirTemp(f.b.opts.WorkDir, fmt.Sprintf("slipway-sparse-%d-", f.index))
 	if err != nil {
 		return sparseRoot{}, fmt.Errorf("creating a directory for the step's files: %w", err)

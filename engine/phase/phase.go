@@ -1,5 +1,6 @@
 // Package phase adds up where a build's time goes, by phase: pulling,
-// unpacking, COPY, RUN, snapshotting, writing layers and pushing. The job
+// unpacking, reading layers' headers for a sparse root, COPY, RUN,
+// snapshotting, writing layers and pushing. The job
 // installs a Timer for the duration of a build and logs its summary at
 // debug level; the benchmarks read it from there.
 //
@@ -41,10 +42,13 @@ const (
 	// Remove is removing the build's trees: stage roots and the trees
 	// COPY --from extracted.
 	Remove
+	// Headers is reading the image's layers' tar headers (or their tables
+	// of contents) for a sparse root: download and decompression included.
+	Headers
 	names
 )
 
-var nameText = [names]string{"pull", "unpack", "copy", "run", "snapshot", "compress", "push", "remove"}
+var nameText = [names]string{"pull", "unpack", "copy", "run", "snapshot", "compress", "push", "remove", "headers"}
 
 func (n Name) String() string { return nameText[n] }
 
