@@ -414,6 +414,8 @@ type stageResult struct {
 	// root is the stage's filesystem, kept for COPY --from; empty when the
 	// stage was never materialised (or in in-place mode, where "/" moved on).
 	root string
+	// pending are its changes at "/" that its image lacks (pending.go).
+	pending *pendingChanges
 }
 
 func (b *builder) runStages(ctx context.Context) error {

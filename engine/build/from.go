@@ -43,6 +43,9 @@ func (b *builder) fromTree(ctx context.Context, ref string, byIndex bool, reques
 		if res.root != "" {
 			return res.root, nil
 		}
+		if err := b.flushStage(idx); err != nil {
+			return "", err
+		}
 		return b.extractTree(ctx, "stage:"+strconv.Itoa(idx), func() (imageRef, error) {
 			return imageRef{image: res.image}, nil
 		})

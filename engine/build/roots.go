@@ -168,6 +168,9 @@ func (inPlaceRoot) ignoreList(opts Options) (*rootfs.IgnoreList, error) {
 // stage's index, and so its snapshots, cover everything in it. What later
 // stages need of an earlier one is in that stage's image.
 func (inPlaceRoot) create(b *builder, index int) (string, error) {
+	if err := b.flushHeld(); err != nil {
+		return "", err
+	}
 	b.holdRoot(-1)
 	if err := rootfs.Wipe("/", b.ignoreList, nil); err != nil {
 		return "", err

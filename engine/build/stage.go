@@ -46,6 +46,8 @@ type stage struct {
 	// noCache is set when a cached layer turned out unreadable: the stage
 	// is then built again without the cache.
 	noCache bool
+	// pending are the changes on "/" not yet written (pending.go).
+	pending *pendingChanges
 }
 
 // newStage resolves the stage's base (a finished stage, scratch or a
@@ -147,7 +149,7 @@ func (s *stage) build(ctx context.Context) (*stageResult, error) {
 	if s.noCache {
 		key = ""
 	}
-	return &stageResult{image: img, scope: s.plan.scope, key: key, root: s.fs.kept()}, nil
+	return &stageResult{image: img, scope: s.plan.scope, key: key, root: s.fs.kept(), pending: s.pending}, nil
 }
 
 // apply runs one step: a step that only edits the config leaves history,
@@ -288,6 +290,16 @@ func (s *stage) commitFrom(root string, changes []layer.Change, createdBy string
 		s.emptyHistory(createdBy)
 		return nil
 	case layersForLocalReads:
+		if s.defersLayers() {
+			// "/" holds the change; it is written only if a reader
+			// cannot read it there (pending.go).
+			if s.pending == nil {
+				s.pending = &pendingChanges{}
+			}
+			s.pending.add(changes)
+			s.emptyHistory(createdBy)
+			return nil
+		}
 		// Read back once by this build, never pushed, never kept.
 		opts.Compression, opts.Level = layer.Uncompressed, 0
 		opts.KeepUncompressed, opts.TOCs = "", nil

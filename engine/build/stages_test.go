@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/slipway-build/slipway/engine/dockerfile"
+	"github.com/slipway-build/slipway/engine/layer"
 	"github.com/slipway-build/slipway/engine/run"
 )
 
@@ -304,5 +306,26 @@ RUN cat /one /tool > /both
 	}
 	if up, next := ev.index(want[1]), ev.index("run cat /one /tool > /both"); up < 0 || next < 0 || up > next {
 		t.Errorf("the layer of RUN echo one was handed over at %d, the last RUN ran at %d: %v", up, next, ev.list)
+	}
+}
+
+// A stage's pending changes are the last change to each path: a deleted
+// directory takes what was written under it, and a path deleted and then
+// made again is opaque when it is a directory.
+func TestPendingChanges(t *testing.T) {
+	root := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(root, "etc", "again"), 0o755))
+	must(t, os.WriteFile(filepath.Join(root, "etc", "file"), nil, 0o644))
+	must(t, os.WriteFile(filepath.Join(root, "kept"), nil, 0o644))
+	var p pendingChanges
+	p.add([]layer.Change{{Path: "/gone", Kind: layer.Add}, {Path: "/gone/a", Kind: layer.Add}, {Path: "/etc/again", Kind: layer.Delete}, {Path: "/etc/file", Kind: layer.Delete}, {Path: "/kept", Kind: layer.Add}})
+	p.add([]layer.Change{{Path: "/gone", Kind: layer.Delete}, {Path: "/etc/again", Kind: layer.Add}, {Path: "/etc/file", Kind: layer.Add}})
+	got := map[string]layer.Kind{}
+	for _, c := range p.changes(root) {
+		got[c.Path] = c.Kind
+	}
+	want := map[string]layer.Kind{"/gone": layer.Delete, "/etc/again": layer.Opaque, "/etc/file": layer.Add, "/kept": layer.Add}
+	if !maps.Equal(got, want) {
+		t.Errorf("changes %v, want %v", got, want)
 	}
 }
