@@ -2,6 +2,7 @@ package rootfs
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -62,28 +63,108 @@ func (e Entry) SameXattrs(o Entry) bool {
 
 // Index maps clean absolute image paths ("/etc/passwd") to Entries. It is
 // safe for concurrent use.
+//
+// It holds an entry for every path of the root, so its size per path is
+// most of a build's memory on a tree of many small files: entries are kept
+// as records, half an Entry's size, with the fields most paths leave empty
+// behind one pointer.
 type Index struct {
 	mu      sync.RWMutex
-	entries map[string]Entry
+	entries map[string]record
 }
+
+// record is how the Index keeps an Entry: 72 bytes where an Entry takes
+// 136. Racy is the top bit of nlink.
+type record struct {
+	size, mtime, ctime int64
+	dev, ino           uint64
+	mode               fs.FileMode
+	uid, gid           uint32
+	nlink              uint32
+	// hash is a sha256, the only hash the Index is given in practice.
+	hash *[sha256.Size]byte
+	rare *rareFields
+}
+
+// rareFields are the parts of an Entry that most paths leave empty.
+type rareFields struct {
+	nlink    uint64 // when it does not fit record.nlink
+	rdev     uint64
+	linkname string
+	xattrs   map[string]string
+	hash     []byte // a hash of another length
+}
+
+const (
+	racyBit   = 1 << 31
+	nlinkMask = racyBit - 1
+)
+
+func pack(e Entry) record {
+	r := record{size: e.Size, mtime: e.Mtime, ctime: e.Ctime, dev: e.Dev, ino: e.Ino, mode: e.Mode, uid: e.UID, gid: e.GID}
+	var rare rareFields
+	if e.Nlink <= nlinkMask {
+		r.nlink = uint32(e.Nlink)
+	} else {
+		r.nlink = nlinkMask
+		rare.nlink = e.Nlink
+	}
+	if e.Racy {
+		r.nlink |= racyBit
+	}
+	if len(e.Hash) == sha256.Size {
+		r.hash = (*[sha256.Size]byte)(e.Hash)
+	} else if e.Hash != nil {
+		rare.hash = e.Hash
+	}
+	rare.rdev, rare.linkname, rare.xattrs = e.Rdev, e.Linkname, e.Xattrs
+	if rare.nlink != 0 || rare.rdev != 0 || rare.linkname != "" || rare.xattrs != nil || rare.hash != nil {
+		r.rare = &rare
+	}
+	return r
+}
+
+func (r record) entry() Entry {
+	e := Entry{Mode: r.mode, UID: r.uid, GID: r.gid, Size: r.size, Mtime: r.mtime, Ctime: r.ctime,
+		Dev: r.dev, Ino: r.ino, Nlink: uint64(r.nlink & nlinkMask), Racy: r.nlink&racyBit != 0}
+	if r.hash != nil {
+		e.Hash = r.hash[:]
+	}
+	if x := r.rare; x != nil {
+		if x.nlink != 0 {
+			e.Nlink = x.nlink
+		}
+		e.Rdev, e.Linkname, e.Xattrs = x.rdev, x.linkname, x.xattrs
+		if x.hash != nil {
+			e.Hash = x.hash
+		}
+	}
+	return e
+}
+
+func (r record) isDir() bool { return r.mode.IsDir() }
 
 // NewIndex returns an empty Index.
 func NewIndex() *Index {
-	return &Index{entries: make(map[string]Entry)}
+	return &Index{entries: make(map[string]record)}
 }
 
 // Get returns the entry for path.
 func (idx *Index) Get(p string) (Entry, bool) {
 	idx.mu.RLock()
-	e, ok := idx.entries[p]
+	r, ok := idx.entries[p]
 	idx.mu.RUnlock()
-	return e, ok
+	if !ok {
+		return Entry{}, false
+	}
+	return r.entry(), true
 }
 
 // Set stores e for path.
 func (idx *Index) Set(p string, e Entry) {
+	r := pack(e)
 	idx.mu.Lock()
-	idx.entries[p] = e
+	idx.entries[p] = r
 	idx.mu.Unlock()
 }
 
@@ -95,9 +176,9 @@ func (idx *Index) Remove(p string) {
 }
 
 func (idx *Index) removeLocked(p string) {
-	e, ok := idx.entries[p]
+	r, ok := idx.entries[p]
 	delete(idx.entries, p)
-	if ok && !e.IsDir() {
+	if ok && !r.isDir() {
 		return
 	}
 	// A directory's descendants are found by prefix; directory removals are
@@ -114,6 +195,18 @@ func (idx *Index) removeLocked(p string) {
 	}
 }
 
+// replaceWith stores e for p, forgetting what was beneath p unless both
+// the old and the new entry are directories.
+func (idx *Index) replaceWith(p string, e Entry) {
+	r := pack(e)
+	idx.mu.Lock()
+	if old, ok := idx.entries[p]; ok && !(old.isDir() && e.IsDir()) {
+		idx.removeLocked(p)
+	}
+	idx.entries[p] = r
+	idx.mu.Unlock()
+}
+
 // Len returns the number of paths recorded.
 func (idx *Index) Len() int {
 	idx.mu.RLock()
@@ -126,8 +219,8 @@ func (idx *Index) Len() int {
 func (idx *Index) Range(fn func(path string, e Entry) bool) {
 	idx.mu.RLock()
 	defer idx.mu.RUnlock()
-	for k, e := range idx.entries {
-		if !fn(k, e) {
+	for k, r := range idx.entries {
+		if !fn(k, r.entry()) {
 			return
 		}
 	}
@@ -150,12 +243,7 @@ func (idx *Index) Record(root, p string) error {
 		return err
 	}
 	e.MarkRacy(since)
-	idx.mu.Lock()
-	if old, ok := idx.entries[p]; ok && !(old.IsDir() && e.IsDir()) {
-		idx.removeLocked(p)
-	}
-	idx.entries[p] = e
-	idx.mu.Unlock()
+	idx.replaceWith(p, e)
 	racy := []string{p}
 	if e.IsDir() {
 		if err := idx.recordTree(r, p, since, &racy); err != nil {
@@ -183,12 +271,7 @@ func (idx *Index) RecordPaths(root string, paths []string) error {
 			return fmt.Errorf("recording %s: %w", p, err)
 		}
 		e.MarkRacy(since)
-		idx.mu.Lock()
-		if old, ok := idx.entries[p]; ok && !(old.IsDir() && e.IsDir()) {
-			idx.removeLocked(p)
-		}
-		idx.entries[p] = e
-		idx.mu.Unlock()
+		idx.replaceWith(p, e)
 		if e.Racy {
 			racy = append(racy, p)
 		}

@@ -148,6 +148,6 @@ func (w *wiper) remove(dirfd int, name, p string) (kept bool, err error) {
 // Reset forgets every path.
 func (idx *Index) Reset() {
 	idx.mu.Lock()
-	idx.entries = make(map[string]Entry)
+	idx.entries = make(map[string]record)
 	idx.mu.Unlock()
 }
