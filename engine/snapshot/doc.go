@@ -47,8 +47,9 @@
 // path to the same inode, so the layer keeps them as hardlinks (the overlay
 // snapshotter sees the same set, since overlayfs copies both up).
 //
-// Finally the index is updated to the tree just seen, so the next snapshot
-// starts from here.
+// The index is brought up to the tree just seen as the walk goes, each
+// path by its own visit, so the next snapshot starts from here; no second
+// copy of the changed entries is held.
 //
 // # The overlay snapshotter
 //

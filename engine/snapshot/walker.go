@@ -127,9 +127,8 @@ type walk struct {
 	mu      sync.Mutex
 	err     error
 	changes []layer.Change
-	updates map[string]rootfs.Entry
-	// replaced are paths whose old subtree leaves the index.
-	replaced []string
+	// racy are the paths written to the index as racy, for Settle.
+	racy []string
 	// checked are directories whose children may have been removed; seen
 	// their children present now.
 	checked map[string]bool
@@ -151,7 +150,6 @@ func (w *Walker) Snapshot(ctx context.Context) ([]layer.Change, error) {
 	s := &walk{
 		w: w, ctx: ctx, host: host, start: time.Now(),
 		sem:       make(chan struct{}, w.workers),
-		updates:   map[string]rootfs.Entry{},
 		checked:   map[string]bool{"/": true},
 		seen:      map[string]bool{},
 		links:     map[devIno][]string{},
@@ -318,10 +316,10 @@ func (s *walk) entry(p string, cur rootfs.Entry, fresh bool) (descend, childFres
 	case !ok:
 		return isDir, true, false, s.add(p, cur, layer.Add)
 	case old.Mode.Type() != cur.Mode.Type():
-		s.replace(p)
+		s.w.idx.Remove(p)
 		return isDir, true, false, s.add(p, cur, layer.Add)
 	case isDir && (old.Ino != cur.Ino || old.Dev != cur.Dev):
-		s.replace(p)
+		s.w.idx.Remove(p)
 		if err := s.add(p, cur, layer.Opaque); err != nil {
 			return false, false, false, err
 		}
@@ -355,11 +353,23 @@ func (s *walk) entry(p string, cur rootfs.Entry, fresh bool) (descend, childFres
 			return false, false, false, s.set(p, cur, layer.Add)
 		}
 	}
-	cur.MarkRacy(s.start)
-	s.mu.Lock()
-	s.updates[p] = cur
-	s.mu.Unlock()
+	s.update(p, cur)
 	return isDir, false, true, nil
+}
+
+// update brings the index's entry for p up to date during the walk: every
+// path it reaches is visited once, and paths the walk has yet to reach
+// are read from the index only by their own visit. A copy of every
+// changed entry held until the walk ends would double the index's memory
+// when a step touches the whole tree.
+func (s *walk) update(p string, cur rootfs.Entry) {
+	cur.MarkRacy(s.start)
+	s.w.idx.Set(p, cur)
+	if cur.Racy {
+		s.mu.Lock()
+		s.racy = append(s.racy, p)
+		s.mu.Unlock()
+	}
 }
 
 func metadataDiffers(old, cur rootfs.Entry) bool {
@@ -382,7 +392,6 @@ func (s *walk) add(p string, cur rootfs.Entry, kind layer.Kind) error {
 }
 
 func (s *walk) set(p string, cur rootfs.Entry, kind layer.Kind) error {
-	cur.MarkRacy(s.start)
 	if cur.Mode.IsRegular() && cur.Nlink > 1 && cur.Hash == nil {
 		// Linking or unlinking another name bumps this inode's ctime
 		// later; a hash lets that snapshot see the content is the same.
@@ -393,9 +402,9 @@ func (s *walk) set(p string, cur rootfs.Entry, kind layer.Kind) error {
 		}
 		cur.Hash = h
 	}
+	s.update(p, cur)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.updates[p] = cur
 	if kind == layer.Opaque {
 		s.changes = append(s.changes, layer.Change{Path: p, Kind: layer.Opaque})
 	}
@@ -404,12 +413,6 @@ func (s *walk) set(p string, cur rootfs.Entry, kind layer.Kind) error {
 		s.linkAdded[devIno{cur.Dev, cur.Ino}] = true
 	}
 	return nil
-}
-
-func (s *walk) replace(p string) {
-	s.mu.Lock()
-	s.replaced = append(s.replaced, p)
-	s.mu.Unlock()
 }
 
 func hashFile(p string) ([]byte, error) {
@@ -425,23 +428,27 @@ func hashFile(p string) ([]byte, error) {
 	return h.Sum(nil), nil
 }
 
-// finish finds deletions, completes hardlink sets and updates the index.
+// finish finds deletions, completes hardlink sets and settles the racy
+// entries of the index.
 func (s *walk) finish() error {
-	added := map[string]bool{}
-	for _, c := range s.changes {
-		if c.Kind == layer.Add {
-			added[c.Path] = true
-		}
-	}
 	// Other names of a changed inode join the layer so it keeps them as
 	// hardlinks of one another.
+	var added map[string]bool
+	if len(s.linkAdded) > 0 {
+		added = map[string]bool{}
+		for _, c := range s.changes {
+			if c.Kind == layer.Add {
+				added[c.Path] = true
+			}
+		}
+	}
 	for k := range s.linkAdded {
 		for _, p := range s.links[k] {
 			if added[p] {
 				continue
 			}
 			// Every name shares the inode's bumped ctime, so entry has
-			// already queued its index update.
+			// already updated its index entry.
 			added[p] = true
 			s.changes = append(s.changes, layer.Change{Path: p, Kind: layer.Add})
 		}
@@ -460,15 +467,5 @@ func (s *walk) finish() error {
 		s.changes = append(s.changes, layer.Change{Path: p, Kind: layer.Delete})
 		s.w.idx.Remove(p)
 	}
-	for _, p := range s.replaced {
-		s.w.idx.Remove(p)
-	}
-	var racy []string
-	for p, e := range s.updates {
-		s.w.idx.Set(p, e)
-		if e.Racy {
-			racy = append(racy, p)
-		}
-	}
-	return s.w.idx.Settle(s.w.root, racy)
+	return s.w.idx.Settle(s.w.root, s.racy)
 }
