@@ -10,6 +10,7 @@ package layer
 
 import (
 	"archive/tar"
+	"cmp"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -19,7 +20,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -224,51 +225,78 @@ func compressor(w io.Writer, opts Options) (io.WriteCloser, types.MediaType, err
 	}
 }
 
-// entry is one tar record to write, before sorting.
+// entry is one tar record to write, before sorting: its tar name (relative,
+// no leading slash), how it is written, and its place among the changes,
+// so that the last of two records with one name wins.
 type entry struct {
-	name string // tar name, relative, no leading slash
-	kind Kind
+	name string
+	seq  int32
+	kind uint8 // a Kind
 }
 
+// of is the path a whiteout or opaque marker is for.
+func (e entry) of() string {
+	if Kind(e.kind) == Opaque {
+		return path.Dir(e.name)
+	}
+	return path.Join(path.Dir(e.name), strings.TrimPrefix(path.Base(e.name), whiteoutPrefix))
+}
+
+const (
+	whiteoutPrefix = ".wh."
+	opaqueMarker   = ".wh..wh..opq"
+)
+
+// writeEntries writes changes in tar-name order. A step that changed a
+// whole tree hands in a change per file, so the records are a slice that
+// shares the changes' strings; only the parent directories are kept in a
+// set, and there are far fewer of them than files.
 func writeEntries(tw *tar.Writer, root string, changes []Change, epoch *time.Time, toc *layertoc.Builder, written *countingWriter) error {
-	byName := map[string]entry{}
+	entries := make([]entry, 0, len(changes))
+	parents := map[string]bool{}
 	for _, c := range changes {
-		p := path.Clean("/" + c.Path)
+		p := c.Path
+		if !strings.HasPrefix(p, "/") {
+			p = "/" + p
+		}
+		p = path.Clean(p) // no copy when the path is already clean
 		if p == "/" {
 			continue // the root itself is never a tar entry
 		}
-		rel := strings.TrimPrefix(p, "/")
+		rel := p[1:]
 		switch c.Kind {
 		case Add:
-			byName[rel] = entry{name: rel, kind: Add}
+			entries = append(entries, entry{name: rel, kind: uint8(Add)})
 		case Delete:
-			wh := path.Join(path.Dir(rel), ".wh."+path.Base(rel))
-			byName[wh] = entry{name: rel, kind: Delete}
+			entries = append(entries, entry{name: path.Join(path.Dir(rel), whiteoutPrefix+path.Base(rel)), kind: uint8(Delete)})
 		case Opaque:
-			byName[rel] = entry{name: rel, kind: Add}
-			byName[path.Join(rel, ".wh..wh..opq")] = entry{name: rel, kind: Opaque}
+			entries = append(entries, entry{name: rel, kind: uint8(Add)}, entry{name: path.Join(rel, opaqueMarker), kind: uint8(Opaque)})
 		}
-		for dir := path.Dir(rel); dir != "." && dir != "/"; dir = path.Dir(dir) {
-			if _, ok := byName[dir]; ok {
-				break
-			}
-			byName[dir] = entry{name: dir, kind: Add}
+		for dir := path.Dir(rel); dir != "." && dir != "/" && !parents[dir]; dir = path.Dir(dir) {
+			parents[dir] = true
+			entries = append(entries, entry{name: dir, kind: uint8(Add)})
 		}
 	}
-	names := make([]string, 0, len(byName))
-	for n := range byName {
-		names = append(names, n)
+	for i := range entries {
+		entries[i].seq = int32(i)
 	}
-	sort.Strings(names)
+	slices.SortFunc(entries, func(a, b entry) int {
+		if c := strings.Compare(a.name, b.name); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.seq, b.seq)
+	})
 
 	w := entryWriter{tw: tw, root: root, epoch: epoch, links: map[inode]string{}, toc: toc, written: written}
-	for _, n := range names {
-		e := byName[n]
+	for i, e := range entries {
+		if i+1 < len(entries) && entries[i+1].name == e.name {
+			continue // a later record of the same name
+		}
 		var err error
-		if e.kind == Add {
+		if Kind(e.kind) == Add {
 			err = w.add(e.name)
 		} else {
-			err = w.marker(n, e.name)
+			err = w.marker(e.name, e.of())
 		}
 		if err != nil {
 			return err
