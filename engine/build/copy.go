@@ -147,6 +147,7 @@ func (s *stage) copyTo(ctx context.Context, d root, st *step, spec copySpec) err
 		}
 	}
 	stopCopy()
+	c.created = nil // a path per file copied, not needed to commit them
 	return s.commitTo(d, c.changes, copyHistory(spec)+" # buildkit")
 }
 

@@ -259,14 +259,25 @@ func (s *stage) commitTo(r root, changes []layer.Change, createdBy string) error
 	return s.commitFrom(r.dir(), changes, createdBy)
 }
 
-// withParents lists the changed paths and every directory above them.
+// withParents lists the changed paths and every directory above them,
+// each once. Only the directories are kept in a set: a COPY of a tree
+// changes far more files than directories.
 func withParents(changes []layer.Change) []string {
-	seen := map[string]bool{}
+	parents := map[string]bool{}
 	var paths []string
 	for _, c := range changes {
-		for p := path.Clean(c.Path); p != "/" && !seen[p]; p = path.Dir(p) {
-			seen[p] = true
+		for p := path.Dir(path.Clean(c.Path)); p != "/" && !parents[p]; p = path.Dir(p) {
+			parents[p] = true
 			paths = append(paths, p)
+		}
+	}
+	prev := ""
+	for _, c := range changes {
+		// A path is changed twice only by adjacent changes (Opaque and
+		// Add of one directory).
+		if p := path.Clean(c.Path); p != "/" && p != prev && !parents[p] {
+			paths = append(paths, p)
+			prev = p
 		}
 	}
 	return paths
