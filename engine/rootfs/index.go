@@ -311,6 +311,11 @@ func (idx *Index) recordTree(r *Root, dir string, since time.Time, racy *[]strin
 // result is rooted, ".." can never climb above "/"; callers that must refuse
 // such names check with Escapes first.
 func Clean(p string) string {
+	if strings.HasPrefix(p, "/") {
+		// No copy of a path that is already clean: the index keeps a
+		// path per file, and so do the lists of changes it comes from.
+		return path.Clean(p)
+	}
 	return path.Clean("/" + p)
 }
 

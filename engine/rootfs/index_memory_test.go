@@ -64,3 +64,20 @@ func TestIndexKeepsEveryField(t *testing.T) {
 		}
 	}
 }
+
+// Clean gives the index's form, and hands back a path already in that
+// form without copying it, since the index keeps one per file.
+func TestClean(t *testing.T) {
+	for in, want := range map[string]string{
+		"etc/passwd": "/etc/passwd", "/etc/passwd": "/etc/passwd", "//a/./b/../c/": "/a/c",
+		"": "/", "/": "/", "../x": "/x", "a//b": "/a/b",
+	} {
+		if got := Clean(in); got != want {
+			t.Errorf("Clean(%q) = %q, want %q", in, got, want)
+		}
+	}
+	p := "/data/d0001/f02"
+	if n := testing.AllocsPerRun(100, func() { p = Clean(p) }); n != 0 {
+		t.Errorf("Clean of a clean path allocates %v times", n)
+	}
+}
