@@ -2,6 +2,7 @@ package rootfs
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -211,5 +212,28 @@ func TestWipeStopsAtMounts(t *testing.T) {
 	}
 	if after := names(t, outside); !sameNames(after, before) {
 		t.Errorf("the bind mounts' sources: %v, want %v untouched", after, before)
+	}
+}
+
+// TestWipeOfAWideTree: directories are emptied on several goroutines; what
+// is kept deep in one of them keeps its parents, and everything else goes
+// (run with -race too).
+func TestWipeOfAWideTree(t *testing.T) {
+	root := t.TempDir()
+	var entries []string
+	for d := range 40 {
+		for f := range 15 {
+			entries = append(entries, fmt.Sprintf("usr/d%02d/sub/f%02d", d, f))
+		}
+		entries = append(entries, fmt.Sprintf("usr/d%02d/link -> /etc", d))
+	}
+	entries = append(entries, "usr/d17/sub/keep/secret", "etc/passwd")
+	wipeTree(t, root, entries...)
+	if err := Wipe(root, NewIgnoreList("/usr/d17/sub/keep"), nil); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"usr", "usr/d17", "usr/d17/sub", "usr/d17/sub/keep", "usr/d17/sub/keep/secret"}
+	if got := names(t, root); !sameNames(got, want) {
+		t.Errorf("after the wipe %v, want %v", got, want)
 	}
 }
