@@ -27,7 +27,8 @@ ENV GREETING=hello
 
 // TestInPlaceCopyOnlyFinalStage: the final stage of a multi-stage build,
 // with no RUN, neither wipes "/" nor unpacks its base in place, nor
-// extracts the build stage's image again for COPY --from; and the image is
+// extracts the build stage's image again for COPY --from, and its base's
+// headers were read while the build stage ran; and the image is
 // the one chroot mode (the same binary, on the host) builds, digest for
 // digest.
 func TestInPlaceCopyOnlyFinalStage(t *testing.T) {
@@ -54,6 +55,11 @@ func TestInPlaceCopyOnlyFinalStage(t *testing.T) {
 	// unpacks nothing.
 	if n := strings.Count(out, "Unpacking rootfs as cmd requires it."); n != 1 {
 		t.Errorf("the in-place build unpacked %d roots, want 1 (the build stage's):\n%s", n, out)
+	}
+	// Its base's headers, for its sparse roots, were read while the build
+	// stage ran.
+	if !strings.Contains(out, "The base's file tree was read ahead") {
+		t.Errorf("the final stage did not use its base's file tree read ahead:\n%s", out)
 	}
 	if n := strings.Count(out, "Copying from the stage's files in place"); n != 3 {
 		t.Errorf("%d COPY --from read the build stage's files in place, want 3:\n%s", n, out)

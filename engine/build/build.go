@@ -393,6 +393,9 @@ type builder struct {
 
 	mu   sync.Mutex
 	done map[int]*stageResult
+	// lowers are the base images' file trees read ahead, by base
+	// reference (prefetch.go).
+	lowers map[string]*lowerPrefetch
 	// rootHolder is, in in-place mode, the stage whose unpacked files "/"
 	// holds: the one that last unpacked onto it, until the next wipe
 	// (-1: none). COPY --from that stage reads them there (liveRoot).
@@ -421,6 +424,9 @@ type stageResult struct {
 func (b *builder) runStages(ctx context.Context) error {
 	if b.roots.shared() {
 		for i := range b.plan.Stages {
+			if i+1 < len(b.plan.Stages) {
+				b.prefetchLower(ctx, &b.plan.Stages[i+1])
+			}
 			if err := b.runStage(ctx, &b.plan.Stages[i]); err != nil {
 				return err
 			}

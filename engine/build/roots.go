@@ -233,6 +233,12 @@ func (f *stageFS) sparse(ctx context.Context, base v1.Image, layers []v1.Layer) 
 	stopHeaders := phase.Start(phase.Headers)
 	defer stopHeaders()
 	rootfs.PrefetchTOCs(ctx, layers[f.lowerLayers:], f.b.extractOptions()...)
+	if f.lower == nil && f.lowerLayers == 0 {
+		if lower := f.b.takeLower(f.name, base); lower != nil {
+			f.b.opts.Log.Debug("The base's file tree was read ahead", "image", f.name)
+			f.lower = lower
+		}
+	}
 	if f.lower == nil {
 		lower, err := rootfs.ScanImage(ctx, base, f.b.extractOptions()...)
 		if err != nil {

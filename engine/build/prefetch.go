@@ -1,0 +1,77 @@
+package build
+
+import (
+	"context"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/slipway-build/slipway/engine/dockerfile"
+	"github.com/slipway-build/slipway/engine/rootfs"
+)
+
+// In place, stages run one after another. A stage FROM an image with no
+// RUN writes its files on sparse roots, which first read the headers of
+// its base's layers: a second of download and decompression for Debian,
+// with nothing else to do in the meantime. So the headers of the next
+// stage's base are read while the stage before it runs.
+
+// lowerPrefetch is a base image's file tree being read ahead.
+type lowerPrefetch struct {
+	done  chan struct{}
+	lower *rootfs.Lower // nil when the read failed: the stage reads it again
+	// digest is the image's whose tree lower is.
+	digest v1.Hash
+}
+
+// prefetchLower starts reading the file tree of ps's base, when ps is
+// FROM an image and has no RUN (sparseWrites), and keeps it for the
+// stage's first sparse root (takeLower). The read stops with the build.
+func (b *builder) prefetchLower(ctx context.Context, ps *dockerfile.PlannedStage) {
+	if ps.BaseStage >= 0 || ps.Base == "scratch" || b.opts.SingleSnapshot || hasRun(ps.Commands) {
+		return
+	}
+	platform := b.opts.Platform
+	if ps.Platform != nil {
+		platform = fromOCIPlatform(*ps.Platform)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	p := &lowerPrefetch{done: make(chan struct{})}
+	b.mu.Lock()
+	if b.lowers == nil {
+		b.lowers = map[string]*lowerPrefetch{}
+	}
+	b.lowers[ps.Base] = p
+	b.mu.Unlock()
+	b.addCleanup(func() { cancel(); <-p.done })
+	go func() {
+		defer close(p.done)
+		img, err := b.opts.Images.Pull(ctx, ps.Base, platform)
+		if err != nil {
+			return
+		}
+		lower, err := rootfs.ScanImage(ctx, img, b.extractOptions()...)
+		if err != nil {
+			return
+		}
+		if d, err := img.Digest(); err == nil {
+			p.lower, p.digest = lower, d
+		}
+	}()
+}
+
+// takeLower returns the file tree read ahead for base, the stage's pulled
+// base image named ref, or nil; each is taken once.
+func (b *builder) takeLower(ref string, base v1.Image) *rootfs.Lower {
+	b.mu.Lock()
+	p := b.lowers[ref]
+	delete(b.lowers, ref)
+	b.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	<-p.done
+	if d, err := base.Digest(); err != nil || p.lower == nil || d != p.digest {
+		return nil
+	}
+	return p.lower
+}
