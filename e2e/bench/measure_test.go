@@ -64,8 +64,10 @@ type command struct {
 	// showOutput, when set, receives the output of a command that succeeded.
 	showOutput func(string)
 	// after, when set, runs once the command exited, off the clock: a
-	// pod's container is removed there.
-	after func()
+	// pod's container is removed there. It returns when the work really
+	// ended, if that is known and earlier than the command's own exit (a
+	// container's exit, before docker tore it down), else the zero time.
+	after func() time.Time
 }
 
 // run starts c, samples memory while it runs and returns its measurement.
@@ -96,7 +98,9 @@ func (c command) run(ctx context.Context) (measurement, error) {
 		cpu = cpuEnd()
 	}
 	if c.after != nil {
-		c.after()
+		if end := c.after(); !end.IsZero() && end.After(start) && end.Sub(start) < wall {
+			wall = end.Sub(start)
+		}
 	}
 	if err != nil {
 		return measurement{}, fmt.Errorf("%s: %w\n%s", strings.Join(c.argv, " "), err, tail(out.String(), 60))

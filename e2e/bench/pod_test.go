@@ -115,12 +115,13 @@ var podSeq atomic.Int64
 // CPU time is the container's cgroup's; peak memory the highest VmHWM of
 // its processes, sampled.
 //
-// The clock stops when the container exits, as a Tekton or Argo step ends
-// when its process does: the container is removed after, untimed, as a
-// finished pod is garbage-collected off the pipeline's critical path.
-// `docker run --rm` would wait for the removal of the container's upper
-// directory, which an in-place build (Slipway's, kaniko's) fills with the
-// whole image: seconds of unlinking that no pipeline waits for.
+// The clock stops when the container exits (docker's FinishedAt), as a
+// Tekton or Argo step ends when its process does: the container's
+// teardown and removal come after, untimed, as a finished pod is
+// garbage-collected off the pipeline's critical path. `docker run --rm`
+// would wait for the removal of the container's upper directory, which
+// an in-place build (Slipway's, kaniko's) fills with the whole image:
+// seconds of unlinking that no pipeline waits for.
 func podCommand(b *testing.B, image, contextDir string, args ...string) command {
 	name := fmt.Sprintf("slipway-bench-%d-%d", os.Getpid(), podSeq.Add(1))
 	config := filepath.Join(b.TempDir(), "docker")
@@ -146,22 +147,28 @@ func podCommand(b *testing.B, image, contextDir string, args ...string) command 
 			return func() time.Duration { return parent.cpu() }
 		},
 		showOutput: verboseOutput(name),
-		after:      func() { removeContainer(name) },
+		after:      func() time.Time { return removeContainer(name) },
 	}
 }
 
-// removeContainer removes a pod's exited container. With
-// SLIPWAY_BENCH_VERBOSITY it prints how long the container ran (docker's
-// StartedAt to FinishedAt) and how long the removal took, the time that
-// `docker run --rm` would have added.
-func removeContainer(name string) {
+// removeContainer removes a pod's exited container and returns when it
+// exited (docker's FinishedAt), or the zero time. docker run returns only
+// after dockerd tore the container down: the unmount of its root, which
+// syncs the overlay's upper directory, takes seconds once an in-place
+// build wrote a whole image there (3.3 s after 100k files). A Tekton or
+// Argo step is done when its process exits; the next one does not wait
+// for that. With SLIPWAY_BENCH_VERBOSITY it prints how long the container
+// ran and how long the removal took.
+func removeContainer(name string) time.Time {
 	verbose := os.Getenv("SLIPWAY_BENCH_VERBOSITY") != ""
-	if verbose {
-		if out, err := exec.Command("docker", "inspect", "--format", "{{.State.StartedAt}} {{.State.FinishedAt}}", name).Output(); err == nil {
-			if f := strings.Fields(string(out)); len(f) == 2 {
-				started, err1 := time.Parse(time.RFC3339Nano, f[0])
-				finished, err2 := time.Parse(time.RFC3339Nano, f[1])
-				if err1 == nil && err2 == nil {
+	var exited time.Time
+	if out, err := exec.Command("docker", "inspect", "--format", "{{.State.StartedAt}} {{.State.FinishedAt}}", name).Output(); err == nil {
+		if f := strings.Fields(string(out)); len(f) == 2 {
+			started, err1 := time.Parse(time.RFC3339Nano, f[0])
+			finished, err2 := time.Parse(time.RFC3339Nano, f[1])
+			if err1 == nil && err2 == nil {
+				exited = finished
+				if verbose {
 					fmt.Fprintf(os.Stderr, "--- %s: the container ran %.2f s (started %s, exited %s)\n", name, finished.Sub(started).Seconds(), f[0], f[1])
 				}
 			}
@@ -172,6 +179,7 @@ func removeContainer(name string) {
 	if verbose {
 		fmt.Fprintf(os.Stderr, "--- %s: removing the container took %.2f s (untimed)\n", name, time.Since(start).Seconds())
 	}
+	return exited
 }
 
 // verboseOutput prints a tool's output after it succeeded when
