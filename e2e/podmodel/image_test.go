@@ -116,14 +116,21 @@ func buildSteps(root, bin string) error {
 		return fmt.Errorf("no step binaries under %s/steps (%v)", root, err)
 	}
 	for _, m := range mains {
-		step := filepath.Base(filepath.Dir(m))
-		out := filepath.Join(bin, "slipway-"+step)
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./steps/"+step)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if o, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build ./steps/%s: %v\n%s", step, err, o)
+		if err := buildStep(root, bin, filepath.Base(filepath.Dir(m))); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// buildStep compiles ./steps/step, static, into bin/slipway-step, with env
+// (GOOS, GOARCH) added to the environment.
+func buildStep(root, bin, step string, env ...string) error {
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(bin, "slipway-"+step), "./steps/"+step)
+	cmd.Dir = root
+	cmd.Env = append(append(os.Environ(), "CGO_ENABLED=0"), env...)
+	if o, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s go build ./steps/%s: %v\n%s", strings.Join(env, " "), step, err, o)
 	}
 	return nil
 }

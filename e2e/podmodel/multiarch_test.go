@@ -3,7 +3,6 @@ package podmodel
 import (
 	"bytes"
 	"debug/elf"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -105,15 +104,7 @@ func buildMultiPlatform(t *testing.T, b built, reg *harness.Registry) multiBuilt
 // buildStepsFor cross-compiles slipway-build, which runs the other steps
 // by name, for goos/goarch into bin, as `make build-platforms` does.
 func buildStepsFor(root, bin, goos, goarch string) error {
-	for _, step := range []string{"build"} {
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(bin, "slipway-"+step), "./steps/"+step)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
-		if o, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("GOARCH=%s go build ./steps/%s: %v\n%s", goarch, step, err, o)
-		}
-	}
-	return nil
+	return buildStep(root, bin, "build", "GOOS="+goos, "GOARCH="+goarch)
 }
 
 // TestImageIndex builds the executor and debug images for every platform
