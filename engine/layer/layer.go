@@ -255,11 +255,7 @@ func writeEntries(tw *tar.Writer, root string, changes []Change, epoch *time.Tim
 	entries := make([]entry, 0, len(changes))
 	parents := map[string]bool{}
 	for _, c := range changes {
-		p := c.Path
-		if !strings.HasPrefix(p, "/") {
-			p = "/" + p
-		}
-		p = path.Clean(p) // no copy when the path is already clean
+		p := rootfs.Clean(c.Path) // no copy when the path is already clean
 		if p == "/" {
 			continue // the root itself is never a tar entry
 		}
