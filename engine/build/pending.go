@@ -74,14 +74,6 @@ func (p *pendingChanges) changes(root string) []layer.Change {
 	return out
 }
 
-// defersLayers says whether a step's changes on the stage's root are
-// recorded rather than written: in place, for a stage only COPY --from
-// reads, once the stage is unpacked at "/" (a step on a sparse root writes
-// its layer as it goes).
-func (s *stage) defersLayers() bool {
-	return s.layerUse() == layersForLocalReads && s.b.roots.shared() && s.fs.unpacked()
-}
-
 // flushHeld writes the pending changes of the stage whose files "/"
 // holds, if a stage still to come reads it, before "/" is wiped.
 func (b *builder) flushHeld() error {

@@ -301,9 +301,11 @@ func (s *stage) commitFrom(root string, changes []layer.Change, createdBy string
 		s.emptyHistory(createdBy)
 		return nil
 	case layersForLocalReads:
-		if s.defersLayers() {
-			// "/" holds the change; it is written only if a reader
-			// cannot read it there (pending.go).
+		// layerUses gives this use only in place. Once the stage is
+		// unpacked at "/", "/" holds the change; it is written only if a
+		// reader cannot read it there (pending.go). A step on a sparse
+		// root writes its layer as it goes.
+		if s.fs.unpacked() {
 			if s.pending == nil {
 				s.pending = &pendingChanges{}
 			}
