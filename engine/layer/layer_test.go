@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -109,6 +111,35 @@ func TestWriteEntries(t *testing.T) {
 		if g.typ != w.typ || g.mode != w.mode || g.linkname != w.linkname || g.content != w.content {
 			t.Errorf("%s: got %+v, want %+v", name, g, w)
 		}
+	}
+}
+
+// Change paths may come relative or unclean, name a file twice, or name a
+// directory that another change's parents already hold: each path is one
+// record (readLayer fails on a repeated or unsorted name).
+func TestWriteEntriesCleansAndDeduplicates(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "app/sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"a.txt", "b.txt"} {
+		if err := os.WriteFile(filepath.Join(root, "app/sub", f), []byte(f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := readLayer(t, root, []Change{
+		{Path: "app/sub/a.txt"}, {Path: "/app//sub/./b.txt"}, {Path: "/app/sub/a.txt"}, {Path: "/app/"}, {Path: "/"},
+	}, Options{})
+	var names []string
+	for n := range got {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if want := []string{"app/", "app/sub/", "app/sub/a.txt", "app/sub/b.txt"}; !slices.Equal(names, want) {
+		t.Errorf("entries %q, want %q", names, want)
+	}
+	if got["app/sub/b.txt"].content != "b.txt" {
+		t.Errorf("app/sub/b.txt holds %q", got["app/sub/b.txt"].content)
 	}
 }
 
