@@ -83,8 +83,11 @@ type Config struct {
 	// Mode is "chroot" or "in-place"; the executor image presets it.
 	// In-place mode is refused outside a container unless Force is set
 	// (kaniko's --force).
-	Mode     string
-	Force    bool
+	Mode  string
+	Force bool
+	// DiskSync lets RUN commands' fsync and the other disk-sync calls
+	// wait for the disk (run.WithDiskSync).
+	DiskSync bool
 	WorkDir  string
 	CacheDir string
 	// CacheDirMaxSize bounds the extracted layers kept in CacheDir, in
@@ -165,6 +168,9 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 	runOpts := []run.Option{run.WithLogger(cfg.Log), run.WithStateDir(workDir)}
 	if cfg.Force {
 		runOpts = append(runOpts, run.WithForce())
+	}
+	if cfg.DiskSync {
+		runOpts = append(runOpts, run.WithDiskSync())
 	}
 	executor, err := run.New(in.mode, runOpts...)
 	if err != nil {

@@ -44,6 +44,13 @@
 // and a warning. The executor's private files go to WithStateDir, which in
 // this mode should be a directory the snapshotter ignores.
 //
+// # Disk syncs
+//
+// Unless WithDiskSync is given, a seccomp filter on the RUN's processes
+// answers fsync, fdatasync, sync, syncfs, sync_file_range and msync with
+// success at once (nosync_linux.go). Without CAP_SYS_ADMIN it needs
+// no_new_privs, so in a default pod only commands run as root get it.
+//
 // # Mount points left behind
 //
 // A RUN mount needs a mount point, and a root may lack it (/proc in a

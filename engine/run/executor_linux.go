@@ -47,9 +47,9 @@ func (e *executor) Run(ctx context.Context, spec Spec) error {
 	}
 	defer phase.Start(phase.Run)()
 	if e.mode == Chroot {
-		return e.runChroot(ctx, spec)
+		return e.withSyncSuppressed(ctx, spec, e.runChroot)
 	}
-	return e.runInPlace(ctx, spec)
+	return e.withSyncSuppressed(ctx, spec, e.runInPlace)
 }
 
 func (e *executor) runChroot(ctx context.Context, spec Spec) error {

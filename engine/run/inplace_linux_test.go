@@ -297,6 +297,32 @@ func TestInPlaceInsideContainer(t *testing.T) {
 		}
 	})
 
+	t.Run("disk syncs", func(t *testing.T) {
+		// Without CAP_SYS_ADMIN the filter needs no_new_privs, which
+		// would disarm sudo and su for other users: only root gets it.
+		otherUser := syncsReal + " no_new_privs=0"
+		rootNoNewPrivs := "1"
+		if mounted {
+			otherUser = syncsSkipped + " no_new_privs=0"
+			rootNoNewPrivs = "0"
+		}
+		for _, tc := range []struct {
+			name string
+			e    run.Executor
+			uid  uint32
+			want string
+		}{
+			{"root", e, 0, syncsSkipped + " no_new_privs=" + rootNoNewPrivs},
+			{"another user", e, 1000, otherUser},
+			{"WithDiskSync", newExecutor(t, run.InPlace, run.WithDiskSync()), 0, syncsReal + " no_new_privs=0"},
+		} {
+			if got := probeSyncs(t, tc.e, run.Spec{UID: tc.uid, GID: tc.uid}); got != tc.want {
+				t.Errorf("%s: probe printed\n  %s\nwant\n  %s", tc.name, got, tc.want)
+			}
+		}
+		checkBuilderKeepsSyncs(t)
+	})
+
 	t.Run("chroot mode falls back when namespaces are refused", func(t *testing.T) {
 		var chrootLogs bytes.Buffer
 		ce := newExecutor(t, run.Chroot, run.WithLogger(slog.New(slog.NewTextHandler(&chrootLogs, nil))))

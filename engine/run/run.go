@@ -100,6 +100,7 @@ type options struct {
 	hosts        string
 	stateDir     string
 	force        bool
+	diskSync     bool
 	host         *Host
 }
 
@@ -149,6 +150,14 @@ func WithStateDir(dir string) Option {
 // (kaniko's --force): the caller vouches that / is disposable.
 func WithForce() Option {
 	return func(o *options) { o.force = true }
+}
+
+// WithDiskSync lets a RUN command's fsync, fdatasync, sync, syncfs,
+// sync_file_range and msync wait for the disk. Without it they return at
+// once for commands run as root, and for every user where the builder has
+// CAP_SYS_ADMIN; see nosync_linux.go.
+func WithDiskSync() Option {
+	return func(o *options) { o.diskSync = true }
 }
 
 // withHost replaces the process's own view for the container check.

@@ -19,6 +19,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(syncProbeEnv) != "" {
+		syncProbe()
+		return
+	}
 	run.MaybeReexec()
 	os.Exit(m.Run())
 }

@@ -120,6 +120,7 @@ func flags() []cli.Flag {
 		&cli.BoolFlag{Name: "force-build-metadata", Usage: compat["force-build-metadata"].Usage()},
 		&cli.StringFlag{Name: "mode", EnvVars: []string{"SLIPWAY_MODE"}, Value: "chroot", Usage: "how RUN executes: chroot (a root under --work-dir) or in-place (the container's own /; executor image only)"},
 		&cli.BoolFlag{Name: "force", Usage: "run in-place mode even where no container is recognised: / is emptied and rewritten"},
+		&cli.BoolFlag{Name: "disk-sync", EnvVars: []string{"SLIPWAY_DISK_SYNC"}, Usage: "let RUN commands' fsync and the other disk-sync calls wait for the disk (by default they return at once, as under eatmydata: a build's files never need to survive a crash)"},
 		&cli.StringFlag{Name: "work-dir", EnvVars: []string{"SLIPWAY_WORK_DIR"}, Usage: "where stage filesystems and layers are kept during the build"},
 		// A debugging aid, not a kaniko flag: hidden from --help.
 		&cli.StringFlag{Name: "cpu-profile", EnvVars: []string{"SLIPWAY_CPU_PROFILE"}, Hidden: true, Usage: "write a Go CPU profile of the build to this file (in-place mode: on a mounted volume, such as /workspace)"},
@@ -290,6 +291,7 @@ func action(c *cli.Context, plan *plugin.Plan) error {
 		CompressionLevel: level,
 		Mode:             c.String("mode"),
 		Force:            c.Bool("force"),
+		DiskSync:         c.Bool("disk-sync"),
 		WorkDir:          c.String("work-dir"),
 		CacheDir:         c.String("cache-dir"),
 		CacheDirMaxSize:  maxSize,
