@@ -2,8 +2,10 @@ package build
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path"
+	"slices"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -36,20 +38,27 @@ type pendingChange struct {
 }
 
 // add records a step's changes after the earlier steps'. A deleted or
-// opaque directory takes the earlier changes below it with it.
+// opaque directory takes the earlier steps' changes below it with it; they
+// are found by binary search in the earlier paths, sorted once per step,
+// since a step that deletes thousands of paths would otherwise scan every
+// recorded path for each.
 func (p *pendingChanges) add(changes []layer.Change) {
 	if p.byPath == nil {
 		p.byPath = map[string]pendingChange{}
 	}
+	var earlier []string // sorted when a step first deletes
 	for _, c := range changes {
 		cp := path.Clean("/" + c.Path)
 		prev, had := p.byPath[cp]
 		next := pendingChange{kind: c.Kind}
 		if c.Kind != layer.Add {
-			for q := range p.byPath {
-				if strings.HasPrefix(q, cp+"/") {
-					delete(p.byPath, q)
-				}
+			if earlier == nil {
+				earlier = slices.Sorted(maps.Keys(p.byPath))
+			}
+			prefix := strings.TrimSuffix(cp, "/") + "/"
+			i, _ := slices.BinarySearch(earlier, prefix)
+			for ; i < len(earlier) && strings.HasPrefix(earlier[i], prefix); i++ {
+				delete(p.byPath, earlier[i])
 			}
 		} else if had && (prev.kind != layer.Add || prev.replaced) {
 			next.replaced = true

@@ -318,14 +318,34 @@ func TestPendingChanges(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(root, "etc", "file"), nil, 0o644))
 	must(t, os.WriteFile(filepath.Join(root, "kept"), nil, 0o644))
 	var p pendingChanges
-	p.add([]layer.Change{{Path: "/gone", Kind: layer.Add}, {Path: "/gone/a", Kind: layer.Add}, {Path: "/etc/again", Kind: layer.Delete}, {Path: "/etc/file", Kind: layer.Delete}, {Path: "/kept", Kind: layer.Add}})
+	p.add([]layer.Change{{Path: "/gone", Kind: layer.Add}, {Path: "/gone/a", Kind: layer.Add}, {Path: "/gone/a/b", Kind: layer.Add}, {Path: "/gone-sibling", Kind: layer.Add}, {Path: "/gone0", Kind: layer.Add}, {Path: "/etc/again", Kind: layer.Delete}, {Path: "/etc/file", Kind: layer.Delete}, {Path: "/kept", Kind: layer.Add}})
 	p.add([]layer.Change{{Path: "/gone", Kind: layer.Delete}, {Path: "/etc/again", Kind: layer.Add}, {Path: "/etc/file", Kind: layer.Add}})
 	got := map[string]layer.Kind{}
 	for _, c := range p.changes(root) {
 		got[c.Path] = c.Kind
 	}
-	want := map[string]layer.Kind{"/gone": layer.Delete, "/etc/again": layer.Opaque, "/etc/file": layer.Add, "/kept": layer.Add}
+	want := map[string]layer.Kind{"/gone": layer.Delete, "/gone-sibling": layer.Add, "/gone0": layer.Add, "/etc/again": layer.Opaque, "/etc/file": layer.Add, "/kept": layer.Add}
 	if !maps.Equal(got, want) {
 		t.Errorf("changes %v, want %v", got, want)
+	}
+}
+
+// BenchmarkPendingDeletes is a step deleting 20,000 of the 40,000 paths the
+// step before it wrote, as `RUN rm -rf /usr/share/doc` after an apt-get.
+func BenchmarkPendingDeletes(b *testing.B) {
+	var written, deleted []layer.Change
+	for d := range 200 {
+		for f := range 200 {
+			c := layer.Change{Path: fmt.Sprintf("/usr/share/d%03d/f%03d", d, f), Kind: layer.Add}
+			written = append(written, c)
+			if d%2 == 0 {
+				deleted = append(deleted, layer.Change{Path: c.Path, Kind: layer.Delete})
+			}
+		}
+	}
+	for b.Loop() {
+		var p pendingChanges
+		p.add(written)
+		p.add(deleted)
 	}
 }
