@@ -426,7 +426,9 @@ func layerCacheStore(cfg Config, client *registry.Client) (cache.Store, *layerto
 		// cache rather than uploaded twice.
 		storeOpts = append(storeOpts, cache.WithMountFrom(dest.Context().Name()))
 	}
-	var tocOpts []layertoc.IndexOption
+	// eStargz base layers carry their tables: read by range, they spare
+	// the first build from an eStargz base its download too.
+	tocOpts := []layertoc.IndexOption{layertoc.CarriedTOCs(client)}
 	if cfg.NoPushCache {
 		tocOpts = append(tocOpts, layertoc.ReadOnly())
 	}

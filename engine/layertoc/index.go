@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/slipway-build/slipway/engine/registry"
 )
 
 // Index is one build's view of the tables: those it looked up or recorded
@@ -17,6 +19,8 @@ type Index struct {
 	store  Store
 	log    *slog.Logger
 	writes bool
+	// blobs, when set, reads the tables eStargz layers carry.
+	blobs *registry.Client
 
 	mu      sync.Mutex
 	lookups map[v1.Hash]*lookup
@@ -56,13 +60,24 @@ func NewIndex(store Store, log *slog.Logger, opts ...IndexOption) *Index {
 	return x
 }
 
-// Lookup returns the table of the layer with diffID, or nil: none is kept
-// (the caller reads the layer instead, and records its table), the one
-// kept is damaged, or the store could not be asked (both with a warning).
-func (x *Index) Lookup(ctx context.Context, diffID v1.Hash) *TOC {
+// Lookup returns the table of layer: the one the store keeps, else, with
+// CarriedTOCs, the one an eStargz layer carries (recorded then, so that
+// the store has it next time), else nil. Nil means the caller reads the
+// layer instead, and records its table; a damaged table or a store or
+// registry that could not be asked gives a warning.
+func (x *Index) Lookup(ctx context.Context, layer v1.Layer) *TOC {
 	if x == nil {
 		return nil
 	}
+	diffID, err := layer.DiffID()
+	if err != nil {
+		return nil
+	}
+	return x.lookup(ctx, diffID, layer)
+}
+
+// lookup is Lookup of the layer with diffID; layer may be nil.
+func (x *Index) lookup(ctx context.Context, diffID v1.Hash, layer v1.Layer) *TOC {
 	x.mu.Lock()
 	l, ok := x.lookups[diffID]
 	if ok {
@@ -82,23 +97,52 @@ func (x *Index) Lookup(ctx context.Context, diffID v1.Hash) *TOC {
 	toc, err := x.store.Get(ctx, diffID)
 	switch {
 	case errors.Is(err, ErrDamaged):
-		x.log.Warn("The layer's table of contents in the cache repository is damaged; reading the layer instead, and storing its table again",
+		x.log.Warn("The layer's table of contents in the cache repository is damaged; it is stored again",
 			"layer", diffID.String(), "error", err.Error())
 	case err != nil:
-		x.log.Warn("Could not read the layer's table of contents from the cache repository; reading the layer instead",
+		x.log.Warn("Could not read the layer's table of contents from the cache repository",
 			"layer", diffID.String(), "error", err.Error())
-		// Whether it is stored is unknown: Record asks again.
-		return nil
-	case toc == nil:
+	}
+	// A table found is one to keep; a miss or a damaged one is rewritten
+	// by Record without asking again. Whether a store that could not be
+	// asked holds one is unknown: Record asks again.
+	if err == nil || errors.Is(err, ErrDamaged) {
+		x.mu.Lock()
+		x.stored[diffID] = toc != nil
+		x.mu.Unlock()
+	}
+	if toc != nil {
+		l.toc = toc
+		return toc
+	}
+	if l.toc = x.carried(ctx, diffID, layer); l.toc != nil {
+		x.Record(l.toc)
+		return l.toc
+	}
+	if err == nil {
 		x.log.Info("No table of contents for the layer in the cache repository; reading the layer instead, and storing its table",
 			"layer", diffID.String())
 	}
-	x.mu.Lock()
-	// A table found is one to keep; a miss or a damaged one is rewritten
-	// by Record without asking again.
-	x.stored[diffID] = toc != nil
-	x.mu.Unlock()
-	l.toc = toc
+	return nil
+}
+
+// carried returns the table an eStargz layer carries, read by range, or
+// nil: the Index does not read them, the layer carries none, or the one
+// it carries cannot be used (with a warning).
+func (x *Index) carried(ctx context.Context, diffID v1.Hash, layer v1.Layer) *TOC {
+	if x.blobs == nil || layer == nil {
+		return nil
+	}
+	toc, err := readCarried(ctx, x.blobs, layer, diffID)
+	if err != nil {
+		x.log.Warn("Could not use the table of contents the eStargz layer carries; reading the layer instead, and storing its table",
+			"layer", diffID.String(), "error", err.Error())
+		return nil
+	}
+	if toc != nil {
+		x.log.Info("Read the table of contents the eStargz layer carries, by ranged requests on its blob; storing it",
+			"layer", diffID.String())
+	}
 	return toc
 }
 
@@ -147,7 +191,7 @@ func (x *Index) Reject(diffID v1.Hash, err error) {
 	if x == nil {
 		return
 	}
-	x.log.Warn("The layer's table of contents in the cache repository does not fit the layer; reading the layer instead, and storing its table again",
+	x.log.Warn("The layer's table of contents does not fit the layer; reading the layer instead, and storing its table again",
 		"layer", diffID.String(), "error", err.Error())
 	x.mu.Lock()
 	defer x.mu.Unlock()

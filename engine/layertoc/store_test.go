@@ -101,7 +101,7 @@ func TestIndexWarnsOfDamagedTablesAndReplacesThem(t *testing.T) {
 
 	var log bytes.Buffer
 	idx := NewIndex(store, logTo(&log))
-	if toc := idx.Lookup(ctx, other); toc != nil {
+	if toc := idx.lookup(ctx, other, nil); toc != nil {
 		t.Fatal("Lookup returned a damaged table")
 	}
 	if !strings.Contains(log.String(), "level=WARN") || !strings.Contains(log.String(), "damaged") {
@@ -121,7 +121,7 @@ func TestIndexRecordsOnceAndRemembers(t *testing.T) {
 	ctx := context.Background()
 	var log bytes.Buffer
 	idx := NewIndex(store, logTo(&log))
-	if toc := idx.Lookup(ctx, testDiffID); toc != nil {
+	if toc := idx.lookup(ctx, testDiffID, nil); toc != nil {
 		t.Fatal("Lookup found a table in an empty store")
 	}
 	if !strings.Contains(log.String(), "No table of contents") {
@@ -131,11 +131,11 @@ func TestIndexRecordsOnceAndRemembers(t *testing.T) {
 	idx.Record(toc)
 	idx.Wait()
 	// The recorded table serves the rest of the build from memory.
-	if got := idx.Lookup(ctx, testDiffID); got != toc {
+	if got := idx.lookup(ctx, testDiffID, nil); got != toc {
 		t.Error("Lookup after Record does not return the recorded table")
 	}
 	// A later build finds it in the store.
-	if got := NewIndex(store, logTo(&log)).Lookup(ctx, testDiffID); got == nil || len(got.Entries) != len(toc.Entries) {
+	if got := NewIndex(store, logTo(&log)).lookup(ctx, testDiffID, nil); got == nil || len(got.Entries) != len(toc.Entries) {
 		t.Errorf("a new Index finds %v", got)
 	}
 

@@ -8,7 +8,9 @@
 //
 // Tables are recorded as a layer is first read or written (Builder), kept
 // in the cache repository beside the step cache (RegistryStore), and read
-// back and remembered for one build by an Index.
+// back and remembered for one build by an Index. An eStargz layer carries
+// its own table, which the Index reads by range from the layer's registry
+// where the store has none (FromEStargz).
 package layertoc
 
 import (
@@ -68,13 +70,18 @@ type Entry struct {
 	Devminor   int64             `json:"devminor,omitempty"`
 	Xattrs     map[string]string `json:"xattrs,omitempty"` // PAX records SCHILY.xattr.*
 	// Offset is where the entry's content starts in the uncompressed
-	// layer.
+	// layer, or UnknownOffset in a table made from the one an eStargz
+	// layer carries, which locates content in the compressed blob only.
 	Offset int64 `json:"offset"`
 	// Content is the file's content, for the few files a table carries.
 	Content []byte `json:"content,omitempty"`
 }
 
 const paxXattr = "SCHILY.xattr."
+
+// UnknownOffset is the Offset of entries whose place in the uncompressed
+// layer is not known.
+const UnknownOffset = -1
 
 // Header is the entry as a tar header, in the form a tar reader returns
 // once extraction has dropped what it does not apply (user and group
@@ -239,7 +246,7 @@ func (t *TOC) check(diffID v1.Hash) error {
 		switch {
 		case e.Name == "":
 			return fmt.Errorf("entry %d has no name", i)
-		case e.Size < 0 || e.Offset < last:
+		case e.Size < 0 || e.Offset != UnknownOffset && e.Offset < last:
 			return fmt.Errorf("entry %q: size %d at offset %d after %d", e.Name, e.Size, e.Offset, last)
 		case e.Content != nil && int64(len(e.Content)) != e.Size:
 			return fmt.Errorf("entry %q: %d bytes of content for size %d", e.Name, len(e.Content), e.Size)
@@ -250,7 +257,9 @@ func (t *TOC) check(diffID v1.Hash) error {
 		default:
 			return fmt.Errorf("entry %q: unknown type %q", e.Name, e.Typeflag)
 		}
-		last = e.Offset + e.Size
+		if e.Offset != UnknownOffset {
+			last = e.Offset + e.Size
+		}
 	}
 	return nil
 }

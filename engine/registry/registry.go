@@ -82,6 +82,9 @@ type Client struct {
 	keychain   authn.Keychain
 	mu         sync.Mutex
 	transports map[transportKey]http.RoundTripper
+	// rangeTransports holds the authenticated transport of each
+	// repository whose blobs are read by range (LayerBlob).
+	rangeTransports map[string]http.RoundTripper
 }
 
 type transportKey struct {

@@ -73,8 +73,8 @@ func WithoutDevices() Option {
 // TOCIndex is where the tables of contents of layers are found and kept
 // (a *layertoc.Index).
 type TOCIndex interface {
-	// Lookup returns the table of the layer with diffID, or nil.
-	Lookup(ctx context.Context, diffID v1.Hash) *layertoc.TOC
+	// Lookup returns the table of layer, or nil.
+	Lookup(ctx context.Context, layer v1.Layer) *layertoc.TOC
 	// Record keeps the table of a layer that was read whole.
 	Record(t *layertoc.TOC)
 	// Reject reports a table from Lookup that does not fit its layer.

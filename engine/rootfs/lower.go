@@ -28,8 +28,9 @@ import (
 // whiteouts and opaque directories applied as extraction applies them.
 // Reading it is one pass over the headers, which seeks past the content of
 // layers kept uncompressed in the layer cache. With WithTOCs, the headers
-// come from each layer's table of contents instead where one is kept, and
-// the layer is not read at all.
+// come from each layer's table of contents instead where one is kept (or,
+// for eStargz, carried in the blob and read by range), and the layer is not
+// read whole at all.
 //
 // Sparse is an empty directory standing for that image. Reveal writes into
 // it the entries that resolving a path passes through, exactly as
@@ -122,9 +123,7 @@ func PrefetchTOCs(ctx context.Context, layers []v1.Layer, opts ...Option) {
 		return
 	}
 	for _, layer := range layers {
-		if diffID, err := layer.DiffID(); err == nil {
-			go idx.Lookup(ctx, diffID)
-		}
+		go idx.Lookup(ctx, layer)
 	}
 }
 
@@ -140,7 +139,7 @@ func (l *Lower) Add(ctx context.Context, layer v1.Layer) error {
 	if err != nil {
 		return l.read(ctx, li, nil, v1.Hash{})
 	}
-	if toc := l.tocIdx.Lookup(ctx, diffID); toc != nil {
+	if toc := l.tocIdx.Lookup(ctx, layer); toc != nil {
 		err := l.apply(ctx, li, toc)
 		if err == nil {
 			l.tocs[li] = toc

@@ -1,0 +1,124 @@
+package harness
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+
+	"github.com/containerd/stargz-snapshotter/estargz"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// EStargz returns img with every layer rewritten as eStargz by the
+// estargz package, each layer's manifest descriptor annotated with its
+// table's digest and uncompressed size, as stargz-snapshotter's converters
+// write them. The config (environment, command, platform) is img's.
+func EStargz(t testing.TB, img v1.Image) v1.Image {
+	t.Helper()
+	out, err := eStargzImage(img)
+	if err != nil {
+		t.Fatalf("converting the image to eStargz: %v", err)
+	}
+	return out
+}
+
+func eStargzImage(img v1.Image) (v1.Image, error) {
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	out := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	out = mutate.ConfigMediaType(out, types.OCIConfigJSON)
+	for i, l := range layers {
+		rc, err := l.Uncompressed()
+		if err != nil {
+			return nil, err
+		}
+		data, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			return nil, err
+		}
+		b, err := estargz.Build(io.NewSectionReader(bytes.NewReader(data), 0, int64(len(data))))
+		if err != nil {
+			return nil, fmt.Errorf("layer %d: %w", i+1, err)
+		}
+		blob, err := io.ReadAll(b)
+		b.Close()
+		if err != nil {
+			return nil, err
+		}
+		size, err := b.UncompressedSize()
+		if err != nil {
+			return nil, err
+		}
+		layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(blob)), nil
+		}, tarball.WithMediaType(types.OCILayer))
+		if err != nil {
+			return nil, err
+		}
+		var history v1.History
+		if i < len(cf.History) {
+			history = cf.History[i]
+		}
+		out, err = mutate.Append(out, mutate.Addendum{
+			Layer:   layer,
+			History: history,
+			Annotations: map[string]string{
+				estargz.TOCJSONDigestAnnotation:         b.TOCDigest().String(),
+				estargz.StoreUncompressedSizeAnnotation: strconv.FormatInt(size, 10),
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	ocf, err := out.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	ocf = ocf.DeepCopy()
+	ocf.OS, ocf.Architecture, ocf.Variant = cf.OS, cf.Architecture, cf.Variant
+	ocf.Created, ocf.Config = cf.Created, cf.Config
+	out, err = mutate.ConfigFile(out, ocf)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := out.Digest(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// fetchStatusLine matches the registry's log line for a completed GET of
+// a blob, with the response's status.
+var fetchStatusLine = regexp.MustCompile(`http\.request\.method=GET .*/blobs/sha256:([0-9a-f]{64}).* http\.response\.status=(\d+)`)
+
+// BlobReads lists the GETs of blobs the registry answered so far, from its
+// log, as "sha256:<hex> <status>": 200 for a whole blob, 206 for a range.
+func (r *Registry) BlobReads(t testing.TB) []string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(r.Dir, "registry.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reads []string
+	for _, m := range fetchStatusLine.FindAllStringSubmatch(string(data), -1) {
+		reads = append(reads, "sha256:"+m[1]+" "+m[2])
+	}
+	return reads
+}
