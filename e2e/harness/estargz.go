@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -36,12 +37,8 @@ func eStargzImage(img v1.Image) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, err
-	}
-	out := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	out = mutate.ConfigMediaType(out, types.OCIConfigJSON)
+	var converted []v1.Layer
+	var annotations []map[string]string
 	for i, l := range layers {
 		rc, err := l.Uncompressed()
 		if err != nil {
@@ -71,18 +68,58 @@ func eStargzImage(img v1.Image) (v1.Image, error) {
 		if err != nil {
 			return nil, err
 		}
+		converted = append(converted, layer)
+		annotations = append(annotations, map[string]string{
+			estargz.TOCJSONDigestAnnotation:         b.TOCDigest().String(),
+			estargz.StoreUncompressedSizeAnnotation: strconv.FormatInt(size, 10),
+		})
+	}
+	return assemble(img, converted, annotations)
+}
+
+// Reannotated returns img with each layer's manifest annotations passed
+// through edit, for images that claim what their layers are not.
+func Reannotated(t testing.TB, img v1.Image, edit func(annotations map[string]string)) v1.Image {
+	t.Helper()
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var annotations []map[string]string
+	for _, d := range m.Layers {
+		a := maps.Clone(d.Annotations)
+		if a == nil {
+			a = map[string]string{}
+		}
+		edit(a)
+		annotations = append(annotations, a)
+	}
+	out, err := assemble(img, layers, annotations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// assemble is an OCI image of layers, with their annotations, and of img's
+// config and history.
+func assemble(img v1.Image, layers []v1.Layer, annotations []map[string]string) (v1.Image, error) {
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	out := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	out = mutate.ConfigMediaType(out, types.OCIConfigJSON)
+	for i, layer := range layers {
 		var history v1.History
 		if i < len(cf.History) {
 			history = cf.History[i]
 		}
-		out, err = mutate.Append(out, mutate.Addendum{
-			Layer:   layer,
-			History: history,
-			Annotations: map[string]string{
-				estargz.TOCJSONDigestAnnotation:         b.TOCDigest().String(),
-				estargz.StoreUncompressedSizeAnnotation: strconv.FormatInt(size, 10),
-			},
-		})
+		out, err = mutate.Append(out, mutate.Addendum{Layer: layer, History: history, Annotations: annotations[i]})
 		if err != nil {
 			return nil, err
 		}
