@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -201,6 +202,35 @@ var fetchLine = regexp.MustCompile(`http\.request\.method=GET .*/blobs/sha256:([
 func (r *Registry) FetchedBlobs(t testing.TB) []string {
 	t.Helper()
 	return r.loggedDigests(t, fetchLine)
+}
+
+// Request is one request the registry answered, from its log.
+type Request struct {
+	Method string
+	// Path is the request's path, without its query.
+	Path      string
+	UserAgent string
+	Status    int
+}
+
+// requestLine matches the registry's log line for each request it
+// answered: "response completed", or "response completed with error".
+var requestLine = regexp.MustCompile(`msg="response completed.*?http\.request\.method=(\S+) .*?http\.request\.uri="?([^"? ]+)\S* (?:http\.request\.useragent=("[^"]*"|\S+) )?.*?http\.response\.status=(\d+)`)
+
+// Requests lists every request the registry answered so far, in the order
+// it answered them: what a test can hold a client's round trips to.
+func (r *Registry) Requests(t testing.TB) []Request {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(r.Dir, "registry.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reqs []Request
+	for _, m := range requestLine.FindAllStringSubmatch(string(data), -1) {
+		status, _ := strconv.Atoi(m[4])
+		reqs = append(reqs, Request{Method: m[1], Path: m[2], UserAgent: strings.Trim(m[3], `"`), Status: status})
+	}
+	return reqs
 }
 
 // loggedDigests are the digests line captures from the registry's log, in

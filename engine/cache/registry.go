@@ -90,13 +90,6 @@ type registryStore struct {
 	now       func() time.Time
 	log       *slog.Logger
 
-	// One Puller for all lookups: it keeps the registry's auth token and
-	// connections, so a lookup after the first costs only its manifest and
-	// config requests, without a /v2/ ping or token fetch.
-	pullerOnce sync.Once
-	puller     *remote.Puller
-	pullerErr  error
-
 	// uploading serialises the Puts that carry the same layer: the second
 	// then finds the blob there instead of uploading it again. It also
 	// keeps clear of the distribution registry's habit of briefly losing
@@ -159,11 +152,10 @@ func (s *registryStore) Get(ctx context.Context, k Key) (*Entry, error) {
 		return nil, &Error{Op: "reading cache entry " + tag.String(), Err: err}
 	}
 	ref := s.client.Reference(tag, false)
-	s.pullerOnce.Do(func() { s.puller, s.pullerErr = remote.NewPuller(s.client.RemoteOptions(ref, false)...) })
-	if s.pullerErr != nil {
-		return fail(s.pullerErr)
-	}
-	img, err := remote.Image(ref, remote.Reuse(s.puller), remote.WithContext(ctx))
+	// The client's Puller keeps the registry's auth token and connections,
+	// so a lookup after the first costs only its manifest and config
+	// requests, without a /v2/ ping or token fetch.
+	img, err := remote.Image(ref, append(s.client.RemoteOptions(ref, false), remote.WithContext(ctx))...)
 	if err != nil {
 		if registry.IsNotFound(err) {
 			return nil, nil

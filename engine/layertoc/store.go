@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -47,16 +46,12 @@ func NewRegistryStore(repo string, client *registry.Client) Store {
 	return &registryStore{repo: repo, client: client}
 }
 
+// registryStore talks through the client's Puller and Pusher
+// (registry.Client.RemoteOptions), which keep the registry's token and
+// connections across the build's lookups and writes.
 type registryStore struct {
 	repo   string
 	client *registry.Client
-
-	// One Puller and one Pusher keep the registry's token and connections
-	// across the build's lookups and writes.
-	once   sync.Once
-	puller *remote.Puller
-	pusher *remote.Pusher
-	err    error
 }
 
 func (s *registryStore) ref(diffID v1.Hash) (name.Tag, error) {
@@ -67,14 +62,9 @@ func (s *registryStore) ref(diffID v1.Hash) (name.Tag, error) {
 	return t, nil
 }
 
-func (s *registryStore) init(ref name.Reference) error {
-	s.once.Do(func() {
-		if s.puller, s.err = remote.NewPuller(s.client.RemoteOptions(ref, false)...); s.err != nil {
-			return
-		}
-		s.pusher, s.err = remote.NewPusher(s.client.RemoteOptions(ref, true)...)
-	})
-	return s.err
+// options are the client's options for ref, within ctx.
+func (s *registryStore) options(ctx context.Context, ref name.Reference, forPush bool) []remote.Option {
+	return append(s.client.RemoteOptions(ref, forPush), remote.WithContext(ctx))
 }
 
 func (s *registryStore) Get(ctx context.Context, diffID v1.Hash) (*TOC, error) {
@@ -83,10 +73,7 @@ func (s *registryStore) Get(ctx context.Context, diffID v1.Hash) (*TOC, error) {
 		return nil, err
 	}
 	ref := s.client.Reference(tag, false)
-	if err := s.init(ref); err != nil {
-		return nil, err
-	}
-	desc, err := s.puller.Get(ctx, ref)
+	desc, err := remote.Get(ref, s.options(ctx, ref, false)...)
 	if err != nil {
 		if registry.IsNotFound(err) {
 			return nil, nil
@@ -100,7 +87,7 @@ func (s *registryStore) Get(ctx context.Context, diffID v1.Hash) (*TOC, error) {
 	if len(m.Layers) != 1 || m.Layers[0].MediaType != MediaType || m.Layers[0].Size > maxTable {
 		return nil, fmt.Errorf("%w: %s is not a table of contents (%d layers)", ErrDamaged, tag, len(m.Layers))
 	}
-	l, err := s.puller.Layer(ctx, ref.Context().Digest(m.Layers[0].Digest.String()))
+	l, err := remote.Layer(ref.Context().Digest(m.Layers[0].Digest.String()), s.options(ctx, ref, false)...)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", tag, err)
 	}
@@ -132,10 +119,7 @@ func (s *registryStore) Has(ctx context.Context, diffID v1.Hash) (bool, error) {
 		return false, err
 	}
 	ref := s.client.Reference(tag, false)
-	if err := s.init(ref); err != nil {
-		return false, err
-	}
-	if _, err := s.puller.Head(ctx, ref); err != nil {
+	if _, err := remote.Head(ref, s.options(ctx, ref, false)...); err != nil {
 		if registry.IsNotFound(err) {
 			return false, nil
 		}
@@ -150,9 +134,7 @@ func (s *registryStore) Put(ctx context.Context, t *TOC) error {
 		return err
 	}
 	ref := s.client.Reference(tag, true)
-	if err := s.init(ref); err != nil {
-		return err
-	}
+	opts := s.options(ctx, ref, true)
 	blob, err := t.Marshal()
 	if err != nil {
 		return err
@@ -164,7 +146,7 @@ func (s *registryStore) Put(ctx context.Context, t *TOC) error {
 	m.Manifest.MediaType = types.OCIManifestSchema1
 	m.ArtifactType = ArtifactType
 	for i, l := range []v1.Layer{config, table} {
-		if err := s.pusher.Upload(ctx, ref.Context(), l); err != nil {
+		if err := remote.WriteLayer(ref.Context(), l, opts...); err != nil {
 			return fmt.Errorf("writing %s: %w", tag, err)
 		}
 		d, err := partial.Descriptor(l)
@@ -177,7 +159,7 @@ func (s *registryStore) Put(ctx context.Context, t *TOC) error {
 			m.Layers = []v1.Descriptor{*d}
 		}
 	}
-	if err := s.pusher.Put(ctx, ref, &m); err != nil {
+	if err := remote.Put(ref, &m, opts...); err != nil {
 		return fmt.Errorf("writing %s: %w", tag, err)
 	}
 	return nil

@@ -6,10 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
-
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // largeBlob is the size from which transfers are worth reporting; smaller
@@ -20,15 +17,29 @@ const largeBlob = 16 << 20
 // shows it is alive without flooding CI logs.
 var progressInterval = 5 * time.Second
 
-// progressTransport reports downloads of large blobs. Pulls are lazy in
-// go-containerregistry (layers are fetched when read), so the transport is
-// the one place that sees every blob download, whoever triggers it.
+// progressTransport reports transfers of large blobs, both ways. Pulls are
+// lazy in go-containerregistry (layers are fetched when read) and a layer
+// may go up while the build runs or in the push at the end, so the
+// transport is the one place that sees every blob transfer, whoever
+// starts it.
 type progressTransport struct {
 	inner http.RoundTripper
 	log   *slog.Logger
 }
 
 func (p *progressTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && req.ContentLength >= largeBlob && (req.Method == http.MethodPatch || req.Method == http.MethodPut) {
+		// A RoundTripper must not change the request it is given.
+		up := req.Clone(req.Context())
+		up.Body = &progressBody{
+			ReadCloser: req.Body,
+			what:       "Uploading a blob to " + req.URL.Host + uploadRepository(req.URL.Path),
+			log:        p.log,
+			total:      req.ContentLength,
+			last:       time.Now(),
+		}
+		return p.inner.RoundTrip(up)
+	}
 	resp, err := p.inner.RoundTrip(req)
 	if err != nil || req.Method != http.MethodGet || resp.StatusCode != http.StatusOK || resp.ContentLength < largeBlob {
 		return resp, err
@@ -50,6 +61,19 @@ func (p *progressTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	return resp, nil
 }
 
+// uploadRepository is "/REPO" of an upload's path, /v2/REPO/blobs/uploads/…,
+// or "" where the upload goes elsewhere (a redirect to blob storage).
+func uploadRepository(p string) string {
+	repo, ok := strings.CutPrefix(p, "/v2/")
+	if !ok {
+		return ""
+	}
+	if i := strings.LastIndex(repo, "/blobs/uploads/"); i > 0 {
+		return "/" + repo[:i]
+	}
+	return ""
+}
+
 type progressBody struct {
 	io.ReadCloser
 	what  string
@@ -67,40 +91,6 @@ func (b *progressBody) Read(p []byte) (int, error) {
 		b.log.Info(b.what, "progress", fmt.Sprintf("%s of %s", size(b.done), size(b.total)))
 	}
 	return n, err
-}
-
-// logPushProgress drains go-containerregistry's progress updates for one
-// push and logs them at most every progressInterval, only for large pushes.
-// The returned stop must be called once the push returned: the channel is
-// closed by go-containerregistry only if it got as far as using it.
-func logPushProgress(log *slog.Logger, dest string, updates <-chan v1.Update) (stop func()) {
-	var wg sync.WaitGroup
-	quit := make(chan struct{})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		last := time.Now()
-		for {
-			var u v1.Update
-			var ok bool
-			select {
-			case u, ok = <-updates:
-			case <-quit:
-				return
-			}
-			if !ok {
-				return
-			}
-			if u.Error != nil || u.Total < largeBlob {
-				continue
-			}
-			if now := time.Now(); now.Sub(last) >= progressInterval {
-				last = now
-				log.Info("Pushing "+dest, "progress", fmt.Sprintf("%s of %s", size(u.Complete), size(u.Total)))
-			}
-		}
-	}()
-	return func() { close(quit); wg.Wait() }
 }
 
 func shortDigest(s string) string {

@@ -62,12 +62,7 @@ func (c *Client) push(ctx context.Context, what digester, ref name.Reference, wr
 	defer phase.Start(phase.Push)()
 	target := c.Reference(ref, true)
 	_, err = retry(ctx, c.opts.Log, subject, c.opts.PushRetry, c.opts.RetryDelay, func() (struct{}, error) {
-		updates := make(chan v1.Update, 16)
-		stop := logPushProgress(c.opts.Log, ref.String(), updates)
-		opts := append(c.RemoteOptions(target, true), remote.WithContext(ctx), remote.WithProgress(updates))
-		err := write(target, opts)
-		stop()
-		return struct{}{}, err
+		return struct{}{}, write(target, append(c.RemoteOptions(target, true), remote.WithContext(ctx)))
 	})
 	if err != nil {
 		return v1.Hash{}, c.explain(subject, registry, false, err)

@@ -76,20 +76,32 @@ func (o Options) Validate() error {
 }
 
 // Client pulls and pushes with one set of Options. It is safe for
-// concurrent use; connections are shared per registry.
+// concurrent use; connections, and the registries' tokens, are shared
+// per registry.
 type Client struct {
-	opts       Options
-	keychain   authn.Keychain
-	mu         sync.Mutex
-	transports map[transportKey]http.RoundTripper
+	opts      Options
+	keychain  authn.Keychain
+	mu        sync.Mutex
+	endpoints map[endpointKey]*endpoint
 	// rangeTransports holds the authenticated transport of each
 	// repository whose blobs are read by range (LayerBlob).
 	rangeTransports map[string]http.RoundTripper
 }
 
-type transportKey struct {
+type endpointKey struct {
 	host string
 	push bool
+}
+
+// endpoint is what a Client keeps per registry and direction: the
+// connections, and one go-containerregistry Puller and Pusher over them.
+// They ping the registry and fetch its token once per repository for the
+// whole build, not once per request, and the Pusher remembers the blobs it
+// wrote or found, so that the push at the end skips the layers uploaded
+// while the build ran, or waits for an upload still in flight.
+type endpoint struct {
+	transport http.RoundTripper
+	reuse     []remote.Option
 }
 
 // New returns a Client for opts.
@@ -109,7 +121,7 @@ func New(opts Options) *Client {
 			Log:       opts.Log,
 		})
 	}
-	return &Client{opts: opts, keychain: kc, transports: map[transportKey]http.RoundTripper{}}
+	return &Client{opts: opts, keychain: kc, endpoints: map[endpointKey]*endpoint{}}
 }
 
 // Reference returns ref with its registry marked insecure when these
@@ -152,11 +164,17 @@ func (c *Client) skipVerify(host string, forPush bool) bool {
 }
 
 // RemoteOptions are the go-containerregistry options for talking to ref's
-// registry: transport (TLS settings, progress), credentials, user agent and
-// retry backoff. The layer cache reuses them.
+// registry: transport (TLS settings, progress), credentials, user agent,
+// retry backoff, and the Client's Puller and Pusher for that registry. The
+// layer cache, the tables of contents and the attestations reuse them.
 func (c *Client) RemoteOptions(ref name.Reference, forPush bool) []remote.Option {
+	e := c.endpoint(ref.Context().RegistryStr(), forPush)
+	return append(c.baseOptions(e.transport), e.reuse...)
+}
+
+func (c *Client) baseOptions(t http.RoundTripper) []remote.Option {
 	opts := []remote.Option{
-		remote.WithTransport(c.transport(ref.Context().RegistryStr(), forPush)),
+		remote.WithTransport(t),
 		remote.WithAuthFromKeychain(c.keychain),
 		remote.WithRetryBackoff(remote.Backoff{Duration: c.opts.RetryDelay, Factor: 3, Jitter: 0.1, Steps: 3}),
 	}
@@ -167,21 +185,34 @@ func (c *Client) RemoteOptions(ref name.Reference, forPush bool) []remote.Option
 }
 
 func (c *Client) transport(host string, forPush bool) http.RoundTripper {
-	key := transportKey{host, forPush}
+	return c.endpoint(host, forPush).transport
+}
+
+func (c *Client) endpoint(host string, forPush bool) *endpoint {
+	key := endpointKey{host, forPush}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if t, ok := c.transports[key]; ok {
-		return t
+	if e, ok := c.endpoints[key]; ok {
+		return e
 	}
-	var t http.RoundTripper
+	e := &endpoint{}
 	base, err := c.newTransport(host, forPush)
 	if err != nil {
-		t = failingTransport{err}
+		e.transport = failingTransport{err}
 	} else {
-		t = &progressTransport{inner: base, log: c.opts.Log}
+		e.transport = &progressTransport{inner: base, log: c.opts.Log}
 	}
-	c.transports[key] = t
-	return t
+	// Neither fails but on options that contradict each other, which
+	// baseOptions never gives; without them each call pings on its own.
+	opts := c.baseOptions(e.transport)
+	if puller, err := remote.NewPuller(opts...); err == nil {
+		e.reuse = append(e.reuse, remote.Reuse(puller))
+	}
+	if pusher, err := remote.NewPusher(opts...); err == nil {
+		e.reuse = append(e.reuse, remote.Reuse(pusher))
+	}
+	c.endpoints[key] = e
+	return e
 }
 
 func (c *Client) newTransport(host string, forPush bool) (*http.Transport, error) {

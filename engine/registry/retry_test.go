@@ -172,7 +172,7 @@ func TestProgressLogging(t *testing.T) {
 	}
 	rc.Close()
 	out := logs.String()
-	for _, want := range []string{`msg="Pushing ` + ref.String() + `" progress=`, `msg="Downloading sha256:`, "MiB of 17.0 MiB"} {
+	for _, want := range []string{`msg="Uploading a blob to ` + ref.Context().Name() + `" progress=`, `msg="Downloading sha256:`, "MiB of 17.0 MiB"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("logs lack %q:\n%s", want, out)
 		}
