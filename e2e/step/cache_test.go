@@ -151,3 +151,66 @@ func cachedBuild(t *testing.T, reg *harness.Registry, ctxDir, base, tag, cacheDi
 	}
 	return layers, res.stderr
 }
+
+// Issue 17's promise for the push at the end of a build: every blob of
+// the image went up while the build ran (the base's mounted, a cached
+// step's mounted from the cache repository, each written layer uploaded,
+// the config beside the last layer), so the push only checks and writes
+// the manifest. No blob of the destination is looked at twice, and the
+// registry is pinged once per repository and direction, plus once for the
+// push permission check (and once more where a writer adds a repository
+// to mount from), not once per blob.
+func TestPushAfterTheBuildWritesOnlyTheManifest(t *testing.T) {
+	reg := harness.StartRegistry(t)
+	base := harness.Busybox(t, reg)
+	ctxDir := writeContext(t, map[string]string{"Dockerfile": cachedApp, "deps.txt": "a\n", "src/main.sh": "echo v1\n"})
+	for i, tag := range []string{"cold", "app-changed"} {
+		if i > 0 {
+			harness.WriteFile(t, filepath.Join(ctxDir, "src", "main.sh"), "echo v2\n")
+		}
+		before := len(reg.Requests(t))
+		_, log := cachedBuild(t, reg, ctxDir, base, tag, t.TempDir())
+		var reqs []harness.Request
+		for _, r := range reg.Requests(t)[before:] {
+			// Not cachedBuild's own look at the pushed image.
+			if strings.HasPrefix(r.UserAgent, "slipway-build") {
+				reqs = append(reqs, r)
+			}
+		}
+		manifest := "/v2/team/app/manifests/" + tag
+		var push []string
+		checked := map[string]int{}
+		pings := 0
+		for i, r := range reqs {
+			if r.Method == "HEAD" && r.Path == manifest {
+				for _, r := range reqs[i:] {
+					if strings.HasPrefix(r.Path, "/v2/team/app/") {
+						push = append(push, r.Method+" "+r.Path)
+					}
+				}
+			}
+			if r.Method == "HEAD" && strings.HasPrefix(r.Path, "/v2/team/app/blobs/") {
+				checked[r.Path]++
+			}
+			if r.Method == "GET" && r.Path == "/v2/" {
+				pings++
+			}
+		}
+		if want := []string{"HEAD " + manifest, "PUT " + manifest}; !slices.Equal(push, want) {
+			t.Errorf("%s: the push made the requests %q to the destination, want only %q:\n%s", tag, push, want, log)
+		}
+		for blob, n := range checked {
+			if n > 1 {
+				t.Errorf("%s: %s was checked %d times", tag, blob, n)
+			}
+		}
+		// The permission check; the base's repository and the cache
+		// repository (lookups and tables of contents), to pull; the
+		// destination and the cache repository, to push; the destination
+		// again to mount the base's layers and the cached step's, and the
+		// cache repository to mount the layers pushed to the destination.
+		if pings > 7 {
+			t.Errorf("%s: the build pinged the registry %d times, want at most 7: once per repository and direction, once for the permission check, and once per writer for the repositories it mounts from", tag, pings)
+		}
+	}
+}

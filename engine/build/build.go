@@ -143,8 +143,9 @@ type Collaborators struct {
 	// CacheMountDir persists RUN --mount=type=cache directories.
 	CacheMountDir string
 	// Uploads, when set, starts uploading each layer of the returned
-	// image as soon as it is written, so that the push after the build
-	// finds it there (engine/publish's Uploader).
+	// image as soon as the build holds it (a base's, a cached step's, a
+	// written one's), so that the push after the build finds it there
+	// (engine/publish's Uploader).
 	Uploads LayerUploader
 	// Log receives progress; nil means slog.Default().
 	Log *slog.Logger

@@ -109,6 +109,7 @@ func (s *stage) applyCached(entry *cache.Entry) error {
 		return err
 	}
 	s.layers = append(s.layers, entry.Layer)
+	s.uploadAhead(entry.Layer)
 	s.history = append(s.history, v1.History{Created: v1.Time{Time: s.created}, CreatedBy: entry.CreatedBy, Comment: "slipway"})
 	return nil
 }

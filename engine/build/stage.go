@@ -111,6 +111,13 @@ func newStage(ctx context.Context, b *builder, ps *dockerfile.PlannedStage) (*st
 	}
 	s.plan = planStage(ctx, in)
 	s.fs = newStageFS(b, ps.Index, ps.Base)
+	if parent == nil {
+		// A base stage's layers went up as that stage held them.
+		if layers, err := s.base.Layers(); err == nil {
+			// An error here is the push's to report.
+			s.uploadAhead(layers...)
+		}
+	}
 	return s, nil
 }
 
@@ -324,11 +331,23 @@ func (s *stage) commitFrom(root string, changes []layer.Change, createdBy string
 	// The layer file lives in WorkDir until the caller, having published
 	// the image, removes that directory.
 	s.layers = append(s.layers, l)
-	if s.layerUse() == layersPushed && s.b.opts.Uploads != nil {
-		s.b.opts.Uploads.Upload(l)
-	}
+	s.uploadAhead(l)
 	s.history = append(s.history, v1.History{Created: v1.Time{Time: s.created}, CreatedBy: createdBy, Comment: "slipway"})
 	return nil
+}
+
+// uploadAhead starts uploading layers of a stage whose image is pushed, as
+// soon as the stage holds them (its base's, a cached step's, a written
+// one's), so that the push at the end finds every blob in place and only
+// writes the config and the manifest. A base's layer is mounted from its
+// repository where the registry is the same.
+func (s *stage) uploadAhead(layers ...v1.Layer) {
+	if s.layerUse() != layersPushed || s.b.opts.Uploads == nil {
+		return
+	}
+	for _, l := range layers {
+		s.b.opts.Uploads.Upload(l)
+	}
 }
 
 // layerUse is what the stage's layers are for (plan.go's layerUses).

@@ -267,6 +267,7 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 			contextDir: contextDir, workDir: workDir, started: started, sources: sources}
 		cfg.Publish.AfterPush = a.afterPush
 	}
+	uploads.UploadConfig(img)
 	uploads.Wait()
 	digest, err := publish.Publish(ctx, img, client, cfg.Publish)
 	// The cache writes ran beside the build and the push; their layers

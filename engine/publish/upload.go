@@ -7,18 +7,20 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/slipway-build/slipway/engine/phase"
 	"github.com/slipway-build/slipway/engine/registry"
 )
 
-// Uploader sends the image's layers to every destination while the build
-// goes on, each as soon as it is written, so that the push at the end
-// finds them there and only writes the config and the manifest. It never
-// writes a tag: an upload is a blob, which a failed build leaves unnamed.
-// An upload that fails is only logged: the push uploads the layer again,
-// and fails the build if it still cannot.
+// Uploader sends the image's blobs to every destination while the build
+// goes on, each layer as soon as the build holds it and the config once
+// the image is assembled, so that the push at the end finds them there
+// and only writes the manifest: the registry.Client's Pusher remembers
+// what went up. It never writes a tag: an upload is a blob, which a failed
+// build leaves unnamed. An upload that fails is only logged: the push
+// uploads the blob again, and fails the build if it still cannot.
 type Uploader struct {
 	c     *registry.Client
 	repos []name.Tag
@@ -82,14 +84,26 @@ func (u *Uploader) Upload(l v1.Layer) {
 			opts := append(u.c.RemoteOptions(ref, true), remote.WithContext(u.ctx))
 			if err := remote.WriteLayer(ref.Context(), l, opts...); err != nil {
 				if u.ctx.Err() == nil {
-					u.log.Debug("Uploading a layer ahead of the push failed; the push uploads it", "destination", repo.Context().Name(), "error", registry.Redact(err.Error()))
+					u.log.Debug("Uploading a blob ahead of the push failed; the push uploads it", "destination", repo.Context().Name(), "error", registry.Redact(err.Error()))
 				}
 				return
 			}
 			if d, err := l.Digest(); err == nil {
-				u.log.Debug("Uploaded layer "+d.String()+" ahead of the push", "destination", repo.Context().Name())
+				u.log.Debug("Uploaded blob "+d.String()+" ahead of the push", "destination", repo.Context().Name())
 			}
 		}()
+	}
+}
+
+// UploadConfig starts uploading img's config blob, the last blob the push
+// needs besides the layers, so that it goes up beside the last layer.
+func (u *Uploader) UploadConfig(img v1.Image) {
+	if u == nil {
+		return
+	}
+	if l, err := partial.ConfigLayer(img); err == nil {
+		// An error here is the push's to report.
+		u.Upload(l)
 	}
 }
 

@@ -2,6 +2,7 @@ package publish_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -66,5 +67,58 @@ func TestNoUploaderWithoutAPush(t *testing.T) {
 		u.Upload(l)
 		u.Wait()
 		u.Stop()
+	}
+}
+
+// Once every blob went up ahead, the push writes the manifest and nothing
+// else: the client's Pusher remembers the uploads, so no blob is checked
+// again, and the registry is pinged once for the repository, not once
+// per upload.
+func TestPushAfterUploadsWritesOnlyTheManifest(t *testing.T) {
+	reg := harness.StartRegistry(t)
+	c := reg.Client()
+	dest := reg.Host + "/up/app:v1"
+	opts := publish.Options{Destinations: []string{dest}}
+	img, err := random.Image(1<<10, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// StartRegistry's own requests come first.
+	start := len(reg.Requests(t))
+	u, err := publish.NewUploader(context.Background(), c, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range layers {
+		u.Upload(l)
+	}
+	u.UploadConfig(img)
+	u.Wait()
+	before := len(reg.Requests(t))
+	if _, err := publish.Publish(context.Background(), img, c, opts); err != nil {
+		t.Fatal(err)
+	}
+	u.Stop()
+	reqs := reg.Requests(t)
+	var push []string
+	for _, r := range reqs[before:] {
+		push = append(push, r.Method+" "+r.Path)
+	}
+	want := []string{"HEAD /v2/up/app/manifests/v1", "PUT /v2/up/app/manifests/v1"}
+	if !slices.Equal(push, want) {
+		t.Errorf("the push after the uploads made the requests %q, want only %q", push, want)
+	}
+	pings := 0
+	for _, r := range reqs[start:] {
+		if r.Method == "GET" && r.Path == "/v2/" {
+			pings++
+		}
+	}
+	if pings != 1 {
+		t.Errorf("the uploads and the push pinged the registry %d times, want once", pings)
 	}
 }
