@@ -75,6 +75,7 @@ FUZZ_TARGETS := \
 	./engine/job:FuzzSecretValues \
 	./engine/flagvalue:FuzzFlagValues \
 	./engine/layertoc:FuzzUnmarshal \
+	./engine/layertoc:FuzzFromEStargz \
 	./steps/internal/stepflags:FuzzRegistryMap
 
 .PHONY: fuzz

@@ -288,7 +288,7 @@ func readInline(blob io.ReaderAt, entries []*estargz.TOCEntry, i int, tocOffset 
 			next = o.Offset
 		}
 	}
-	if e.Offset <= 0 || e.InnerOffset < 0 || next-e.Offset > maxTable {
+	if e.Offset <= 0 || e.Offset >= next || e.InnerOffset < 0 || next-e.Offset > maxTable {
 		return nil, fmt.Errorf("%w: its content at %d in a member ending at %d", ErrDamaged, e.Offset, next)
 	}
 	member := make([]byte, next-e.Offset)

@@ -18,7 +18,7 @@ import (
 // eStargzOf converts a layer tar with the estargz package, in chunks
 // small enough to split usr/big, and returns the blob, its TOC digest and
 // the diff ID of what it decompresses to.
-func eStargzOf(t *testing.T, data []byte) ([]byte, digest.Digest, v1.Hash) {
+func eStargzOf(t testing.TB, data []byte) ([]byte, digest.Digest, v1.Hash) {
 	t.Helper()
 	b, err := estargz.Build(io.NewSectionReader(bytes.NewReader(data), 0, int64(len(data))), estargz.WithChunkSize(1024))
 	if err != nil {
@@ -50,7 +50,7 @@ func gunzip(t *testing.T, blob []byte) []byte {
 }
 
 // withGroup is layerTar with /etc/group added after its entries.
-func withGroup(t *testing.T) []byte {
+func withGroup(t testing.TB) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)

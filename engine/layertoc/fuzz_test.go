@@ -1,13 +1,18 @@
 package layertoc
 
 import (
+	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"testing"
 
+	"github.com/containerd/stargz-snapshotter/estargz"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	digest "github.com/opencontainers/go-digest"
 )
 
 // FuzzUnmarshal feeds a table's JSON, gzipped as a blob, to Unmarshal. It
@@ -54,6 +59,64 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 		if _, err := Unmarshal(bytes.NewReader(again), diffID); err != nil {
 			t.Fatalf("a table that was read is refused once written back: %v", err)
+		}
+	})
+}
+
+// FuzzFromEStargz puts a fuzzed TOC JSON into a real eStargz blob, with a
+// footer pointing at it and its digest as the annotation, so that every
+// input passes the digest check and reaches the table's parsing and the
+// reads it directs. FromEStargz refuses the blob as damaged or returns a
+// table that the store can keep and read back.
+func FuzzFromEStargz(f *testing.F) {
+	blob, _, diffID := eStargzOf(f, withGroup(f))
+	tocOffset, _, err := parseFooter(blob[len(blob)-estargz.FooterSize:])
+	if err != nil {
+		f.Fatal(err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(blob[tocOffset:]))
+	if err != nil {
+		f.Fatal(err)
+	}
+	zr.Multistream(false)
+	tr := tar.NewReader(zr)
+	if _, err := tr.Next(); err != nil {
+		f.Fatal(err)
+	}
+	real, err := io.ReadAll(tr)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(real)
+	f.Add([]byte(`{"version":1,"entries":[{"name":"etc/passwd","type":"reg","size":5,"offset":1,"digest":"sha256:00"}]}`))
+	f.Add([]byte(`{"version":1,"entries":[{"name":"a","type":"chunk"},{"name":"b","type":"weird"}]}`))
+	f.Fuzz(func(t *testing.T, table []byte) {
+		var b bytes.Buffer
+		b.Write(blob[:tocOffset])
+		zw := gzip.NewWriter(&b)
+		tw := tar.NewWriter(zw)
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: estargz.TOCTarName, Size: int64(len(table))}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(table)
+		tw.Close()
+		zw.Close()
+		footer := gzip.NewWriter(&b)
+		footer.Extra = append([]byte{'S', 'G', 22, 0}, fmt.Sprintf("%016xSTARGZ", tocOffset)...)
+		footer.Close()
+		toc, err := FromEStargz(bytes.NewReader(b.Bytes()), int64(b.Len()), digest.FromBytes(table), diffID)
+		if err != nil {
+			if !errors.Is(err, ErrDamaged) {
+				t.Fatalf("an error that is not ErrDamaged: %v", err)
+			}
+			return
+		}
+		packed, err := toc.Marshal()
+		if err != nil {
+			t.Fatalf("a table that was read cannot be written: %v", err)
+		}
+		if _, err := Unmarshal(bytes.NewReader(packed), diffID); err != nil {
+			t.Fatalf("a table that was read is refused once stored: %v", err)
 		}
 	})
 }

@@ -16,7 +16,7 @@ var testDiffID = v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)}
 
 // layerTar writes a tar holding a directory, /etc/passwd, a large file, a
 // symlink, a hardlink and an xattr, and returns its bytes.
-func layerTar(t *testing.T) []byte {
+func layerTar(t testing.TB) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
