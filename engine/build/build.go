@@ -40,6 +40,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -226,6 +227,13 @@ func Build(ctx context.Context, opts Options) (v1.Image, error) {
 		layerUses:  layerUses(plan, roots.shared(), opts.LayerCache != nil),
 		readers:    readersOf(plan),
 		rootHolder: -1,
+		tocs:       opts.TOCs,
+	}
+	if b.tocs == nil && slices.ContainsFunc(plan.Stages, b.readsBaseSparse) {
+		// A layer read whole for one stage (a base unpacked for its RUN)
+		// then serves, by its table, the sparse roots of another stage
+		// FROM the same image, which would read it a second time.
+		b.tocs = layertoc.NewIndex(nil, opts.Log)
 	}
 	for _, s := range plan.Stages {
 		b.ready[s.Index] = make(chan struct{})
@@ -382,6 +390,9 @@ type builder struct {
 	ignoreList *rootfs.IgnoreList
 	trees      trees
 	df         *dockerfile.Dockerfile
+	// tocs are the layers' tables of contents: opts.TOCs, or this
+	// build's own when it has none and a stage reads its base sparse.
+	tocs *layertoc.Index
 	// digests memoises context digests for cache keys.
 	digests map[string]string
 	// cacheWrites are the background cache writes.

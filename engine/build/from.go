@@ -97,8 +97,8 @@ func (b *builder) layerCacheOptions() []rootfs.Option {
 	if b.opts.ExtractedLayerDir != "" {
 		opts = append(opts, rootfs.WithLayerCache(b.opts.ExtractedLayerDir))
 	}
-	if b.opts.TOCs != nil {
-		opts = append(opts, rootfs.WithTOCs(b.opts.TOCs))
+	if b.tocs != nil {
+		opts = append(opts, rootfs.WithTOCs(b.tocs))
 	}
 	return opts
 }

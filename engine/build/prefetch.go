@@ -27,7 +27,7 @@ type lowerPrefetch struct {
 // FROM an image and has no RUN (sparseWrites), and keeps it for the
 // stage's first sparse root (takeLower). The read stops with the build.
 func (b *builder) prefetchLower(ctx context.Context, ps *dockerfile.PlannedStage) {
-	if ps.BaseStage >= 0 || ps.Base == "scratch" || b.opts.SingleSnapshot || hasRun(ps.Commands) {
+	if !b.readsBaseSparse(*ps) {
 		return
 	}
 	platform := b.opts.Platform
@@ -57,6 +57,12 @@ func (b *builder) prefetchLower(ctx context.Context, ps *dockerfile.PlannedStage
 			p.lower, p.digest = lower, d
 		}
 	}()
+}
+
+// readsBaseSparse says whether stage ps writes its files onto sparse roots
+// of the image it is built FROM: it has no RUN, and its base is an image.
+func (b *builder) readsBaseSparse(ps dockerfile.PlannedStage) bool {
+	return ps.BaseStage < 0 && ps.Base != "scratch" && !b.opts.SingleSnapshot && !hasRun(ps.Commands)
 }
 
 // takeLower returns the file tree read ahead for base, the stage's pulled

@@ -350,3 +350,43 @@ func BenchmarkPendingDeletes(b *testing.B) {
 		p.add(deleted)
 	}
 }
+
+// A stage FROM the image that another stage unpacked writes its files onto
+// sparse roots made from the tables of contents recorded while unpacking:
+// the base's layers are downloaded once, not a second time for their
+// headers. The registry's log says what was downloaded.
+func TestBaseLayersAreReadOnceByAnUnpackedAndASparseStage(t *testing.T) {
+	f := newFixture(t)
+	img, err := f.build(t, map[string]string{"Dockerfile": `FROM $BASE AS build
+RUN echo built > /out
+FROM $BASE
+COPY --from=build /out /usr/local/out
+`})
+	must(t, err)
+	// Read before the image is: its base layers are downloaded again then.
+	fetched := f.reg.FetchedBlobs(t)
+	base, err := f.reg.Client().Pull(context.Background(), f.base, hostPlatform())
+	must(t, err)
+	layers, err := base.Layers()
+	must(t, err)
+	for _, l := range layers {
+		d, err := l.Digest()
+		must(t, err)
+		if n := countOf(fetched, d.String()); n != 1 {
+			t.Errorf("base layer %s was downloaded %d times, want once", d, n)
+		}
+	}
+	if fs := flatten(t, img); fs["/usr/local/out"].content != "built\n" {
+		t.Errorf("/usr/local/out = %q", fs["/usr/local/out"].content)
+	}
+}
+
+func countOf(list []string, s string) int {
+	n := 0
+	for _, e := range list {
+		if e == s {
+			n++
+		}
+	}
+	return n
+}

@@ -14,7 +14,9 @@ import (
 // Index is one build's view of the tables: those it looked up or recorded
 // are kept in memory, lookups of one layer share one request, and the
 // tables of layers the build read or wrote whole are written to the store
-// beside the build.
+// beside the build. An Index with no store holds only the tables the build
+// recorded itself: a layer read whole once (a base unpacked for a RUN) is
+// then not read again for a sparse root of the same image in a later stage.
 type Index struct {
 	store  Store
 	log    *slog.Logger
@@ -46,11 +48,11 @@ type IndexOption func(*Index)
 // (--no-push-cache).
 func ReadOnly() IndexOption { return func(x *Index) { x.writes = false } }
 
-// NewIndex returns an Index over store; log receives why a table was not
-// used.
+// NewIndex returns an Index over store, or, with a nil store, of this
+// build's own tables; log receives why a table was not used.
 func NewIndex(store Store, log *slog.Logger, opts ...IndexOption) *Index {
 	x := &Index{
-		store: store, log: log, writes: true,
+		store: store, log: log, writes: store != nil,
 		lookups: map[v1.Hash]*lookup{}, stored: map[v1.Hash]bool{}, recorded: map[v1.Hash]bool{},
 		slots: make(chan struct{}, 2),
 	}
@@ -80,6 +82,14 @@ func (x *Index) Lookup(ctx context.Context, layer v1.Layer) *TOC {
 func (x *Index) lookup(ctx context.Context, diffID v1.Hash, layer v1.Layer) *TOC {
 	x.mu.Lock()
 	l, ok := x.lookups[diffID]
+	if x.store == nil {
+		// Only Record fills lookups, with tables already complete.
+		x.mu.Unlock()
+		if ok {
+			return l.toc
+		}
+		return nil
+	}
 	if ok {
 		x.mu.Unlock()
 		select {
@@ -191,8 +201,13 @@ func (x *Index) Reject(diffID v1.Hash, err error) {
 	if x == nil {
 		return
 	}
-	x.log.Warn("The layer's table of contents does not fit the layer; reading the layer instead, and storing its table again",
-		"layer", diffID.String(), "error", err.Error())
+	if x.store == nil {
+		x.log.Warn("The layer's table of contents recorded in this build does not fit the layer; reading the layer instead",
+			"layer", diffID.String(), "error", err.Error())
+	} else {
+		x.log.Warn("The layer's table of contents does not fit the layer; reading the layer instead, and storing its table again",
+			"layer", diffID.String(), "error", err.Error())
+	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	delete(x.lookups, diffID)

@@ -150,3 +150,28 @@ func TestIndexRecordsOnceAndRemembers(t *testing.T) {
 		t.Errorf("a read-only Index wrote a table (%v, %v)", has, err)
 	}
 }
+
+func TestIndexWithoutStoreKeepsOnlyWhatTheBuildRecorded(t *testing.T) {
+	ctx := context.Background()
+	var log bytes.Buffer
+	idx := NewIndex(nil, logTo(&log))
+	if toc := idx.lookup(ctx, testDiffID, nil); toc != nil {
+		t.Fatal("Lookup found a table nobody recorded")
+	}
+	toc := scan(t, layerTar(t))
+	idx.Record(toc)
+	idx.Wait()
+	if got := idx.lookup(ctx, testDiffID, nil); got != toc {
+		t.Error("Lookup after Record does not return the recorded table")
+	}
+	idx.Reject(testDiffID, errors.New("does not fit"))
+	if got := idx.lookup(ctx, testDiffID, nil); got != nil {
+		t.Error("Lookup after Reject still returns the rejected table")
+	}
+	if !strings.Contains(log.String(), "recorded in this build does not fit") {
+		t.Errorf("the rejection is not reported as this build's own table:\n%s", log.String())
+	}
+	if strings.Contains(log.String(), "cache repository") {
+		t.Errorf("an Index without a store speaks of a cache repository:\n%s", log.String())
+	}
+}
