@@ -62,6 +62,7 @@ func (s *stage) lookup(ctx context.Context) {
 		return
 	}
 	s.b.opts.Log.Info(fmt.Sprintf("Checking the cache for %d steps", len(keys)), "stage", s.ps.Name)
+	s.prefetchBaseTOCs(ctx)
 	entries := cache.Lookup(ctx, s.b.opts.Log, s.b.opts.LayerCache, keys)
 	s.entries = make(map[cache.Key]*cache.Entry, len(entries))
 	for i, e := range entries {

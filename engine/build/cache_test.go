@@ -3,17 +3,20 @@ package build
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/slipway-build/slipway/engine/cache"
+	"github.com/slipway-build/slipway/engine/layertoc"
 )
 
 // syncBuffer collects a build's log across its goroutines.
@@ -283,5 +286,55 @@ func assertSameLayers(t *testing.T, a, b v1.Image) {
 		if da != db {
 			t.Errorf("layer %d differs:\n%s\n%s", i, layerListing(t, la[i]), layerListing(t, lb[i]))
 		}
+	}
+}
+
+// tocAsked is a layertoc.Store that keeps no table and closes asked when
+// it is first asked for one.
+type tocAsked struct {
+	once  sync.Once
+	asked chan struct{}
+}
+
+func (s *tocAsked) Get(context.Context, v1.Hash) (*layertoc.TOC, error) {
+	s.once.Do(func() { close(s.asked) })
+	return nil, nil
+}
+func (s *tocAsked) Has(context.Context, v1.Hash) (bool, error) { return false, nil }
+func (s *tocAsked) Put(context.Context, *layertoc.TOC) error   { return nil }
+
+// lookupAfter is a cache.Store whose lookups answer only once after is
+// closed, or after a while; overlapped says whether after came first.
+type lookupAfter struct {
+	memStore
+	after      <-chan struct{}
+	overlapped atomic.Bool
+}
+
+func (s *lookupAfter) Get(ctx context.Context, k cache.Key) (*cache.Entry, error) {
+	select {
+	case <-s.after:
+		s.overlapped.Store(true)
+	case <-time.After(5 * time.Second):
+	}
+	return s.memStore.Get(ctx, k)
+}
+
+// A stage whose files come after its last RUN writes them on a sparse
+// root when the RUNs hit the cache, and a sparse root reads the tables of
+// contents of the base's layers: they are asked for while the cache is
+// looked up, not after.
+func TestBaseTablesAreFetchedBesideTheCacheLookup(t *testing.T) {
+	tocs := &tocAsked{asked: make(chan struct{})}
+	store := &lookupAfter{after: tocs.asked}
+	_, err := memBuild(t, &recordingExecutor{}, map[string]string{"Dockerfile": "FROM base\nRUN true\nCOPY app.txt /app.txt\n", "app.txt": "v1\n"},
+		func(o *Options) {
+			o.LayerCache = store
+			o.TOCs = layertoc.NewIndex(tocs, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			o.CacheRunLayers, o.CacheCopyLayers = true, true
+		})
+	must(t, err)
+	if !store.overlapped.Load() {
+		t.Error("the cache lookups answered before the base's tables of contents were asked for")
 	}
 }
