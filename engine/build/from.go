@@ -86,7 +86,8 @@ func (b *builder) extractTree(ctx context.Context, key string, get func() (image
 			return
 		}
 		b.addCleanup(func() { removeAll(dir) })
-		e.err = rootfs.ExtractImage(ctx, dir, ref.image, rootfs.NewIndex(), b.layerCacheOptions()...)
+		// The tree is only read: no index, so no file is hashed.
+		e.err = rootfs.ExtractImage(ctx, dir, ref.image, nil, b.layerCacheOptions()...)
 		e.root = dir
 	})
 	return e.root, e.err

@@ -58,7 +58,8 @@ var errNeedsRoot = errors.New("the step needs the unpacked root filesystem")
 // snapshots compare against: a stage directory or, in place, "/".
 type unpackedRoot struct {
 	path string
-	idx  *rootfs.Index
+	// idx is nil for a stage that takes no snapshots (noLayers).
+	idx *rootfs.Index
 	// snapshotAll is set with a single snapshot: the stage's one layer is
 	// then taken by walking the root, so what steps wrote must stay
 	// changes for it.
@@ -71,7 +72,7 @@ func (r *unpackedRoot) revealUserDB() error { return nil }
 func (r *unpackedRoot) holdsContent() bool  { return true }
 
 func (r *unpackedRoot) wrote(paths []string) error {
-	if r.snapshotAll {
+	if r.snapshotAll || r.idx == nil {
 		return nil
 	}
 	return r.idx.RecordPaths(r.path, paths)
@@ -218,7 +219,13 @@ func (f *stageFS) unpack(ctx context.Context, img v1.Image) (*unpackedRoot, erro
 	if err != nil {
 		return nil, err
 	}
-	r := &unpackedRoot{path: dir, idx: rootfs.NewIndex(), snapshotAll: f.b.opts.SingleSnapshot}
+	r := &unpackedRoot{path: dir, snapshotAll: f.b.opts.SingleSnapshot}
+	if f.b.layerUses[f.index] != noLayers {
+		// Without an index, which no snapshot of a stage that writes no
+		// layers would read, unpacking neither hashes the files nor reads
+		// every path back.
+		r.idx = rootfs.NewIndex()
+	}
 	f.b.opts.Log.Info("Unpacking rootfs as cmd requires it.", "image", f.name)
 	if err := rootfs.ExtractImage(ctx, r.path, img, r.idx, f.b.extractOptions()...); err != nil {
 		return nil, fmt.Errorf("unpacking %s: %w", f.name, err)
