@@ -12,11 +12,13 @@ import (
 	"testing"
 
 	"github.com/containerd/stargz-snapshotter/estargz"
+	"github.com/containerd/stargz-snapshotter/estargz/zstdchunked"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/zstd"
 )
 
 // EStargz returns img with every layer rewritten as eStargz by the
@@ -25,14 +27,32 @@ import (
 // write them. The config (environment, command, platform) is img's.
 func EStargz(t testing.TB, img v1.Image) v1.Image {
 	t.Helper()
-	out, err := eStargzImage(img)
+	out, err := chunkedImage(img, false)
 	if err != nil {
 		t.Fatalf("converting the image to eStargz: %v", err)
 	}
 	return out
 }
 
-func eStargzImage(img v1.Image) (v1.Image, error) {
+// ZstdChunked returns img with every layer rewritten as zstd:chunked by
+// the estargz package's zstdchunked, annotated as stargz-snapshotter's
+// converter annotates them: the table's position and checksum, and the
+// eStargz TOC digest too.
+func ZstdChunked(t testing.TB, img v1.Image) v1.Image {
+	t.Helper()
+	out, err := chunkedImage(img, true)
+	if err != nil {
+		t.Fatalf("converting the image to zstd:chunked: %v", err)
+	}
+	return out
+}
+
+type zstdChunked struct {
+	*zstdchunked.Compressor
+	*zstdchunked.Decompressor
+}
+
+func chunkedImage(img v1.Image, zstdFrames bool) (v1.Image, error) {
 	layers, err := img.Layers()
 	if err != nil {
 		return nil, err
@@ -49,7 +69,14 @@ func eStargzImage(img v1.Image) (v1.Image, error) {
 		if err != nil {
 			return nil, err
 		}
-		b, err := estargz.Build(io.NewSectionReader(bytes.NewReader(data), 0, int64(len(data))))
+		ann := map[string]string{}
+		var opts []estargz.Option
+		mediaType := types.OCILayer
+		if zstdFrames {
+			c := zstdChunked{&zstdchunked.Compressor{CompressionLevel: zstd.SpeedDefault, Metadata: ann}, &zstdchunked.Decompressor{}}
+			opts, mediaType = append(opts, estargz.WithCompression(c)), types.OCILayerZStd
+		}
+		b, err := estargz.Build(io.NewSectionReader(bytes.NewReader(data), 0, int64(len(data))), opts...)
 		if err != nil {
 			return nil, fmt.Errorf("layer %d: %w", i+1, err)
 		}
@@ -64,15 +91,14 @@ func eStargzImage(img v1.Image) (v1.Image, error) {
 		}
 		layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 			return io.NopCloser(bytes.NewReader(blob)), nil
-		}, tarball.WithMediaType(types.OCILayer))
+		}, tarball.WithMediaType(mediaType))
 		if err != nil {
 			return nil, err
 		}
 		converted = append(converted, layer)
-		annotations = append(annotations, map[string]string{
-			estargz.TOCJSONDigestAnnotation:         b.TOCDigest().String(),
-			estargz.StoreUncompressedSizeAnnotation: strconv.FormatInt(size, 10),
-		})
+		ann[estargz.TOCJSONDigestAnnotation] = b.TOCDigest().String()
+		ann[estargz.StoreUncompressedSizeAnnotation] = strconv.FormatInt(size, 10)
+		annotations = append(annotations, ann)
 	}
 	return assemble(img, converted, annotations)
 }

@@ -147,8 +147,9 @@ func reads(t *testing.T, reg *harness.Registry, before int, blob string) []strin
 // /etc/passwd and /etc/group for --chown) instead of downloading it, and
 // stores the table, so that the next build reads nothing of the base. The
 // image is the one a build reading the whole layer makes, layer for layer.
-// A base whose table is damaged, or a registry that ignores Range, falls
-// back to reading the layer whole, with a warning.
+// zstd:chunked is read the same way. A base whose table is damaged, or a
+// registry that ignores Range, falls back to reading the layer whole, with
+// a warning.
 func TestEStargzBaseIsReadByRange(t *testing.T) {
 	reg := harness.StartRegistry(t)
 	ctxDir := writeContext(t, map[string]string{"Dockerfile": eStargzApp, "src/main.sh": "echo hello\n"})
@@ -162,7 +163,7 @@ func TestEStargzBaseIsReadByRange(t *testing.T) {
 	if len(got) == 0 || slices.ContainsFunc(got, func(s string) bool { return s != "206" }) {
 		t.Errorf("the base layer was read with the answers %v; want ranges (206) only:\n%s", got, log)
 	}
-	if !strings.Contains(log, "eStargz layer carries") || strings.Contains(log, "WARN") || strings.Contains(log, "Unpacking rootfs") {
+	if !strings.Contains(log, "the layer carries (eStargz") || strings.Contains(log, "WARN") || strings.Contains(log, "Unpacking rootfs") {
 		t.Errorf("the build should read the eStargz table, unpack nothing and warn of nothing:\n%s", log)
 	}
 	if uid, gid := img.owner("home/app/src/main.sh"); uid != 1000 || gid != 1000 {
@@ -174,6 +175,24 @@ func TestEStargzBaseIsReadByRange(t *testing.T) {
 	}
 	if out := dockerRunPlatform(t, "linux/amd64", reg.Host+"/team/app:cold"); out != "app:app 1000:1000\nhello" {
 		t.Errorf("the image printed %q", out)
+	}
+
+	// zstd:chunked is read the same way, and its table makes the same
+	// COPY layers.
+	zstd := harness.ZstdChunked(t, harness.BusyboxImage(t))
+	zstdBase, zstdLayer := pushBase(t, reg, "busybox-zstd-chunked", zstd)
+	before = len(reg.BlobReads(t))
+	zstdImg, log := eStargzBuild(t, reg, ctxDir, zstdBase, reg.Host+"/team/app:zstd", reg.Host+"/team/cache-zstd")
+	got = reads(t, reg, before, zstdLayer)
+	t.Logf("the zstd:chunked build's reads of the base layer: %v", got)
+	if len(got) == 0 || slices.ContainsFunc(got, func(s string) bool { return s != "206" }) {
+		t.Errorf("the zstd:chunked base layer was read with the answers %v; want ranges (206) only:\n%s", got, log)
+	}
+	if strings.Contains(log, "WARN") || strings.Contains(log, "Unpacking rootfs") {
+		t.Errorf("the zstd:chunked build should unpack nothing and warn of nothing:\n%s", log)
+	}
+	if got := zstdImg.digests(); len(got) != 3 || got[0] != zstdLayer || !slices.Equal(got[1:], layers[1:]) {
+		t.Errorf("layers %v, want %s and the COPY layers built on eStargz, %v", got, zstdLayer, layers[1:])
 	}
 
 	// The table is in the cache repository now: a stateless rebuild with
@@ -204,17 +223,21 @@ func TestEStargzBaseIsReadByRange(t *testing.T) {
 	noFooter, plainLayer := pushBase(t, reg, "busybox-not-estargz", harness.Reannotated(t, harness.BusyboxImage(t), func(a map[string]string) {
 		a[estargz.TOCJSONDigestAnnotation] = digest.FromString("a table it does not have").String()
 	}))
+	wrongChecksum, _ := pushBase(t, reg, "busybox-zstd-wrong-checksum", harness.Reannotated(t, zstd, func(a map[string]string) {
+		a["io.containers.zstd-chunked.manifest-checksum"] = digest.FromString("another table").String()
+	}))
 	for _, tc := range []struct {
 		name, base, layer, warning string
 		flags                      []string
 	}{
 		{"TOC digest mismatch", wrongDigest, baseLayer, "but the manifest's annotation says", nil},
 		{"no eStargz footer", noFooter, plainLayer, "no eStargz footer", nil},
+		{"zstd:chunked checksum mismatch", wrongChecksum, zstdLayer, "but the manifest's annotation says", nil},
 		{"registry ignores Range", strings.Replace(base, reg.Host, proxyHost, 1), baseLayer, "ignored the Range header",
 			[]string{"--insecure-registry", proxyHost}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			repo := strings.ReplaceAll(strings.ToLower(tc.name), " ", "-")
+			repo := strings.NewReplacer(" ", "-", ":", "-").Replace(strings.ToLower(tc.name))
 			before := len(reg.BlobReads(t))
 			fallback, log := eStargzBuild(t, reg, ctxDir, tc.base, reg.Host+"/team/"+repo+":latest", reg.Host+"/team/cache-"+repo, tc.flags...)
 			if !strings.Contains(log, "WARN") || !strings.Contains(log, tc.warning) {
@@ -229,8 +252,8 @@ func TestEStargzBaseIsReadByRange(t *testing.T) {
 				t.Errorf("COPY --chown=app:app gave %d:%d, want 1000:1000", uid, gid)
 			}
 			// The COPY layers are the same as those the eStargz table made.
-			if got := fallback.digests(); tc.layer == baseLayer && !slices.Equal(got, layers) {
-				t.Errorf("layers %v, want those built from the eStargz table, %v", got, layers)
+			if got := fallback.digests(); len(got) != 3 || got[0] != tc.layer || !slices.Equal(got[1:], layers[1:]) {
+				t.Errorf("layers %v, want %s and the COPY layers built from the eStargz table, %v", got, tc.layer, layers[1:])
 			}
 		})
 	}

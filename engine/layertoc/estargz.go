@@ -46,36 +46,45 @@ import (
 // of the whole blob could: an image whose table lies about its tar gives
 // steps on sparse roots the tree the table describes.
 
-// CarriedTOCs makes an Index read the table an eStargz layer carries, by
-// ranged requests on its blob through client, when the store has none,
-// and record it in the store.
+// CarriedTOCs makes an Index read the table an eStargz or zstd:chunked
+// layer carries, by ranged requests on its blob through client, when the
+// store has none, and record it in the store.
 func CarriedTOCs(client *registry.Client) IndexOption {
 	return func(x *Index) { x.blobs = client }
 }
 
 // readCarried returns the table layer carries, or nil and no error when it
-// carries none that can be read by range: not eStargz, or not from a
-// registry.
+// carries none that can be read by range: neither eStargz nor
+// zstd:chunked, or not from a registry.
 func readCarried(ctx context.Context, client *registry.Client, layer v1.Layer, diffID v1.Hash) (*TOC, error) {
 	desc, err := partial.Descriptor(layer)
 	if err != nil {
 		return nil, nil
 	}
-	want, ok := desc.Annotations[estargz.TOCJSONDigestAnnotation]
-	if !ok {
+	// A zstd:chunked layer may carry the eStargz annotation too, for
+	// stargz-snapshotter; its table is where its own annotations say.
+	position, checksum, checksumKey, zstdChunked := zstdChunkedPosition(desc.Annotations)
+	want, eStargz := desc.Annotations[estargz.TOCJSONDigestAnnotation]
+	if !zstdChunked && !eStargz {
 		return nil, nil
 	}
 	blob, err := client.LayerBlob(ctx, layer)
 	if err != nil || blob == nil {
 		return nil, err
 	}
-	tocDigest, err := digest.Parse(want)
-	if err != nil {
-		return nil, fmt.Errorf("%w: eStargz layer %s: annotation %s=%q: %w", ErrDamaged, blob, estargz.TOCJSONDigestAnnotation, want, err)
+	format, key := "eStargz", estargz.TOCJSONDigestAnnotation
+	read := func(d digest.Digest) (*TOC, error) { return FromEStargz(blob, blob.Size(), d, diffID) }
+	if zstdChunked {
+		format, key, want = "zstd:chunked", checksumKey, checksum
+		read = func(d digest.Digest) (*TOC, error) { return FromZstdChunked(blob, blob.Size(), position, d, diffID) }
 	}
-	t, err := FromEStargz(blob, blob.Size(), tocDigest, diffID)
+	d, err := digest.Parse(want)
 	if err != nil {
-		return nil, fmt.Errorf("eStargz layer %s: %w", blob, err)
+		return nil, fmt.Errorf("%w: %s layer %s: annotation %s=%q: %w", ErrDamaged, format, blob, key, want, err)
+	}
+	t, err := read(d)
+	if err != nil {
+		return nil, fmt.Errorf("%s layer %s: %w", format, blob, err)
 	}
 	return t, nil
 }
@@ -108,6 +117,14 @@ func FromEStargz(blob io.ReaderAt, size int64, tocDigest digest.Digest, diffID v
 	if err != nil {
 		return nil, fmt.Errorf("%w: its table: %w", ErrDamaged, err)
 	}
+	return fromJTOC(blob, jtoc, hdr, tocOffset, gzipMember, diffID)
+}
+
+// fromJTOC is the table of the layer with diffID that jtoc describes, with
+// trailer, the tar entry that holds the table itself (none for zstd:chunked,
+// whose table lies outside the tar), last. The inlined files are read from
+// blob, whose content ends at contentEnd, with decompress.
+func fromJTOC(blob io.ReaderAt, jtoc *estargz.JTOC, trailer *tar.Header, contentEnd int64, decompress decompressor, diffID v1.Hash) (*TOC, error) {
 	b := NewBuilder()
 	var inline []int
 	for i, e := range jtoc.Entries {
@@ -123,10 +140,12 @@ func FromEStargz(blob io.ReaderAt, size int64, tocDigest digest.Digest, diffID v
 			inline = append(inline, i)
 		}
 	}
-	b.Entry(hdr, UnknownOffset, nil)
+	if trailer != nil {
+		b.Entry(trailer, UnknownOffset, nil)
+	}
 	t := b.TOC(diffID)
 	for _, i := range inline {
-		content, err := readInline(blob, jtoc.Entries, i, tocOffset)
+		content, err := readInline(blob, jtoc.Entries, i, contentEnd, decompress)
 		if err != nil {
 			return nil, fmt.Errorf("reading %s: %w", jtoc.Entries[i].Name, err)
 		}
@@ -140,6 +159,18 @@ func FromEStargz(blob io.ReaderAt, size int64, tocDigest digest.Digest, diffID v
 		return nil, fmt.Errorf("%w: %w", ErrDamaged, err)
 	}
 	return t, nil
+}
+
+// decompressor reads the first compressed member or frame of r.
+type decompressor func(r io.Reader) (io.ReadCloser, error)
+
+func gzipMember(r io.Reader) (io.ReadCloser, error) {
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		return nil, err
+	}
+	zr.Multistream(false)
+	return zr, nil
 }
 
 // legacyFooterSize is the footer of stargz before eStargz: the same
@@ -270,8 +301,9 @@ func entryHeader(e *estargz.TOCEntry) (*tar.Header, error) {
 }
 
 // readInline reads the content of entries[i], a regular file stored in one
-// chunk, from the gzip member the table locates, and checks its digest.
-func readInline(blob io.ReaderAt, entries []*estargz.TOCEntry, i int, tocOffset int64) ([]byte, error) {
+// chunk, from the compressed member the table locates, and checks its
+// digest.
+func readInline(blob io.ReaderAt, entries []*estargz.TOCEntry, i int, contentEnd int64, decompress decompressor) ([]byte, error) {
 	e := entries[i]
 	if i+1 < len(entries) && entries[i+1].Type == "chunk" {
 		return nil, fmt.Errorf("%w: a user or group database in chunks", ErrDamaged)
@@ -281,8 +313,8 @@ func readInline(blob io.ReaderAt, entries []*estargz.TOCEntry, i int, tocOffset 
 		return nil, fmt.Errorf("%w: its digest %q: %w", ErrDamaged, e.Digest, err)
 	}
 	// The member ends where the next one starts: the next larger offset,
-	// or the table's.
-	next := tocOffset
+	// or the end of all content.
+	next := contentEnd
 	for _, o := range entries {
 		if o.Offset > e.Offset && o.Offset < next {
 			next = o.Offset
@@ -295,11 +327,11 @@ func readInline(blob io.ReaderAt, entries []*estargz.TOCEntry, i int, tocOffset 
 	if _, err := blob.ReadAt(member, e.Offset); err != nil {
 		return nil, err
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(member))
+	zr, err := decompress(bytes.NewReader(member))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrDamaged, err)
 	}
-	zr.Multistream(false)
+	defer zr.Close()
 	if _, err := io.CopyN(io.Discard, zr, e.InnerOffset); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrDamaged, err)
 	}

@@ -63,10 +63,10 @@ func NewIndex(store Store, log *slog.Logger, opts ...IndexOption) *Index {
 }
 
 // Lookup returns the table of layer: the one the store keeps, else, with
-// CarriedTOCs, the one an eStargz layer carries (recorded then, so that
-// the store has it next time), else nil. Nil means the caller reads the
-// layer instead, and records its table; a damaged table or a store or
-// registry that could not be asked gives a warning.
+// CarriedTOCs, the one an eStargz or zstd:chunked layer carries (recorded
+// then, so that the store has it next time), else nil. Nil means the
+// caller reads the layer instead, and records its table; a damaged table
+// or a store or registry that could not be asked gives a warning.
 func (x *Index) Lookup(ctx context.Context, layer v1.Layer) *TOC {
 	if x == nil {
 		return nil
@@ -136,21 +136,21 @@ func (x *Index) lookup(ctx context.Context, diffID v1.Hash, layer v1.Layer) *TOC
 	return nil
 }
 
-// carried returns the table an eStargz layer carries, read by range, or
-// nil: the Index does not read them, the layer carries none, or the one
-// it carries cannot be used (with a warning).
+// carried returns the table an eStargz or zstd:chunked layer carries,
+// read by range, or nil: the Index does not read them, the layer carries
+// none, or the one it carries cannot be used (with a warning).
 func (x *Index) carried(ctx context.Context, diffID v1.Hash, layer v1.Layer) *TOC {
 	if x.blobs == nil || layer == nil {
 		return nil
 	}
 	toc, err := readCarried(ctx, x.blobs, layer, diffID)
 	if err != nil {
-		x.log.Warn("Could not use the table of contents the eStargz layer carries; reading the layer instead, and storing its table",
+		x.log.Warn("Could not use the table of contents the layer carries; reading the layer instead, and storing its table",
 			"layer", diffID.String(), "error", err.Error())
 		return nil
 	}
 	if toc != nil {
-		x.log.Info("Read the table of contents the eStargz layer carries, by ranged requests on its blob; storing it",
+		x.log.Info("Read the table of contents the layer carries (eStargz, zstd:chunked) by ranged requests on its blob; storing it",
 			"layer", diffID.String())
 	}
 	return toc

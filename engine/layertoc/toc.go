@@ -8,9 +8,10 @@
 //
 // Tables are recorded as a layer is first read or written (Builder), kept
 // in the cache repository beside the step cache (RegistryStore), and read
-// back and remembered for one build by an Index. An eStargz layer carries
-// its own table, which the Index reads by range from the layer's registry
-// where the store has none (FromEStargz).
+// back and remembered for one build by an Index. An eStargz or
+// zstd:chunked layer carries its own table, which the Index reads by range
+// from the layer's registry where the store has none (FromEStargz,
+// FromZstdChunked).
 package layertoc
 
 import (
@@ -70,8 +71,9 @@ type Entry struct {
 	Devminor   int64             `json:"devminor,omitempty"`
 	Xattrs     map[string]string `json:"xattrs,omitempty"` // PAX records SCHILY.xattr.*
 	// Offset is where the entry's content starts in the uncompressed
-	// layer, or UnknownOffset in a table made from the one an eStargz
-	// layer carries, which locates content in the compressed blob only.
+	// layer, or UnknownOffset in a table made from the one an eStargz or
+	// zstd:chunked layer carries, which locates content in the compressed
+	// blob only.
 	Offset int64 `json:"offset"`
 	// Content is the file's content, for the few files a table carries.
 	Content []byte `json:"content,omitempty"`
