@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
-	"path/filepath"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/containerd/stargz-snapshotter/estargz"
@@ -175,13 +177,22 @@ var fetchStatusLine = regexp.MustCompile(`http\.request\.method=GET .*/blobs/sha
 // log, as "sha256:<hex> <status>": 200 for a whole blob, 206 for a range.
 func (r *Registry) BlobReads(t testing.TB) []string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(r.Dir, "registry.log"))
-	if err != nil {
-		t.Fatal(err)
+	return r.loggedDigests(t, fetchStatusLine)
+}
+
+// IgnoringRange starts a proxy on loopback before r that drops the Range
+// header of every request, as registries and caches that ignore it do, and
+// returns its host ("127.0.0.1:PORT"), plain HTTP.
+func (r *Registry) IgnoringRange(t testing.TB) string {
+	t.Helper()
+	if r.CAFile != "" {
+		t.Fatal("IgnoringRange proxies plain-HTTP registries only")
 	}
-	var reads []string
-	for _, m := range fetchStatusLine.FindAllStringSubmatch(string(data), -1) {
-		reads = append(reads, "sha256:"+m[1]+" "+m[2])
-	}
-	return reads
+	target := &url.URL{Scheme: "http", Host: r.Host}
+	proxy := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(target)
+		pr.Out.Header.Del("Range")
+	}})
+	t.Cleanup(proxy.Close)
+	return strings.TrimPrefix(proxy.URL, "http://")
 }

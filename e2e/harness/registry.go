@@ -234,7 +234,7 @@ func (r *Registry) Requests(t testing.TB) []Request {
 }
 
 // loggedDigests are the digests line captures from the registry's log, in
-// order.
+// order, each followed by line's further captures, space-separated.
 func (r *Registry) loggedDigests(t testing.TB, line *regexp.Regexp) []string {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(r.Dir, "registry.log"))
@@ -243,7 +243,7 @@ func (r *Registry) loggedDigests(t testing.TB, line *regexp.Regexp) []string {
 	}
 	var digests []string
 	for _, m := range line.FindAllStringSubmatch(string(data), -1) {
-		digests = append(digests, "sha256:"+m[1])
+		digests = append(digests, strings.Join(append([]string{"sha256:" + m[1]}, m[2:]...), " "))
 	}
 	return digests
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/slipway-build/slipway/e2e/harness"
@@ -130,15 +131,7 @@ func cachedBuild(t *testing.T, reg *harness.Registry, ctxDir, base, tag, cacheDi
 	if res.code != 0 {
 		t.Fatalf("building %s: exit %d:\n%s", tag, res.code, res.stderr)
 	}
-	ref, err := name.ParseReference(dest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := remote.Image(reg.Client().Reference(ref, false), reg.Client().RemoteOptions(ref, false)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ls, err := img.Layers()
+	ls, err := pushed(t, reg, dest).Layers()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,6 +143,20 @@ func cachedBuild(t *testing.T, reg *harness.Registry, ctxDir, base, tag, cacheDi
 		layers = append(layers, d.String())
 	}
 	return layers, res.stderr
+}
+
+// pushed is the image a build pushed to dest in reg.
+func pushed(t *testing.T, reg *harness.Registry, dest string) v1.Image {
+	t.Helper()
+	ref, err := name.ParseReference(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(reg.Client().Reference(ref, false), reg.Client().RemoteOptions(ref, false)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }
 
 // Issue 17's promise for the push at the end of a build: every blob of

@@ -4,9 +4,6 @@ import (
 	"archive/tar"
 	"context"
 	"io"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,7 +12,6 @@ import (
 	"github.com/containerd/stargz-snapshotter/estargz"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/slipway-build/slipway/e2e/harness"
@@ -66,15 +62,7 @@ func eStargzBuild(t *testing.T, reg *harness.Registry, ctxDir, base, dest, cache
 	if res.code != 0 {
 		t.Fatalf("building %s FROM %s: exit %d:\n%s", dest, base, res.code, res.stderr)
 	}
-	ref, err := name.ParseReference(dest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := remote.Image(reg.Client().Reference(ref, false), reg.Client().RemoteOptions(ref, false)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &imageLayers{t: t, img: img}, res.stderr
+	return &imageLayers{t: t, img: pushed(t, reg, dest)}, res.stderr
 }
 
 type imageLayers struct {
@@ -207,16 +195,7 @@ func TestEStargzBaseIsReadByRange(t *testing.T) {
 
 	// Each fallback reads the layer whole, warns, and builds the same
 	// image as the table did.
-	target, err := url.Parse("http://" + reg.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ignoresRange := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
-		r.SetURL(target)
-		r.Out.Header.Del("Range")
-	}})
-	t.Cleanup(ignoresRange.Close)
-	proxyHost := strings.TrimPrefix(ignoresRange.URL, "http://")
+	proxyHost := reg.IgnoringRange(t)
 	wrongDigest, _ := pushBase(t, reg, "busybox-estargz-wrong-toc", harness.Reannotated(t, eStargz, func(a map[string]string) {
 		a[estargz.TOCJSONDigestAnnotation] = digest.FromString("another table").String()
 	}))

@@ -3,9 +3,6 @@ package layertoc
 import (
 	"bytes"
 	"context"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"testing"
 
@@ -87,16 +84,7 @@ func TestIndexReadsTheTableAnEStargzLayerCarries(t *testing.T) {
 // layer.
 func TestIndexWarnsWhenTheRegistryIgnoresRange(t *testing.T) {
 	store, reg, _ := startStore(t)
-	target, err := url.Parse("http://" + reg.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
-		r.SetURL(target)
-		r.Out.Header.Del("Range")
-	}})
-	t.Cleanup(proxy.Close)
-	proxyHost := strings.TrimPrefix(proxy.URL, "http://")
+	proxyHost := reg.IgnoringRange(t)
 	opts := reg.ClientOptions()
 	opts.InsecureRegistries = append(opts.InsecureRegistries, proxyHost)
 	client := registry.New(opts)

@@ -17,10 +17,11 @@ import (
 
 // eStargzOf converts a layer tar with the estargz package, in chunks
 // small enough to split usr/big, and returns the blob, its TOC digest and
-// the diff ID of what it decompresses to.
-func eStargzOf(t testing.TB, data []byte) ([]byte, digest.Digest, v1.Hash) {
+// the diff ID of what it decompresses to. opts may choose another
+// compression (zstdchunked).
+func eStargzOf(t testing.TB, data []byte, opts ...estargz.Option) ([]byte, digest.Digest, v1.Hash) {
 	t.Helper()
-	b, err := estargz.Build(io.NewSectionReader(bytes.NewReader(data), 0, int64(len(data))), estargz.WithChunkSize(1024))
+	b, err := estargz.Build(io.NewSectionReader(bytes.NewReader(data), 0, int64(len(data))), append([]estargz.Option{estargz.WithChunkSize(1024)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,26 +18,13 @@ type zstdChunked struct {
 	*zstdchunked.Decompressor
 }
 
-// zstdChunkedOf converts a layer tar with stargz-snapshotter's zstdchunked,
-// in chunks small enough to split usr/big, and returns the blob, its
-// annotations and its diff ID.
+// zstdChunkedOf converts a layer tar with stargz-snapshotter's
+// zstdchunked and returns the blob, its annotations and its diff ID.
 func zstdChunkedOf(t testing.TB, data []byte) ([]byte, map[string]string, v1.Hash) {
 	t.Helper()
 	annotations := map[string]string{}
 	c := zstdChunked{&zstdchunked.Compressor{CompressionLevel: zstd.SpeedDefault, Metadata: annotations}, &zstdchunked.Decompressor{}}
-	b, err := estargz.Build(io.NewSectionReader(bytes.NewReader(data), 0, int64(len(data))), estargz.WithChunkSize(1024), estargz.WithCompression(c))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	blob, err := io.ReadAll(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	diffID, err := v1.NewHash(b.DiffID().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	blob, _, diffID := eStargzOf(t, data, estargz.WithCompression(c))
 	return blob, annotations, diffID
 }
 
