@@ -332,3 +332,24 @@ func linksNoBuilder(t *testing.T, step string, deps []string) {
 		}
 	}
 }
+
+// The push permission check runs while the build starts; a refusal stops
+// the build, which would otherwise run its five-minute RUN (past the
+// test's timeout), and is the error reported.
+func TestRefusedPushStopsTheBuild(t *testing.T) {
+	open := harness.StartRegistry(t)
+	base := harness.Busybox(t, open)
+	private := harness.StartRegistry(t, harness.WithHtpasswd("builder", "s3cret"))
+	wrong := harness.DockerConfigDir(t, private.Host, "builder", "wrong")
+	ctxDir := writeContext(t, map[string]string{"Dockerfile": "FROM " + base + "\nRUN sleep 300\n"})
+	res := slipway(t, []string{"DOCKER_CONFIG=" + wrong}, "--context", ctxDir, "--destination", private.Host+"/team/app:1",
+		"--insecure-registry", open.Host, "--insecure-registry", private.Host)
+	if res.code == 0 {
+		t.Fatalf("exit 0 with refused credentials:\n%s", res.stderr)
+	}
+	for _, want := range []string{private.Host, "UNAUTHORIZED"} {
+		if !strings.Contains(res.stderr, want) {
+			t.Errorf("output does not mention %q:\n%s", want, res.stderr)
+		}
+	}
+}

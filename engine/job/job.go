@@ -141,11 +141,38 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 	phases, stopPhases := phase.Record()
 	defer stopPhases()
 	client := registry.New(cfg.Registry)
-	// Fail before a long build when a destination is wrong or the
-	// credentials cannot push to it.
-	if err := publish.Check(ctx, client, cfg.Publish); err != nil {
+	// A destination that is not an image name fails at once, and one the
+	// credentials cannot push to fails the build early: the registries are
+	// asked while the build starts (the work tree, the context, the base
+	// image), a refusal stops it, and nothing is published before their
+	// answer. The refusal is the error reported.
+	if _, err := publish.Tags(cfg.Publish); err != nil {
 		return v1.Hash{}, err
 	}
+	ctx, refuse := context.WithCancelCause(ctx)
+	defer refuse(nil)
+	var permission errgroup.Group
+	permission.Go(func() error {
+		err := publish.Check(ctx, client, cfg.Publish)
+		if err != nil {
+			refuse(err)
+		}
+		return err
+	})
+	digest, err := buildAndPublish(ctx, cfg, in, client, &permission)
+	if perr := permission.Wait(); perr != nil {
+		return v1.Hash{}, perr
+	}
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	cfg.Log.Debug("Seconds per phase (overlapping phases count in full)", phases.Attrs()...)
+	return digest, nil
+}
+
+// buildAndPublish is Run once the inputs are checked: it builds, and
+// publishes once permission (the push permission check) has passed.
+func buildAndPublish(ctx context.Context, cfg Config, in inputs, client *registry.Client, permission *errgroup.Group) (v1.Hash, error) {
 	tree, err := makeWorkTree(cfg.WorkDir, cfg.Log)
 	if err != nil {
 		return v1.Hash{}, err
@@ -268,17 +295,16 @@ func Run(ctx context.Context, cfg Config) (v1.Hash, error) {
 		cfg.Publish.AfterPush = a.afterPush
 	}
 	uploads.UploadConfig(img)
+	if err := permission.Wait(); err != nil {
+		return v1.Hash{}, err
+	}
 	uploads.Wait()
 	digest, err := publish.Publish(ctx, img, client, cfg.Publish)
 	// The cache writes ran beside the build and the push; their layers
 	// live in the work directory, removed on return.
 	_ = cacheWrites.Wait()
 	tocs.Wait()
-	if err != nil {
-		return v1.Hash{}, err
-	}
-	cfg.Log.Debug("Seconds per phase (overlapping phases count in full)", phases.Attrs()...)
-	return digest, nil
+	return digest, err
 }
 
 // inputs are the Config's flag values, parsed.

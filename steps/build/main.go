@@ -90,7 +90,7 @@ func flags() []cli.Flag {
 		&cli.StringFlag{Name: "artifact-outputs-file", Usage: "write {\"uri\", \"digest\", \"isBuildArtifact\"} of the first destination as JSON here (Tekton Chains ARTIFACT_OUTPUTS; not written under --no-push)"},
 		&cli.BoolFlag{Name: "tls-verify", Value: true, Usage: "buildah's spelling: false verifies no registry's certificate, for pushes and pulls (--skip-tls-verify and --skip-tls-verify-pull)"},
 		&cli.BoolFlag{Name: "push-ignore-immutable-tag-errors", Usage: "take a push refused because the tag is immutable as a success"},
-		&cli.BoolFlag{Name: "skip-push-permission-check", Usage: "do not check push access before building"},
+		&cli.BoolFlag{Name: "skip-push-permission-check", Usage: "do not check push access (checked while the build starts; a refusal stops it)"},
 		&cli.StringFlag{Name: "compression", Value: "gzip", Usage: "layer compression: gzip or zstd"},
 		&cli.IntFlag{Name: "compression-level", Value: -1, Usage: "compression level; -1 is the default"},
 		&cli.StringFlag{Name: "image-format", Usage: "oci or docker: the manifest and layer media types (default: the base image's)"},
