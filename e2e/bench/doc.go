@@ -117,7 +117,16 @@
 // slipway-build's hidden --cpu-profile flag ($SLIPWAY_CPU_PROFILE; a pod
 // gets the directory as a volume); read it with `go tool pprof`. The
 // machine's load average is printed with the table: on a shared machine,
-// compare only numbers of one run.
+// compare only numbers of one run. Unpack times also depend on what was
+// deleted just before, nearby: on an ext4 without a journal (this
+// machine's), the kernel does not reuse an inode freed in the last minute
+// (six while its inode table block is not written back), and every
+// allocation scans past each such inode from the start of its block group.
+// Right after other processes removed large trees under /tmp (tests, an
+// earlier tool's clean-up), slipway-host's unpack into its work directory
+// there spent half its CPU time in that scan (perf: recently_deleted,
+// find_get_block_common) and took 6 to 9 s instead of 1.3 s. A pod unpacks
+// under /var/lib/docker, in other block groups.
 //
 //	make bench
 //	go test -run '^$' -bench . -benchtime 1x -timeout 120m ./e2e/bench/...
