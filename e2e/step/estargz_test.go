@@ -51,13 +51,16 @@ func pushBase(t *testing.T, reg *harness.Registry, repo string, img v1.Image) (s
 }
 
 // eStargzBuild builds ctxDir FROM base with the registry cache in
-// cacheRepo and a fresh --cache-dir, reproducibly, and returns the pushed
-// image's layers and the build's log.
+// cacheRepo (none if "") and a fresh --cache-dir, reproducibly, and
+// returns the pushed image's layers and the build's log.
 func eStargzBuild(t *testing.T, reg *harness.Registry, ctxDir, base, dest, cacheRepo string, flags ...string) (*imageLayers, string) {
 	t.Helper()
 	args := append([]string{"--insecure-registry", reg.Host,
 		"--context", "dir://" + ctxDir, "--build-arg", "BASE=" + base, "--destination", dest, "--reproducible",
-		"--cache=true", "--cache-repo", cacheRepo, "--cache-dir", t.TempDir()}, flags...)
+		"--cache-dir", t.TempDir()}, flags...)
+	if cacheRepo != "" {
+		args = append(args, "--cache=true", "--cache-repo", cacheRepo)
+	}
 	res := slipway(t, nil, args...)
 	if res.code != 0 {
 		t.Fatalf("building %s FROM %s: exit %d:\n%s", dest, base, res.code, res.stderr)
@@ -133,7 +136,8 @@ func reads(t *testing.T, reg *harness.Registry, before int, blob string) []strin
 // repository yet, reads each base layer's table from the layer itself by
 // ranged requests (its footer, its TOC, and the gzip members of
 // /etc/passwd and /etc/group for --chown) instead of downloading it, and
-// stores the table, so that the next build reads nothing of the base. The
+// stores the table, so that the next build reads nothing of the base (a
+// build without --cache reads the table too, for itself). The
 // image is the one a build reading the whole layer makes, layer for layer.
 // zstd:chunked is read the same way. A base whose table is damaged, or a
 // registry that ignores Range, falls back to reading the layer whole, with
@@ -181,6 +185,18 @@ func TestEStargzBaseIsReadByRange(t *testing.T) {
 	}
 	if got := zstdImg.digests(); len(got) != 3 || got[0] != zstdLayer || !slices.Equal(got[1:], layers[1:]) {
 		t.Errorf("layers %v, want %s and the COPY layers built on eStargz, %v", got, zstdLayer, layers[1:])
+	}
+
+	// Without --cache the build reads the table the same way, for itself.
+	before = len(reg.BlobReads(t))
+	noCache, log := eStargzBuild(t, reg, ctxDir, base, reg.Host+"/team/app:no-cache", "")
+	got = reads(t, reg, before, baseLayer)
+	t.Logf("the build without --cache read the base layer with: %v", got)
+	if len(got) == 0 || slices.ContainsFunc(got, func(s string) bool { return s != "206" }) || strings.Contains(log, "WARN") {
+		t.Errorf("without --cache, the base layer was read with the answers %v; want ranges (206) only:\n%s", got, log)
+	}
+	if got := noCache.digests(); !slices.Equal(got, layers) {
+		t.Errorf("without --cache, layers %v, want %v", got, layers)
 	}
 
 	// The table is in the cache repository now: a stateless rebuild with

@@ -133,6 +133,10 @@ type Collaborators struct {
 	// of each layer read or written whole; the caller waits for its
 	// writes (engine/layertoc).
 	TOCs *layertoc.Index
+	// LayerBlobs, when set, reads by range the tables of contents that
+	// eStargz and zstd:chunked base layers carry, for the Index of its own
+	// tables a build keeps when TOCs is nil.
+	LayerBlobs *registry.Client
 	// WorkDir holds stage root filesystems and layer files. The layers of
 	// the returned image are read from it, so the caller removes it only
 	// after publishing.
@@ -232,8 +236,13 @@ func Build(ctx context.Context, opts Options) (v1.Image, error) {
 	if b.tocs == nil && slices.ContainsFunc(plan.Stages, b.readsBaseSparse) {
 		// A layer read whole for one stage (a base unpacked for its RUN)
 		// then serves, by its table, the sparse roots of another stage
-		// FROM the same image, which would read it a second time.
-		b.tocs = layertoc.NewIndex(nil, opts.Log)
+		// FROM the same image, which would read it a second time. A base
+		// layer in eStargz or zstd:chunked gives its own table, by range.
+		var carried []layertoc.IndexOption
+		if opts.LayerBlobs != nil {
+			carried = append(carried, layertoc.CarriedTOCs(opts.LayerBlobs))
+		}
+		b.tocs = layertoc.NewIndex(nil, opts.Log, carried...)
 	}
 	for _, s := range plan.Stages {
 		b.ready[s.Index] = make(chan struct{})

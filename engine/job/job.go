@@ -232,6 +232,7 @@ func buildAndPublish(ctx context.Context, cfg Config, in inputs, client *registr
 			LayerCache:        store,
 			CacheWrites:       &cacheWrites,
 			TOCs:              tocs,
+			LayerBlobs:        client,
 			WorkDir:           workDir,
 			ExtractedLayerDir: layersDir,
 			CacheMountDir:     cfg.CacheDir,

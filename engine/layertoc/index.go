@@ -16,7 +16,9 @@ import (
 // tables of layers the build read or wrote whole are written to the store
 // beside the build. An Index with no store holds only the tables the build
 // recorded itself: a layer read whole once (a base unpacked for a RUN) is
-// then not read again for a sparse root of the same image in a later stage.
+// then not read again for a sparse root of the same image in a later stage;
+// with CarriedTOCs, it reads those that eStargz and zstd:chunked layers
+// carry too.
 type Index struct {
 	store  Store
 	log    *slog.Logger
@@ -49,7 +51,8 @@ type IndexOption func(*Index)
 func ReadOnly() IndexOption { return func(x *Index) { x.writes = false } }
 
 // NewIndex returns an Index over store, or, with a nil store, of this
-// build's own tables; log receives why a table was not used.
+// build's own tables (and, with CarriedTOCs, of those the layers carry);
+// log receives why a table was not used.
 func NewIndex(store Store, log *slog.Logger, opts ...IndexOption) *Index {
 	x := &Index{
 		store: store, log: log, writes: store != nil,
@@ -82,14 +85,6 @@ func (x *Index) Lookup(ctx context.Context, layer v1.Layer) *TOC {
 func (x *Index) lookup(ctx context.Context, diffID v1.Hash, layer v1.Layer) *TOC {
 	x.mu.Lock()
 	l, ok := x.lookups[diffID]
-	if x.store == nil {
-		// Only Record fills lookups, with tables already complete.
-		x.mu.Unlock()
-		if ok {
-			return l.toc
-		}
-		return nil
-	}
 	if ok {
 		x.mu.Unlock()
 		select {
@@ -99,11 +94,33 @@ func (x *Index) lookup(ctx context.Context, diffID v1.Hash, layer v1.Layer) *TOC
 			return nil
 		}
 	}
+	if x.store == nil && x.blobs == nil {
+		// Only Record fills lookups.
+		x.mu.Unlock()
+		return nil
+	}
 	l = &lookup{done: make(chan struct{})}
 	x.lookups[diffID] = l
 	x.mu.Unlock()
 	defer close(l.done)
 
+	toc := x.fromStore(ctx, diffID)
+	if toc == nil {
+		if toc = x.carried(ctx, diffID, layer); toc != nil {
+			x.Record(toc)
+		}
+	}
+	l.toc = toc
+	return toc
+}
+
+// fromStore returns the table the store keeps, or nil: there is no store,
+// it keeps none, the one it keeps is damaged, or it could not be asked
+// (both with a warning).
+func (x *Index) fromStore(ctx context.Context, diffID v1.Hash) *TOC {
+	if x.store == nil {
+		return nil
+	}
 	toc, err := x.store.Get(ctx, diffID)
 	switch {
 	case errors.Is(err, ErrDamaged):
@@ -112,28 +129,18 @@ func (x *Index) lookup(ctx context.Context, diffID v1.Hash, layer v1.Layer) *TOC
 	case err != nil:
 		x.log.Warn("Could not read the layer's table of contents from the cache repository",
 			"layer", diffID.String(), "error", err.Error())
-	}
-	// A table found is one to keep; a miss or a damaged one is rewritten
-	// by Record without asking again. Whether a store that could not be
-	// asked holds one is unknown: Record asks again.
-	if err == nil || errors.Is(err, ErrDamaged) {
-		x.mu.Lock()
-		x.stored[diffID] = toc != nil
-		x.mu.Unlock()
-	}
-	if toc != nil {
-		l.toc = toc
-		return toc
-	}
-	if l.toc = x.carried(ctx, diffID, layer); l.toc != nil {
-		x.Record(l.toc)
-		return l.toc
-	}
-	if err == nil {
-		x.log.Info("No table of contents for the layer in the cache repository; reading the layer instead, and storing its table",
+		// Whether it is stored is unknown: Record asks again.
+		return nil
+	case toc == nil:
+		x.log.Info("No table of contents for the layer in the cache repository; the table the layer carries, or the layer, is read instead, and its table stored",
 			"layer", diffID.String())
 	}
-	return nil
+	// A table found is one to keep; a miss or a damaged one is rewritten
+	// by Record without asking again.
+	x.mu.Lock()
+	x.stored[diffID] = toc != nil
+	x.mu.Unlock()
+	return toc
 }
 
 // carried returns the table an eStargz or zstd:chunked layer carries,
