@@ -31,8 +31,13 @@ type Index struct {
 	// stored holds the layers whose table the store is known to hold, in
 	// a form this build could use.
 	stored map[v1.Hash]bool
-	// recorded holds the layers whose table is written or being written.
-	recorded map[v1.Hash]bool
+	// recorded holds the table of each layer that is written or being
+	// written; a write whose table is no longer there (Reject, then Record
+	// of another) is dropped.
+	recorded map[v1.Hash]*TOC
+	// writing serializes the writes of one layer's tables, so that the
+	// last one recorded is the one the store keeps.
+	writing map[v1.Hash]*sync.Mutex
 	pending  sync.WaitGroup
 	// slots bounds the writes in flight.
 	slots chan struct{}
@@ -56,7 +61,8 @@ func ReadOnly() IndexOption { return func(x *Index) { x.writes = false } }
 func NewIndex(store Store, log *slog.Logger, opts ...IndexOption) *Index {
 	x := &Index{
 		store: store, log: log, writes: store != nil,
-		lookups: map[v1.Hash]*lookup{}, stored: map[v1.Hash]bool{}, recorded: map[v1.Hash]bool{},
+		lookups: map[v1.Hash]*lookup{}, stored: map[v1.Hash]bool{}, recorded: map[v1.Hash]*TOC{},
+		writing: map[v1.Hash]*sync.Mutex{},
 		slots: make(chan struct{}, 2),
 	}
 	for _, o := range opts {
@@ -178,15 +184,30 @@ func (x *Index) Record(t *TOC) {
 		x.lookups[t.DiffID] = done
 	}
 	stored, asked := x.stored[t.DiffID]
-	if !x.writes || x.recorded[t.DiffID] || stored {
+	if !x.writes || x.recorded[t.DiffID] != nil || stored {
 		return
 	}
-	x.recorded[t.DiffID] = true
+	x.recorded[t.DiffID] = t
+	writing := x.writing[t.DiffID]
+	if writing == nil {
+		writing = &sync.Mutex{}
+		x.writing[t.DiffID] = writing
+	}
 	x.pending.Add(1)
 	go func() {
 		defer x.pending.Done()
+		// A table rejected while it was written (one a layer carries that
+		// does not fit it) must not land after the one that replaces it.
+		writing.Lock()
+		defer writing.Unlock()
 		x.slots <- struct{}{}
 		defer func() { <-x.slots }()
+		x.mu.Lock()
+		current := x.recorded[t.DiffID] == t
+		x.mu.Unlock()
+		if !current {
+			return
+		}
 		// The build's context may end before the writes do; Wait bounds
 		// them instead.
 		ctx := context.Background()
