@@ -38,7 +38,7 @@ type Index struct {
 	// writing serializes the writes of one layer's tables, so that the
 	// last one recorded is the one the store keeps.
 	writing map[v1.Hash]*sync.Mutex
-	pending  sync.WaitGroup
+	pending sync.WaitGroup
 	// slots bounds the writes in flight.
 	slots chan struct{}
 }
@@ -63,7 +63,7 @@ func NewIndex(store Store, log *slog.Logger, opts ...IndexOption) *Index {
 		store: store, log: log, writes: store != nil,
 		lookups: map[v1.Hash]*lookup{}, stored: map[v1.Hash]bool{}, recorded: map[v1.Hash]*TOC{},
 		writing: map[v1.Hash]*sync.Mutex{},
-		slots: make(chan struct{}, 2),
+		slots:   make(chan struct{}, 2),
 	}
 	for _, o := range opts {
 		o(x)
