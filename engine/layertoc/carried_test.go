@@ -100,3 +100,29 @@ func TestIndexWarnsWhenTheRegistryIgnoresRange(t *testing.T) {
 		t.Errorf("no warning naming the layer's registry and the ignored Range:\n%s", log.String())
 	}
 }
+
+// Ranged reads authenticate as pulls do: against a registry with TLS from
+// its own CA and htpasswd credentials, the table is read by range.
+func TestCarriedTablesAreReadFromARegistryWithAuthAndTLS(t *testing.T) {
+	harness.SkipIfShort(t, "the distribution registry")
+	reg := harness.StartRegistry(t, harness.WithHtpasswd("builder", "s3cret"), harness.WithTLS())
+	layer := pushEStargz(t, reg, reg.Client(), reg.Host)
+	var log bytes.Buffer
+	idx := NewIndex(nil, logTo(&log), CarriedTOCs(reg.Client()))
+	toc := idx.Lookup(context.Background(), layer)
+	if toc == nil {
+		t.Fatalf("no table read:\n%s", log.String())
+	}
+	if _, ok := toc.Inline("/etc/passwd"); !ok {
+		t.Error("/etc/passwd is not inlined")
+	}
+	digest, err := layer.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range reg.BlobReads(t) {
+		if r != digest.String()+" 206" && strings.HasPrefix(r, digest.String()) {
+			t.Errorf("a read other than a range of the layer: %s", r)
+		}
+	}
+}
