@@ -96,13 +96,14 @@ func (b *Blob) Size() int64 { return b.desc.Size }
 // String names the blob and its registry, for errors and logs.
 func (b *Blob) String() string { return b.desc.Digest.String() + " in " + b.repo.String() }
 
-// ReadAt reads len(p) bytes at off with one ranged request.
+// ReadAt reads len(p) bytes at off with one ranged request. Its errors
+// name the range; the caller names the blob (String).
 func (b *Blob) ReadAt(p []byte, off int64) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
 	if off < 0 || off+int64(len(p)) > b.desc.Size {
-		return 0, fmt.Errorf("reading bytes %d-%d of blob %s: outside its %d bytes", off, off+int64(len(p))-1, b, b.desc.Size)
+		return 0, fmt.Errorf("reading bytes %d-%d: outside the blob's %d bytes", off, off+int64(len(p))-1, b.desc.Size)
 	}
 	req, err := http.NewRequestWithContext(b.ctx, http.MethodGet, b.url, nil)
 	if err != nil {
@@ -112,21 +113,21 @@ func (b *Blob) ReadAt(p []byte, off int64) (int, error) {
 	req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, last))
 	resp, err := b.client.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("reading bytes %d-%d of blob %s: %w", off, last, b, err)
+		return 0, fmt.Errorf("reading bytes %d-%d of the blob: %w", off, last, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusOK {
-		return 0, fmt.Errorf("reading bytes %d-%d of blob %s: %w", off, last, b, ErrRangeIgnored)
+		return 0, fmt.Errorf("reading bytes %d-%d of the blob: %w", off, last, ErrRangeIgnored)
 	}
 	if err := transport.CheckError(resp, http.StatusPartialContent); err != nil {
-		return 0, fmt.Errorf("reading bytes %d-%d of blob %s: %w", off, last, b, err)
+		return 0, fmt.Errorf("reading bytes %d-%d of the blob: %w", off, last, err)
 	}
 	if got := resp.Header.Get("Content-Range"); !strings.HasPrefix(got, "bytes "+strconv.FormatInt(off, 10)+"-"+strconv.FormatInt(last, 10)+"/") {
-		return 0, fmt.Errorf("reading bytes %d-%d of blob %s: the registry sent the range %q", off, last, b, got)
+		return 0, fmt.Errorf("reading bytes %d-%d of the blob: the registry sent the range %q", off, last, got)
 	}
 	n, err := io.ReadFull(resp.Body, p)
 	if err != nil {
-		return n, fmt.Errorf("reading bytes %d-%d of blob %s: %w", off, last, b, err)
+		return n, fmt.Errorf("reading bytes %d-%d of the blob: %w", off, last, err)
 	}
 	return n, nil
 }
