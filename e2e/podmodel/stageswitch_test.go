@@ -1,10 +1,14 @@
 package podmodel
 
 import (
+	"context"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/slipway-build/slipway/e2e/harness"
 )
@@ -27,8 +31,9 @@ ENV GREETING=hello
 
 // TestInPlaceCopyOnlyFinalStage: the final stage of a multi-stage build,
 // with no RUN, neither wipes "/" nor unpacks its base in place, nor
-// extracts the build stage's image again for COPY --from, and its base's
-// headers were read while the build stage ran; and the image is
+// extracts the build stage's image again for COPY --from, and reads its
+// base's headers from the tables the build stage recorded as it unpacked
+// the same base, so that the base is downloaded once; and the image is
 // the one chroot mode (the same binary, on the host) builds, digest for
 // digest.
 func TestInPlaceCopyOnlyFinalStage(t *testing.T) {
@@ -56,11 +61,13 @@ func TestInPlaceCopyOnlyFinalStage(t *testing.T) {
 	if n := strings.Count(out, "Unpacking rootfs as cmd requires it."); n != 1 {
 		t.Errorf("the in-place build unpacked %d roots, want 1 (the build stage's):\n%s", n, out)
 	}
-	// Its base's headers, for its sparse roots, were read while the build
-	// stage ran.
-	if !strings.Contains(out, "The base's file tree was read ahead") {
-		t.Errorf("the final stage did not use its base's file tree read ahead:\n%s", out)
+	// Its base's headers, for its sparse roots, come from the tables the
+	// build stage's unpack recorded: no read ahead beside that unpack, and
+	// each base layer downloaded once.
+	if strings.Contains(out, "The base's file tree was read ahead") {
+		t.Errorf("the final stage's base was read ahead while the build stage unpacked it:\n%s", out)
 	}
+	assertFetchedOnce(t, reg, base)
 	if n := strings.Count(out, "Copying from the stage's files in place"); n != 3 {
 		t.Errorf("%d COPY --from read the build stage's files in place, want 3:\n%s", n, out)
 	}
@@ -150,5 +157,29 @@ COPY --from=build /out/config /leaked-config
 	}
 	if !strings.Contains(out, "/out/config: not found") {
 		t.Errorf("the build failed, but not because the link leads nowhere in the stage's image:\n%s", out)
+	}
+}
+
+// assertFetchedOnce fails t unless each layer of image was downloaded from
+// reg exactly once so far (the registry's log).
+func assertFetchedOnce(t *testing.T, reg *harness.Registry, image string) {
+	t.Helper()
+	img, err := reg.Client().Pull(context.Background(), image, v1.Platform{OS: "linux", Architecture: runtime.GOARCH})
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetched := reg.FetchedBlobs(t)
+	for _, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(strings.Join(fetched, " "), d.String()); n != 1 {
+			t.Errorf("layer %s of %s was downloaded %d times, want once", d, image, n)
+		}
 	}
 }

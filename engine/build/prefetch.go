@@ -13,7 +13,10 @@ import (
 // RUN writes its files on sparse roots, which first read the headers of
 // its base's layers: a second of download and decompression for Debian,
 // with nothing else to do in the meantime. So the headers of the next
-// stage's base are read while the stage before it runs.
+// stage's base are read while the stage before it runs, unless that stage
+// unpacks the same base: the tables of contents its unpack records then
+// serve the next stage, and a second read of the base beside that unpack
+// would only take cores from it.
 
 // lowerPrefetch is a base image's file tree being read ahead.
 type lowerPrefetch struct {
@@ -25,9 +28,10 @@ type lowerPrefetch struct {
 
 // prefetchLower starts reading the file tree of ps's base, when ps is
 // FROM an image and has no RUN (sparseWrites), and keeps it for the
-// stage's first sparse root (takeLower). The read stops with the build.
-func (b *builder) prefetchLower(ctx context.Context, ps *dockerfile.PlannedStage) {
-	if !b.readsBaseSparse(*ps) {
+// stage's first sparse root (takeLower), unless running, the stage before
+// ps, unpacks that base. The read stops with the build.
+func (b *builder) prefetchLower(ctx context.Context, ps, running *dockerfile.PlannedStage) {
+	if !b.readsBaseSparse(*ps) || b.unpacksBaseOf(running, ps) {
 		return
 	}
 	platform := b.opts.Platform
@@ -57,6 +61,15 @@ func (b *builder) prefetchLower(ctx context.Context, ps *dockerfile.PlannedStage
 			p.lower, p.digest = lower, d
 		}
 	}()
+}
+
+// unpacksBaseOf says whether stage running surely unpacks the image that
+// stage ps is built FROM, recording its layers' tables: it is FROM the
+// same image and has a RUN, and no layer cache can spare it the unpack.
+func (b *builder) unpacksBaseOf(running, ps *dockerfile.PlannedStage) bool {
+	return b.tocs != nil && b.opts.LayerCache == nil &&
+		running.BaseStage < 0 && running.Base == ps.Base && hasRun(running.Commands) &&
+		b.stagePlatform(running).Equals(b.stagePlatform(ps))
 }
 
 // readsBaseSparse says whether stage ps writes its files onto sparse roots
