@@ -76,6 +76,7 @@ FUZZ_TARGETS := \
 	./engine/flagvalue:FuzzFlagValues \
 	./engine/layertoc:FuzzUnmarshal \
 	./engine/layertoc:FuzzFromEStargz \
+	./engine/layertoc:FuzzFromZstdChunked \
 	./steps/internal/stepflags:FuzzRegistryMap
 
 .PHONY: fuzz

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/containerd/stargz-snapshotter/estargz"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -116,6 +118,58 @@ func FuzzFromEStargz(f *testing.F) {
 			t.Fatalf("a table that was read cannot be written: %v", err)
 		}
 		if _, err := Unmarshal(bytes.NewReader(packed), diffID); err != nil {
+			t.Fatalf("a table that was read is refused once stored: %v", err)
+		}
+	})
+}
+
+// FuzzFromZstdChunked puts a fuzzed table, zstd-compressed in a skippable
+// frame, after the file frames of a real zstd:chunked blob, with the
+// position and checksum its annotations would give, so that every input
+// reaches the table's parsing and the reads it directs.
+func FuzzFromZstdChunked(f *testing.F) {
+	blob, annotations, diffID := zstdChunkedOf(f, withGroup(f))
+	position, _, _, ok := zstdChunkedPosition(annotations)
+	if !ok {
+		f.Fatal("no zstd:chunked annotations")
+	}
+	tocOffset, length, err := parsePosition(position, int64(len(blob)))
+	if err != nil {
+		f.Fatal(err)
+	}
+	zr, err := zstdFrames(bytes.NewReader(blob[tocOffset : tocOffset+length]))
+	if err != nil {
+		f.Fatal(err)
+	}
+	real, err := io.ReadAll(zr)
+	zr.Close()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(real)
+	f.Add([]byte(`{"version":1,"entries":[{"name":"etc/group","type":"reg","size":3,"offset":4,"innerOffset":-1}]}`))
+	enc, err := zstd.NewWriter(nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, table []byte) {
+		packed := enc.EncodeAll(table, nil)
+		b := append(bytes.Clone(blob[:tocOffset-8]), 0x50, 0x2a, 0x4d, 0x18)
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(packed)))
+		b = append(b, packed...)
+		pos := fmt.Sprintf("%d:%d:%d:1", tocOffset, len(packed), len(table))
+		toc, err := FromZstdChunked(bytes.NewReader(b), int64(len(b)), pos, digest.FromBytes(packed), diffID)
+		if err != nil {
+			if !errors.Is(err, ErrDamaged) {
+				t.Fatalf("an error that is not ErrDamaged: %v", err)
+			}
+			return
+		}
+		stored, err := toc.Marshal()
+		if err != nil {
+			t.Fatalf("a table that was read cannot be written: %v", err)
+		}
+		if _, err := Unmarshal(bytes.NewReader(stored), diffID); err != nil {
 			t.Fatalf("a table that was read is refused once stored: %v", err)
 		}
 	})
