@@ -62,7 +62,9 @@ func (s *stage) lookup(ctx context.Context) {
 		return
 	}
 	s.b.opts.Log.Info(fmt.Sprintf("Checking the cache for %d steps", len(keys)), "stage", s.ps.Name)
-	s.prefetchBaseTOCs(ctx)
+	// A rebuild whose RUNs all hit writes its later files on a sparse
+	// root: its base's tree is read while the cache is looked up.
+	s.b.prefetchLower(ctx, s.ps, nil)
 	entries := cache.Lookup(ctx, s.b.opts.Log, s.b.opts.LayerCache, keys)
 	s.entries = make(map[cache.Key]*cache.Entry, len(entries))
 	for i, e := range entries {

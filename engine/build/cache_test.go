@@ -338,3 +338,54 @@ func TestBaseTablesAreFetchedBesideTheCacheLookup(t *testing.T) {
 		t.Error("the cache lookups answered before the base's tables of contents were asked for")
 	}
 }
+
+// tocMap is a layertoc.Store in memory.
+type tocMap struct {
+	mu sync.Mutex
+	m  map[v1.Hash]*layertoc.TOC
+}
+
+func (s *tocMap) Get(_ context.Context, d v1.Hash) (*layertoc.TOC, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m[d], nil
+}
+
+func (s *tocMap) Has(ctx context.Context, d v1.Hash) (bool, error) {
+	t, err := s.Get(ctx, d)
+	return t != nil, err
+}
+
+func (s *tocMap) Put(_ context.Context, t *layertoc.TOC) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[v1.Hash]*layertoc.TOC{}
+	}
+	s.m[t.DiffID] = t
+	return nil
+}
+
+// Where the cache keeps the tables of the base's layers, a rebuild whose
+// RUN hits writes its COPY on a sparse root made from the base's tree read
+// while the cache was looked up.
+func TestSparseRootTakesTheTreeReadBesideTheCacheLookup(t *testing.T) {
+	store, tables := &memStore{}, &tocMap{}
+	build := func(app string) string {
+		var log syncBuffer
+		idx := layertoc.NewIndex(tables, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		_, err := memBuild(t, &recordingExecutor{}, map[string]string{"Dockerfile": "FROM base\nRUN true\nCOPY app.txt /app.txt\n", "app.txt": app},
+			func(o *Options) {
+				o.LayerCache, o.TOCs = store, idx
+				o.CacheRunLayers, o.CacheCopyLayers = true, true
+				o.Log = slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			})
+		must(t, err)
+		idx.Wait()
+		return log.String()
+	}
+	build("v1\n")
+	if log := build("v2\n"); !strings.Contains(log, "The base's file tree was read ahead") || strings.Contains(log, "Unpacking rootfs") {
+		t.Errorf("the rebuild did not write its COPY on the tree read ahead:\n%s", log)
+	}
+}

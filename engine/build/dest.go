@@ -3,8 +3,6 @@ package build
 import (
 	"context"
 	"errors"
-
-	"github.com/slipway-build/slipway/engine/rootfs"
 )
 
 // writeFiles runs a file-writing step on a sparse root when the stage has
@@ -39,33 +37,8 @@ func (s *stage) writeFiles(ctx context.Context, step func(root) error) error {
 // A stage that writes no layers keeps its changes only in its unpacked
 // root, so its steps always write there.
 func (s *stage) sparseWrites() bool {
-	return s.sparseAt(s.current)
-}
-
-// sparseAt is sparseWrites for the step at i.
-func (s *stage) sparseAt(i int) bool {
 	if s.b.opts.SingleSnapshot || s.layerUse() == noLayers {
 		return false
 	}
-	return !s.plan.runsLater(i)
-}
-
-// prefetchBaseTOCs starts fetching the tables of contents of the layers of
-// the stage's pulled base, beside the cache lookup, when a step that
-// writes files comes after the stage's last RUN: should the RUNs hit the
-// cache, that step writes on a sparse root, which reads the tables
-// (stageFS.sparse). Otherwise they are a few small blobs read for nothing.
-func (s *stage) prefetchBaseTOCs(ctx context.Context) {
-	if s.b.opts.TOCs == nil || s.ps.BaseStage >= 0 || s.ps.Base == "scratch" {
-		return
-	}
-	for i, st := range s.plan.steps {
-		if _, run := st.action.(runAction); st.action == nil || run || !s.sparseAt(i) {
-			continue
-		}
-		if layers, err := s.base.Layers(); err == nil {
-			rootfs.PrefetchTOCs(ctx, layers, s.b.extractOptions()...)
-		}
-		return
-	}
+	return !s.plan.runsLater(s.current)
 }

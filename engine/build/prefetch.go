@@ -4,19 +4,22 @@ import (
 	"context"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
 	"github.com/slipway-build/slipway/engine/dockerfile"
 	"github.com/slipway-build/slipway/engine/rootfs"
 )
 
-// In place, stages run one after another. A stage FROM an image with no
-// RUN writes its files on sparse roots, which first read the headers of
-// its base's layers: a second of download and decompression for Debian,
-// with nothing else to do in the meantime. So the headers of the next
-// stage's base are read while the stage before it runs, unless that stage
-// unpacks the same base: the tables of contents its unpack records then
-// serve the next stage, and a second read of the base beside that unpack
-// would only take cores from it.
+// A stage FROM an image with no RUN writes its files on sparse roots,
+// which first read the headers of its base's layers: a second of download
+// and decompression for Debian, or, where their tables of contents are
+// kept, a few small blobs and their decoding. So the base's tree is read
+// ahead: in place, where stages run one after another, the next stage's
+// while the stage before it runs, unless that stage unpacks the same base
+// (the tables of contents its unpack records then serve the next stage,
+// and a second read of the base beside that unpack would only take cores
+// from it); and with a layer cache, a stage's own while the cache is
+// looked up, which may leave its RUNs unrun.
 
 // lowerPrefetch is a base image's file tree being read ahead.
 type lowerPrefetch struct {
@@ -27,11 +30,20 @@ type lowerPrefetch struct {
 }
 
 // prefetchLower starts reading the file tree of ps's base, when ps is
-// FROM an image and has no RUN (sparseWrites), and keeps it for the
-// stage's first sparse root (takeLower), unless running, the stage before
-// ps, unpacks that base. The read stops with the build.
+// FROM an image and writes on sparse roots of it (sparseWrites), and keeps
+// it for the stage's first sparse root (takeLower), unless running, the
+// stage before ps (nil for ps's own read), unpacks that base. That is a
+// stage with no RUN (readsBaseSparse), or, with a layer cache, whose hits
+// leave the RUNs unrun, one with a step that writes files after its last
+// RUN (maySkipRuns): then the tree is read only where every layer's table
+// of contents is at hand, since a RUN that does run unpacks the layers
+// anyway. The read stops with the build.
 func (b *builder) prefetchLower(ctx context.Context, ps, running *dockerfile.PlannedStage) {
-	if !b.readsBaseSparse(*ps) || b.unpacksBaseOf(running, ps) {
+	if running != nil && b.unpacksBaseOf(running, ps) {
+		return
+	}
+	tablesOnly := !b.readsBaseSparse(*ps)
+	if tablesOnly && !b.maySkipRuns(*ps) {
 		return
 	}
 	platform := b.opts.Platform
@@ -44,6 +56,12 @@ func (b *builder) prefetchLower(ctx context.Context, ps, running *dockerfile.Pla
 	if b.lowers == nil {
 		b.lowers = map[string]*lowerPrefetch{}
 	}
+	if b.lowers[ps.Base] != nil {
+		// Already being read, for this stage or another FROM the image.
+		b.mu.Unlock()
+		cancel()
+		return
+	}
 	b.lowers[ps.Base] = p
 	b.mu.Unlock()
 	b.addCleanup(func() { cancel(); <-p.done })
@@ -51,6 +69,9 @@ func (b *builder) prefetchLower(ctx context.Context, ps, running *dockerfile.Pla
 		defer close(p.done)
 		img, err := b.opts.Images.Pull(ctx, ps.Base, platform)
 		if err != nil {
+			return
+		}
+		if tablesOnly && !b.tablesAtHand(ctx, img) {
 			return
 		}
 		lower, err := rootfs.ScanImage(ctx, img, b.extractOptions()...)
@@ -76,6 +97,42 @@ func (b *builder) unpacksBaseOf(running, ps *dockerfile.PlannedStage) bool {
 // of the image it is built FROM: it has no RUN, and its base is an image.
 func (b *builder) readsBaseSparse(ps dockerfile.PlannedStage) bool {
 	return ps.BaseStage < 0 && ps.Base != "scratch" && !b.opts.SingleSnapshot && !hasRun(ps.Commands)
+}
+
+// maySkipRuns says whether stage ps, which has a RUN, may still write on
+// sparse roots of the image it is built FROM: with a layer cache, whose
+// hits leave the RUNs unrun, when a COPY, ADD or WORKDIR comes after its
+// last RUN.
+func (b *builder) maySkipRuns(ps dockerfile.PlannedStage) bool {
+	if ps.BaseStage >= 0 || ps.Base == "scratch" || b.opts.SingleSnapshot || b.opts.LayerCache == nil || b.tocs == nil {
+		return false
+	}
+	for i := len(ps.Commands) - 1; i >= 0; i-- {
+		switch ps.Commands[i].(type) {
+		case *instructions.RunCommand:
+			return false
+		case *instructions.CopyCommand, *instructions.AddCommand, *instructions.WorkdirCommand:
+			return true
+		}
+	}
+	return false
+}
+
+// tablesAtHand says whether the table of contents of every layer of img is
+// at hand; they are looked up all at once, and kept by the build's Index
+// for the tree that reads them.
+func (b *builder) tablesAtHand(ctx context.Context, img v1.Image) bool {
+	layers, err := img.Layers()
+	if err != nil {
+		return false
+	}
+	rootfs.PrefetchTOCs(ctx, layers, b.extractOptions()...)
+	for _, l := range layers {
+		if b.tocs.Lookup(ctx, l) == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // takeLower returns the file tree read ahead for base, the stage's pulled
