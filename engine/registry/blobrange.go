@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -57,34 +58,37 @@ func (c *Client) LayerBlob(ctx context.Context, layer v1.Layer) (*Blob, error) {
 }
 
 // rangeTransport is the authenticated transport for pulls from repo, made
-// once per repository and shared by the build's ranged reads.
+// once per repository (one ping, one token) and shared by the build's
+// ranged reads, concurrent ones included.
 func (c *Client) rangeTransport(ctx context.Context, repo name.Repository) (http.RoundTripper, error) {
-	key := repo.String()
 	c.mu.Lock()
-	rt, ok := c.rangeTransports[key]
-	c.mu.Unlock()
-	if ok {
-		return rt, nil
-	}
-	auth, err := authn.Resolve(ctx, c.keychain, repo)
-	if err != nil {
-		return nil, err
-	}
-	base := c.transport(repo.RegistryStr(), false)
-	if c.opts.UserAgent != "" {
-		base = transport.NewUserAgent(base, c.opts.UserAgent)
-	}
-	rt, err = transport.NewWithContext(ctx, repo.Registry, auth, base, []string{repo.Scope(transport.PullScope)})
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.rangeTransports == nil {
-		c.rangeTransports = map[string]http.RoundTripper{}
+		c.rangeTransports = map[string]*rangeTransport{}
 	}
-	c.rangeTransports[key] = rt
-	return rt, nil
+	rt := c.rangeTransports[repo.String()]
+	if rt == nil {
+		rt = &rangeTransport{}
+		c.rangeTransports[repo.String()] = rt
+	}
+	c.mu.Unlock()
+	rt.once.Do(func() {
+		var auth authn.Authenticator
+		if auth, rt.err = authn.Resolve(ctx, c.keychain, repo); rt.err != nil {
+			return
+		}
+		base := c.transport(repo.RegistryStr(), false)
+		if c.opts.UserAgent != "" {
+			base = transport.NewUserAgent(base, c.opts.UserAgent)
+		}
+		rt.rt, rt.err = transport.NewWithContext(ctx, repo.Registry, auth, base, []string{repo.Scope(transport.PullScope)})
+	})
+	return rt.rt, rt.err
+}
+
+type rangeTransport struct {
+	once sync.Once
+	rt   http.RoundTripper
+	err  error
 }
 
 // Descriptor is the blob's descriptor in its image's manifest.

@@ -85,7 +85,7 @@ type Client struct {
 	endpoints map[endpointKey]*endpoint
 	// rangeTransports holds the authenticated transport of each
 	// repository whose blobs are read by range (LayerBlob).
-	rangeTransports map[string]http.RoundTripper
+	rangeTransports map[string]*rangeTransport
 }
 
 type endpointKey struct {
