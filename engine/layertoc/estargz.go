@@ -33,8 +33,10 @@ import (
 // What such a table holds, and what it cannot:
 //   - the headers as the eStargz table gives them: modification times to
 //     the second (eStargz rounds them) and no access times. Layers written
-//     with whole-second times, as Docker, BuildKit and Slipway write them,
-//     lose nothing.
+//     with whole-second times and no access times, as Slipway's and
+//     Docker's archive code write them, lose nothing; a layer with finer
+//     times gives a sparse root parent directories whose times differ
+//     from the unpacked root's by under a second.
 //   - Offset is UnknownOffset: the eStargz table says where content lies
 //     in the compressed blob, not in the uncompressed stream.
 //   - the entry of stargz.index.json itself, taken from the tar header the
