@@ -256,6 +256,13 @@ func parseEStargzTOC(packed []byte, want digest.Digest) (*estargz.JTOC, *tar.Hea
 	return &jtoc, hdr, nil
 }
 
+// tarTypes are the tar types of the eStargz table's entry types, but for
+// "chunk", the rest of a regular file.
+var tarTypes = map[string]byte{
+	"reg": tar.TypeReg, "dir": tar.TypeDir, "symlink": tar.TypeSymlink, "hardlink": tar.TypeLink,
+	"char": tar.TypeChar, "block": tar.TypeBlock, "fifo": tar.TypeFifo,
+}
+
 // entryHeader is the tar header an eStargz table entry stands for, in the
 // form a tar reader returns it.
 func entryHeader(e *estargz.TOCEntry) (*tar.Header, error) {
@@ -275,23 +282,13 @@ func entryHeader(e *estargz.TOCEntry) (*tar.Header, error) {
 		}
 		h.ModTime = t
 	}
-	switch e.Type {
-	case "reg":
-		h.Typeflag, h.Size = tar.TypeReg, e.Size
-	case "dir":
-		h.Typeflag = tar.TypeDir
-	case "symlink":
-		h.Typeflag = tar.TypeSymlink
-	case "hardlink":
-		h.Typeflag = tar.TypeLink
-	case "char":
-		h.Typeflag = tar.TypeChar
-	case "block":
-		h.Typeflag = tar.TypeBlock
-	case "fifo":
-		h.Typeflag = tar.TypeFifo
-	default:
+	typeflag, ok := tarTypes[e.Type]
+	if !ok {
 		return nil, fmt.Errorf("entry %q: unknown type %q", e.Name, e.Type)
+	}
+	h.Typeflag = typeflag
+	if typeflag == tar.TypeReg {
+		h.Size = e.Size
 	}
 	if len(e.Xattrs) > 0 {
 		h.PAXRecords = make(map[string]string, len(e.Xattrs))
