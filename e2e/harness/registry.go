@@ -221,12 +221,8 @@ var requestLine = regexp.MustCompile(`msg="response completed.*?http\.request\.m
 // it answered them: what a test can hold a client's round trips to.
 func (r *Registry) Requests(t testing.TB) []Request {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(r.Dir, "registry.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var reqs []Request
-	for _, m := range requestLine.FindAllStringSubmatch(string(data), -1) {
+	for _, m := range r.logMatches(t, requestLine) {
 		status, _ := strconv.Atoi(m[4])
 		reqs = append(reqs, Request{Method: m[1], Path: m[2], UserAgent: strings.Trim(m[3], `"`), Status: status})
 	}
@@ -237,15 +233,21 @@ func (r *Registry) Requests(t testing.TB) []Request {
 // order, each followed by line's further captures, space-separated.
 func (r *Registry) loggedDigests(t testing.TB, line *regexp.Regexp) []string {
 	t.Helper()
+	var digests []string
+	for _, m := range r.logMatches(t, line) {
+		digests = append(digests, strings.Join(append([]string{"sha256:" + m[1]}, m[2:]...), " "))
+	}
+	return digests
+}
+
+// logMatches are line's matches in the registry's log, in order.
+func (r *Registry) logMatches(t testing.TB, line *regexp.Regexp) [][]string {
+	t.Helper()
 	data, err := os.ReadFile(filepath.Join(r.Dir, "registry.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var digests []string
-	for _, m := range line.FindAllStringSubmatch(string(data), -1) {
-		digests = append(digests, strings.Join(append([]string{"sha256:" + m[1]}, m[2:]...), " "))
-	}
-	return digests
+	return line.FindAllStringSubmatch(string(data), -1)
 }
 
 // HTTPClient trusts the registry's CA, for tests that talk to it directly.
