@@ -22,7 +22,7 @@ var syncCalls = []uint32{
 	unix.SYS_FDATASYNC,
 	unix.SYS_SYNC,
 	unix.SYS_SYNCFS,
-	unix.SYS_SYNC_FILE_RANGE,
+	sysSyncFileRange,
 	unix.SYS_MSYNC,
 }
 
