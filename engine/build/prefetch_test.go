@@ -6,13 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/slipway-build/slipway/engine/dockerfile"
 	"github.com/slipway-build/slipway/engine/layertoc"
 )
 
@@ -34,7 +32,7 @@ func (p *pullLog) Pull(_ context.Context, ref string, _ v1.Platform) (v1.Image, 
 // tables the next stage reads: a second read would only take cores from
 // that unpack. A layer cache may spare the unpack, so the read ahead stays.
 func TestPrefetchSkipsTheBaseTheRunningStageUnpacks(t *testing.T) {
-	df, err := dockerfile.Parse(strings.NewReader(`FROM img AS build
+	plan := planAll(t, `FROM img AS build
 RUN true
 FROM img AS same
 COPY --from=build /a /a
@@ -42,11 +40,7 @@ FROM other AS different
 COPY --from=build /a /a
 FROM --platform=linux/arm64 img AS arm
 COPY --from=build /a /a
-`), "Dockerfile")
-	must(t, err)
-	all := false
-	plan, err := df.Plan(dockerfile.PlanOptions{SkipUnusedStages: &all})
-	must(t, err)
+`)
 	for _, c := range []struct {
 		name       string
 		next       int

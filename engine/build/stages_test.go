@@ -20,12 +20,23 @@ import (
 	"github.com/slipway-build/slipway/engine/run"
 )
 
+// planAll plans every stage of the Dockerfile text, unused ones too.
+func planAll(t *testing.T, text string) *dockerfile.Plan {
+	t.Helper()
+	df, err := dockerfile.Parse(strings.NewReader(text), "Dockerfile")
+	must(t, err)
+	all := false
+	plan, err := df.Plan(dockerfile.PlanOptions{SkipUnusedStages: &all})
+	must(t, err)
+	return plan
+}
+
 // The stage graph decides which stages write layers: the target and the
 // bases of later stages do, stages read only through COPY --from do not
 // (chroot mode, where their roots stay) or write plain tars (in-place
 // mode, where the root moves on), and with a layer cache every stage does.
 func TestLayerUses(t *testing.T) {
-	df, err := dockerfile.Parse(strings.NewReader(`FROM img AS base
+	plan := planAll(t, `FROM img AS base
 RUN true
 FROM base AS build
 RUN true
@@ -33,11 +44,7 @@ FROM img AS unused
 RUN true
 FROM base AS final
 COPY --from=build /out /out
-`), "Dockerfile")
-	must(t, err)
-	all := false
-	plan, err := df.Plan(dockerfile.PlanOptions{SkipUnusedStages: &all})
-	must(t, err)
+`)
 	for _, c := range []struct {
 		name               string
 		shared, layerCache bool
