@@ -93,10 +93,17 @@ func (b *builder) unpacksBaseOf(running, ps *dockerfile.PlannedStage) bool {
 		b.stagePlatform(running).Equals(b.stagePlatform(ps))
 }
 
+// sparseBase says whether stage ps can write onto sparse roots of the
+// image it is built FROM at all: its base is an image, and no single
+// snapshot needs the unpacked root.
+func (b *builder) sparseBase(ps dockerfile.PlannedStage) bool {
+	return ps.BaseStage < 0 && ps.Base != "scratch" && !b.opts.SingleSnapshot
+}
+
 // readsBaseSparse says whether stage ps writes its files onto sparse roots
-// of the image it is built FROM: it has no RUN, and its base is an image.
+// of the image it is built FROM: it has no RUN.
 func (b *builder) readsBaseSparse(ps dockerfile.PlannedStage) bool {
-	return ps.BaseStage < 0 && ps.Base != "scratch" && !b.opts.SingleSnapshot && !hasRun(ps.Commands)
+	return b.sparseBase(ps) && !hasRun(ps.Commands)
 }
 
 // maySkipRuns says whether stage ps, which has a RUN, may still write on
@@ -104,7 +111,7 @@ func (b *builder) readsBaseSparse(ps dockerfile.PlannedStage) bool {
 // hits leave the RUNs unrun, when a COPY, ADD or WORKDIR comes after its
 // last RUN.
 func (b *builder) maySkipRuns(ps dockerfile.PlannedStage) bool {
-	if ps.BaseStage >= 0 || ps.Base == "scratch" || b.opts.SingleSnapshot || b.opts.LayerCache == nil || b.tocs == nil {
+	if !b.sparseBase(ps) || b.opts.LayerCache == nil || b.tocs == nil {
 		return false
 	}
 	for i := len(ps.Commands) - 1; i >= 0; i-- {
