@@ -755,7 +755,7 @@ func (x *extractor) record() error {
 	if x.idx == nil {
 		return nil
 	}
-	since := time.Now()
+	since := SettledBefore(x.r.path)
 	var racy []string
 	dirs := map[string]int{}
 	defer func() {

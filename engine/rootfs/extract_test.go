@@ -384,8 +384,8 @@ func TestRecord(t *testing.T) {
 	if e, _ := idx.Get("/app/sub/f"); e.Mode != 0o640 || e.Size != 1 || e.Hash != nil {
 		t.Errorf("entry %+v", e)
 	}
-	// Files written just before Record are re-read once the racy window
-	// has passed, so the next snapshot can trust their metadata.
+	// Files written just before Record are re-read once their ctimes have
+	// settled, so the next snapshot can trust their metadata.
 	idx.Range(func(p string, e Entry) bool {
 		if e.Racy {
 			t.Errorf("%s still racy after Record", p)

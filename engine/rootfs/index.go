@@ -45,12 +45,11 @@ type Entry struct {
 	Racy bool
 }
 
-// racyWindow exceeds the coarsest kernel timestamp tick (10ms at HZ=100).
-const racyWindow = 25 * time.Millisecond
-
-// MarkRacy sets Racy from since, a time taken before the entry was read.
+// MarkRacy sets Racy from since, the SettledBefore of the entry's root
+// taken before the entry was read: a ctime from since on may be shared by
+// a later change.
 func (e *Entry) MarkRacy(since time.Time) {
-	e.Racy = e.Ctime > since.Add(-racyWindow).UnixNano()
+	e.Racy = e.Ctime >= since.UnixNano()
 }
 
 // IsDir reports whether the entry is a directory.
@@ -237,7 +236,7 @@ func (idx *Index) Record(root, p string) error {
 		return err
 	}
 	defer r.Close()
-	since := time.Now()
+	since := SettledBefore(root)
 	e, err := r.Stat(p)
 	if err != nil {
 		return err
@@ -262,7 +261,7 @@ func (idx *Index) RecordPaths(root string, paths []string) error {
 		return err
 	}
 	defer r.Close()
-	since := time.Now()
+	since := SettledBefore(root)
 	var racy []string
 	for _, p := range paths {
 		p = Clean(p)
@@ -502,10 +501,11 @@ func getXattr(hostPath, name string) (string, error) {
 	}
 }
 
-// Settle re-reads the racy entries among paths once the racy window has
-// passed (sleeping at most that long, once), so that later snapshots can
-// trust their metadata again. A hash is kept only when the re-read shows
-// the same inode, size, mtime and ctime. Paths that are gone are forgotten.
+// Settle re-reads the racy entries among paths once their ctimes have
+// settled (SettledBefore has passed the newest of them: a clock tick on a
+// local file system), so that later snapshots can trust their metadata
+// again. A hash is kept only when the re-read shows the same inode, size,
+// mtime and ctime. Paths that are gone are forgotten.
 func (idx *Index) Settle(root string, paths []string) error {
 	var racy []string
 	var newest int64
@@ -518,13 +518,18 @@ func (idx *Index) Settle(root string, paths []string) error {
 	if len(racy) == 0 {
 		return nil
 	}
-	time.Sleep(time.Until(time.Unix(0, newest).Add(racyWindow)))
+	since, settled := waitSettled(root, newest)
+	if !settled {
+		// A ctime far ahead of the clock (the clock was set back, or a
+		// file system keeps time of its own): the entries stay racy, and
+		// their content decides.
+		return nil
+	}
 	r, err := OpenRoot(root)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	since := time.Now()
 	for _, p := range racy {
 		old, _ := idx.Get(p)
 		e, err := r.Stat(p)

@@ -32,10 +32,12 @@
 //
 // File systems with coarse timestamps can give an edit made in the same
 // clock tick as the last stat the same ctime (git's "racily clean" files).
-// An entry whose ctime lies within 25ms of when it was read is marked racy
-// and re-read once that window has passed (rootfs.Index.Settle: at most one
-// short sleep per snapshot, only when something was written moments before);
-// an entry still racy is judged by its content as above.
+// An entry whose ctime is not yet behind the clock that stamps changes
+// (rootfs.SettledBefore: the kernel's coarse clock on local file systems,
+// 25ms ago elsewhere) is marked racy and re-read once it is
+// (rootfs.Index.Settle: at most one short sleep per snapshot, a tick on a
+// local file system, only when something was written moments before); an
+// entry still racy is judged by its content as above.
 //
 // Deletions are found without a second walk: removing an entry changes its
 // directory's mtime and ctime, so only directories whose metadata changed

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/slipway-build/slipway/engine/layer"
 	"github.com/slipway-build/slipway/engine/phase"
@@ -466,7 +465,7 @@ func (o *Overlay) Commit() error {
 			return fmt.Errorf("overlay commit: times of %s: %w", d.p, err)
 		}
 	}
-	since := time.Now()
+	since := rootfs.SettledBefore(o.lower)
 	var relinked []string
 	if o.idx != nil && len(unlinked) > 0 {
 		var others []string

@@ -121,7 +121,8 @@ type walk struct {
 	sem  chan struct{}
 	wg   sync.WaitGroup
 	host string
-	// start is taken before any stat, for MarkRacy.
+	// start is the root's SettledBefore, taken before any stat, for
+	// MarkRacy.
 	start time.Time
 
 	mu      sync.Mutex
@@ -148,7 +149,7 @@ func (w *Walker) Snapshot(ctx context.Context) ([]layer.Change, error) {
 		return nil, err
 	}
 	s := &walk{
-		w: w, ctx: ctx, host: host, start: time.Now(),
+		w: w, ctx: ctx, host: host, start: rootfs.SettledBefore(w.root),
 		sem:       make(chan struct{}, w.workers),
 		checked:   map[string]bool{"/": true},
 		seen:      map[string]bool{},
