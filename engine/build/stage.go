@@ -324,6 +324,10 @@ func (s *stage) commitFrom(root string, changes []layer.Change, createdBy string
 		opts.Compression, opts.Level = layer.Uncompressed, 0
 		opts.KeepUncompressed, opts.TOCs = "", nil
 	}
+	if s.uploadsAhead() {
+		// The upload reads the layer while it is compressed.
+		opts.Upload = s.b.opts.Uploads.Upload
+	}
 	l, err := layer.Write(root, changes, opts)
 	if err != nil {
 		return err
@@ -331,23 +335,28 @@ func (s *stage) commitFrom(root string, changes []layer.Change, createdBy string
 	// The layer file lives in WorkDir until the caller, having published
 	// the image, removes that directory.
 	s.layers = append(s.layers, l)
-	s.uploadAhead(l)
 	s.history = append(s.history, v1.History{Created: v1.Time{Time: s.created}, CreatedBy: createdBy, Comment: "slipway"})
 	return nil
 }
 
 // uploadAhead starts uploading layers of a stage whose image is pushed, as
-// soon as the stage holds them (its base's, a cached step's, a written
-// one's), so that the push at the end finds every blob in place and only
-// writes the config and the manifest. A base's layer is mounted from its
+// soon as the stage holds them (its base's, a cached step's; a written
+// one's goes up while it is compressed: commitFrom), so that the push at
+// the end finds every blob in place and only writes the config and the
+// manifest. A base's layer is mounted from its
 // repository where the registry is the same.
 func (s *stage) uploadAhead(layers ...v1.Layer) {
-	if s.layerUse() != layersPushed || s.b.opts.Uploads == nil {
+	if !s.uploadsAhead() {
 		return
 	}
 	for _, l := range layers {
 		s.b.opts.Uploads.Upload(l)
 	}
+}
+
+// uploadsAhead says whether the stage's layers go up while the build runs.
+func (s *stage) uploadsAhead() bool {
+	return s.layerUse() == layersPushed && s.b.opts.Uploads != nil
 }
 
 // layerUse is what the stage's layers are for (plan.go's layerUses).

@@ -255,11 +255,22 @@ func (e *events) index(s string) int {
 	return slices.Index(e.list, s)
 }
 
-type recordingUploads struct{ ev *events }
+// recordingUploads records each layer handed over as "upload <n>", n
+// its place in layers, and whether its digest was known then.
+type recordingUploads struct {
+	ev     *events
+	mu     sync.Mutex
+	layers []v1.Layer
+	known  []bool
+}
 
-func (r recordingUploads) Upload(l v1.Layer) {
-	d, _ := l.Digest()
-	r.ev.add("upload " + d.String())
+func (r *recordingUploads) Upload(l v1.Layer) {
+	_, err := l.Digest()
+	r.mu.Lock()
+	n := len(r.layers)
+	r.layers, r.known = append(r.layers, l), append(r.known, err == nil)
+	r.mu.Unlock()
+	r.ev.add(fmt.Sprintf("upload %d", n))
 }
 
 type eventExecutor struct {
@@ -274,14 +285,16 @@ func (e eventExecutor) Run(ctx context.Context, spec run.Spec) error {
 
 // The layers of the image a build returns (the base image's, its
 // target's, and those of the stage it is built FROM) are handed to
-// Uploads, each once: the base image's at FROM, the others as each is
-// written, before the steps after it run. A stage read only by COPY
-// --from hands none.
+// Uploads, each once: the base image's at FROM, the others as each starts
+// to be written, before the steps after it run, and before their digests
+// are known (the upload reads them as they are compressed). A stage read
+// only by COPY --from hands none.
 func TestLayersAreUploadedAsTheyAreWritten(t *testing.T) {
 	f := newFixture(t)
 	exec, err := run.New(run.Chroot)
 	must(t, err)
 	ev := &events{}
+	uploads := &recordingUploads{ev: ev}
 	img, err := f.build(t, map[string]string{"Dockerfile": `FROM $BASE AS parent
 RUN echo parent > /parent
 FROM $BASE AS tool
@@ -290,29 +303,32 @@ FROM parent
 RUN echo one > /one
 COPY --from=tool /tool /tool
 RUN cat /one /tool > /both
-`}, func(o *Options) { o.Executor, o.Uploads = eventExecutor{exec, ev}, recordingUploads{ev} })
+`}, func(o *Options) { o.Executor, o.Uploads = eventExecutor{exec, ev}, uploads })
 	must(t, err)
 	layers, err := img.Layers()
 	must(t, err)
 	if len(layers) < 5 {
 		t.Fatalf("%d layers", len(layers))
 	}
-	var want []string
+	var want, got []string
 	for _, l := range layers {
 		d, err := l.Digest()
 		must(t, err)
-		want = append(want, "upload "+d.String())
+		want = append(want, d.String())
 	}
-	var got []string
-	for _, e := range ev.list {
-		if strings.HasPrefix(e, "upload ") {
-			got = append(got, e)
+	for i, l := range uploads.layers {
+		// Digest is known once the build returned.
+		d, err := l.Digest()
+		must(t, err)
+		got = append(got, d.String())
+		if base := i < len(layers)-4; uploads.known[i] != base {
+			t.Errorf("layer %d (%s) was handed over with its digest known=%v, want %v (only the base's is)", i, d, uploads.known[i], base)
 		}
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("uploaded %v, want the image's new layers %v", got, want)
 	}
-	if up, next := ev.index(want[len(want)-3]), ev.index("run cat /one /tool > /both"); up < 0 || next < 0 || up > next {
+	if up, next := ev.index(fmt.Sprintf("upload %d", len(want)-3)), ev.index("run cat /one /tool > /both"); up < 0 || next < 0 || up > next {
 		t.Errorf("the layer of RUN echo one was handed over at %d, the last RUN ran at %d: %v", up, next, ev.list)
 	}
 }

@@ -90,6 +90,12 @@ type Options struct {
 	// written (a *layertoc.Index), so that a later build reads that
 	// instead of the layer.
 	TOCs *layertoc.Index
+	// Upload, when set, is handed the layer as soon as its compression
+	// starts: a layer whose compressed bytes are read as they are written
+	// and whose digests and size are stream.ErrNotComputed until Write
+	// returns, so that its upload overlaps the compression. Write still
+	// returns the complete layer.
+	Upload func(v1.Layer)
 }
 
 // Write streams a tar of changes under root into a compressed temporary
@@ -102,13 +108,24 @@ func Write(root string, changes []Change, opts Options) (v1.Layer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating layer file: %w", err)
 	}
-	l, err := write(f, root, changes, opts)
+	var upload *growingLayer
+	if opts.Upload != nil {
+		upload = newGrowingLayer(f.Name())
+	}
+	l, err := write(f, root, changes, opts, upload)
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
 	if err != nil {
+		err = noSpace(err, filepath.Dir(f.Name()))
+		if upload != nil {
+			upload.finish(nil, err)
+		}
 		os.Remove(f.Name())
-		return nil, noSpace(err, filepath.Dir(f.Name()))
+		return nil, err
+	}
+	if upload != nil {
+		upload.finish(l, nil)
 	}
 	return l, nil
 }
@@ -122,12 +139,22 @@ func noSpace(err error, dir string) error {
 	return err
 }
 
-func write(f *os.File, root string, changes []Change, opts Options) (v1.Layer, error) {
+// write fills f; upload, when not nil, is told of every byte that reached
+// f and is handed to opts.Upload once the compression is set up.
+func write(f *os.File, root string, changes []Change, opts Options, upload *growingLayer) (*fileLayer, error) {
 	digester := sha256.New()
-	counter := &countingWriter{w: io.MultiWriter(f, digester)}
+	file := io.Writer(f)
+	if upload != nil {
+		file = growthWriter{w: f, g: upload}
+	}
+	counter := &countingWriter{w: io.MultiWriter(file, digester)}
 	comp, mediaType, err := compressor(counter, opts)
 	if err != nil {
 		return nil, err
+	}
+	if upload != nil {
+		upload.mediaType = mediaType
+		opts.Upload(upload)
 	}
 	diffIDer := sha256.New()
 	sinks := []io.Writer{comp, diffIDer}
