@@ -39,6 +39,10 @@
 //     the clock starts, then build with no cache (--no-cache; buildah
 //     --layers=false, a fresh store per context). That favours them a
 //     little; it removes the registry's speed from their numbers.
+//     buildah-pull is buildah with a new store for every build, which
+//     pulls and unpacks its base in the timed build as Slipway and kaniko
+//     do: what a CI runner that keeps nothing gets. It is one more row;
+//     the targets stay against the preloaded tools.
 //   - Rebuilds (BenchmarkRebuild) have only the registry cache: a fresh
 //     container, process, store or emptied daemon for every build, as in
 //     a CI pod. docker's warm daemon and buildah-local's kept store are the
