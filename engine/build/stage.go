@@ -253,17 +253,17 @@ func (s *stage) currentImage() (v1.Image, error) {
 // commitTo commits what a step wrote on r. With a single snapshot, steps
 // only leave history: the stage's one layer is taken at its end.
 func (s *stage) commitTo(r root, changes []layer.Change, createdBy string) error {
-	// What the step wrote, and the directories it wrote into, are in its
-	// layer, parents included, so they are not changes for the next
-	// snapshot.
-	if err := r.wrote(withParents(changes)); err != nil {
-		return err
-	}
 	if s.b.opts.SingleSnapshot {
 		s.emptyHistory(createdBy)
-		return nil
+	} else if err := s.commitFrom(r.dir(), changes, createdBy); err != nil {
+		return err
 	}
-	return s.commitFrom(r.dir(), changes, createdBy)
+	// What the step wrote, and the directories it wrote into, are in its
+	// layer, parents included, so they are not changes for the next
+	// snapshot. They are recorded once the layer is written, which only
+	// reads them: by then most of their ctimes have settled, and the
+	// index waits less for the rest (rootfs.Index.Settle).
+	return r.wrote(withParents(changes))
 }
 
 // withParents lists the changed paths and every directory above them,

@@ -53,9 +53,10 @@ var (
 // (Walker).
 type Walk struct{}
 
-// Start returns a Walker over root.
+// Start returns a Walker over root that settles the index in Commit or
+// Discard (settleOnCommit).
 func (Walk) Start(root, _ string, idx *rootfs.Index, ignore *rootfs.IgnoreList) (Session, error) {
-	return NewWalker(root, idx, ignore), nil
+	return NewWalker(root, idx, ignore, settleOnCommit()), nil
 }
 
 // OverlayFS is the Snapshotter whose sessions run on an overlay of the root
@@ -80,12 +81,27 @@ func WithWorkers(n int) WalkerOption {
 	}
 }
 
+// settleOnCommit leaves the entries a snapshot found racy to Commit or
+// Discard, which a Session's user calls before the root changes again, so
+// that the wait for their ctimes to settle (rootfs.Index.Settle) overlaps
+// with the writing of the step's layer, which only reads the root. Until
+// then the index holds them as racy: a snapshot would judge them by
+// content, never miss a change.
+func settleOnCommit() WalkerOption {
+	return func(w *Walker) { w.settleOnCommit = true }
+}
+
 // Walker is the Snapshotter that compares a root with its rootfs.Index.
 type Walker struct {
 	root    string
 	idx     *rootfs.Index
 	ignore  *rootfs.IgnoreList
 	workers int
+
+	settleOnCommit bool
+	// unsettled are the racy paths of the last snapshot, with
+	// settleOnCommit.
+	unsettled []string
 }
 
 // NewWalker returns a Walker that walks root and compares it with idx,
@@ -104,13 +120,20 @@ func (w *Walker) Prepare() (string, error) { return w.root, nil }
 // Root is the root, where the changed files are read from.
 func (w *Walker) Root() string { return w.root }
 
-// Commit does nothing: the step wrote the root itself, and Snapshot has
-// brought the index up to date.
-func (w *Walker) Commit() error { return nil }
+// Commit settles the index (settleOnCommit): the step wrote the root
+// itself, and Snapshot has brought the index up to date.
+func (w *Walker) Commit() error { return w.settle() }
 
-// Discard does nothing: what a step wrote into the root stays; a builder
-// that must drop it unpacks the root again.
-func (w *Walker) Discard() error { return nil }
+// Discard settles the index too (settleOnCommit): what a step wrote into
+// the root stays, and so does what Snapshot recorded of it; a builder that
+// must drop it unpacks the root again.
+func (w *Walker) Discard() error { return w.settle() }
+
+func (w *Walker) settle() error {
+	racy := w.unsettled
+	w.unsettled = nil
+	return w.idx.Settle(w.root, racy)
+}
 
 type devIno struct{ dev, ino uint64 }
 
@@ -430,7 +453,7 @@ func hashFile(p string) ([]byte, error) {
 }
 
 // finish finds deletions, completes hardlink sets and settles the racy
-// entries of the index.
+// entries of the index, or leaves them to Commit (settleOnCommit).
 func (s *walk) finish() error {
 	// Other names of a changed inode join the layer so it keeps them as
 	// hardlinks of one another.
@@ -467,6 +490,10 @@ func (s *walk) finish() error {
 	for _, p := range deleted {
 		s.changes = append(s.changes, layer.Change{Path: p, Kind: layer.Delete})
 		s.w.idx.Remove(p)
+	}
+	if s.w.settleOnCommit {
+		s.w.unsettled = append(s.w.unsettled, s.racy...)
+		return nil
 	}
 	return s.w.idx.Settle(s.w.root, s.racy)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -237,6 +238,58 @@ func TestWalkerWithoutHashTreatsTouchedFileAsChanged(t *testing.T) {
 	}
 	if describe(got) != "A /etc/passwd" {
 		t.Errorf("changes %s, want A /etc/passwd", describe(got))
+	}
+}
+
+// TestWalkSessionSettlesOnCommit: a session of the Walk snapshotter leaves
+// the entries its snapshot found racy to Commit or Discard, which the
+// builder calls after writing the step's layer; the index is settled then,
+// and the next snapshot finds nothing changed.
+func TestWalkSessionSettlesOnCommit(t *testing.T) {
+	for _, end := range []string{"Commit", "Discard"} {
+		t.Run(end, func(t *testing.T) {
+			root, idx := newBase(t)
+			// A write the snapshot sees within the clock tick it was made
+			// in is racy; a tick may pass in between, so try a few times.
+			var w *Walker
+			for i := 0; w == nil && i < 100; i++ {
+				write("etc/hosts", fmt.Sprintf("10.0.0.%d host", i))(t, root)
+				session, err := Walk{}.Start(root, "", idx, nil)
+				must(t, err)
+				got, err := session.Snapshot(context.Background())
+				must(t, err)
+				if describe(got) != "A /etc/hosts" {
+					t.Fatalf("changes %q, want A /etc/hosts", describe(got))
+				}
+				if e, _ := idx.Get("/etc/hosts"); e.Racy {
+					w = session.(*Walker)
+				} else {
+					must(t, session.Commit())
+				}
+			}
+			if w == nil {
+				t.Skip("no write was seen within its clock tick in 100 tries")
+			}
+			if !slices.Contains(w.unsettled, "/etc/hosts") {
+				t.Errorf("unsettled %v, want /etc/hosts in it", w.unsettled)
+			}
+			if end == "Commit" {
+				must(t, w.Commit())
+			} else {
+				must(t, w.Discard())
+			}
+			idx.Range(func(p string, e rootfs.Entry) bool {
+				if e.Racy {
+					t.Errorf("%s is still racy after %s", p, end)
+				}
+				return true
+			})
+			again, err := NewWalker(root, idx, nil).Snapshot(context.Background())
+			must(t, err)
+			if len(again) != 0 {
+				t.Errorf("snapshot after %s: %s, want nothing", end, describe(again))
+			}
+		})
 	}
 }
 
