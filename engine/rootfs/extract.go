@@ -13,7 +13,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -227,8 +226,6 @@ func Extract(root string, r io.Reader, idx *Index, opts ...Option) error {
 	return extract(context.Background(), root, r, idx, opts, nil)
 }
 
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256*1024); return &b }}
-
 type dirTime struct {
 	p            string
 	atime, mtime time.Time
@@ -242,9 +239,23 @@ type extractor struct {
 	// only what earlier layers left.
 	written  map[string]bool
 	order    []string
-	hashes   map[string][]byte
+	hashes   map[string]*contentHash
 	dirTimes []dirTime
+	w        *contentWriter
+	// parent is the directory of the last entry, open: a layer lists a
+	// directory's entries together. Any removal drops it, so a name that
+	// now resolves elsewhere is looked up again.
+	parent parentDir
 }
+
+type parentDir struct {
+	fd        int
+	dir, real string
+}
+
+// errWriterFailed stops the loop once the content writer failed; the
+// writer's own error, which names its entry, is the one returned.
+var errWriterFailed = errors.New("writing a file failed")
 
 func extract(ctx context.Context, root string, r io.Reader, idx *Index, opts []Option, toc *layertoc.Builder) error {
 	defer phase.Start(phase.Unpack)()
@@ -255,8 +266,15 @@ func extract(ctx context.Context, root string, r io.Reader, idx *Index, opts []O
 		return err
 	}
 	defer rt.Close()
-	x := &extractor{r: rt, o: o, idx: idx, written: map[string]bool{}, hashes: map[string][]byte{}}
-	if err := scanEntries(ctx, r, toc, x.entry); err != nil {
+	x := &extractor{r: rt, o: o, idx: idx, written: map[string]bool{}, hashes: map[string]*contentHash{}, w: newContentWriter(), parent: parentDir{fd: -1}}
+	err = scanEntries(ctx, r, toc, x.entry)
+	x.dropParent()
+	werr := x.w.close()
+	if werr != nil {
+		// It came first: the loop stopped at a later entry because of it.
+		return werr
+	}
+	if err != nil {
 		return err
 	}
 	x.finishDirTimes()
@@ -396,6 +414,9 @@ func classify(hdr *tar.Header, archive bool) (entryKind, string, error) {
 }
 
 func (x *extractor) entry(hdr *tar.Header, tr io.Reader) error {
+	if x.w.failed.Load() {
+		return errWriterFailed
+	}
 	kind, p, err := classify(hdr, x.o.archive)
 	switch hdr.Typeflag {
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
@@ -418,65 +439,102 @@ func (x *extractor) entry(hdr *tar.Header, tr io.Reader) error {
 		return nil
 	}
 	dir, base := path.Split(p)
-	dfd, realDir, err := x.r.openDir(dir, lookup{follow: true, create: true, onCreate: x.markWritten, skip: x.ignored})
+	dfd, realDir, err := x.parentOf(dir)
 	if errors.Is(err, errIgnoredPath) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	defer unix.Close(dfd)
 	real := path.Join(realDir, base)
 	if x.ignored(real) {
 		return nil
 	}
 
-	var st unix.Stat_t
-	err = unix.Fstatat(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
-	switch {
-	case err == nil:
-		if !(hdr.Typeflag == tar.TypeDir && st.Mode&unix.S_IFMT == unix.S_IFDIR) {
+	// Most names are new: create first, and only when something is
+	// already there look at it, keep it (a directory over a directory) or
+	// remove it and create again.
+	err = x.create(dfd, base, real, hdr, tr)
+	if errors.Is(err, unix.EEXIST) {
+		var st unix.Stat_t
+		if err := unix.Fstatat(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return &os.PathError{Op: "lstat", Path: real, Err: err}
+		}
+		if hdr.Typeflag == tar.TypeDir && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			err = x.dirMetadata(dfd, base, real, hdr)
+		} else {
+			// After the removal a name may lead elsewhere: the cache lets
+			// the parent go, this entry keeps it.
+			x.parent = parentDir{fd: -1}
+			defer unix.Close(dfd)
 			if err := removeAllAt(dfd, base, real, x.ignored); err != nil {
 				return err
 			}
 			x.forget(real)
+			err = x.create(dfd, base, real, hdr, tr)
 		}
-	case !errors.Is(err, unix.ENOENT):
-		return &os.PathError{Op: "lstat", Path: real, Err: err}
 	}
+	if err != nil {
+		return err
+	}
+	x.markWritten(real)
+	return nil
+}
 
-	host := x.r.HostPath(real)
+// parentOf returns the directory dir of an entry to be written, opened
+// (and made where missing) confined to the root, and where it really is.
+// The descriptor is the extractor's.
+func (x *extractor) parentOf(dir string) (int, string, error) {
+	if x.parent.fd >= 0 && x.parent.dir == dir {
+		return x.parent.fd, x.parent.real, nil
+	}
+	fd, real, err := x.r.openDir(dir, lookup{follow: true, create: true, onCreate: x.markWritten, skip: x.ignored})
+	if err != nil {
+		return -1, "", err
+	}
+	x.dropParent()
+	x.parent = parentDir{fd: fd, dir: dir, real: real}
+	return fd, real, nil
+}
+
+// dropParent forgets the open parent directory: called before anything
+// is removed, after which its name may lead elsewhere.
+func (x *extractor) dropParent() {
+	if x.parent.fd >= 0 {
+		unix.Close(x.parent.fd)
+	}
+	x.parent = parentDir{fd: -1}
+}
+
+// create makes the entry base in dfd, failing with EEXIST when the name
+// is taken.
+func (x *extractor) create(dfd int, base, real string, hdr *tar.Header, tr io.Reader) error {
 	perm := uint32(hdr.Mode) & 0o7777
 	switch hdr.Typeflag {
 	case tar.TypeReg: // the reader already turned TypeRegA into TypeReg
-		if err := x.writeFile(dfd, base, real, host, hdr, tr, perm); err != nil {
-			return err
-		}
+		return x.writeFile(dfd, base, real, hdr, tr, perm)
 	case tar.TypeDir:
-		if err := unix.Mkdirat(dfd, base, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+		if err := unix.Mkdirat(dfd, base, createMode(perm, 0o700)); err != nil {
 			return &os.PathError{Op: "mkdir", Path: real, Err: err}
 		}
-		fd, err := unix.Openat(dfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return &os.PathError{Op: "open", Path: real, Err: err}
+		if len(xattrsOf(hdr)) == 0 {
+			// The directory may have come out as the entry asks already:
+			// then a stat spares opening it, chown and chmod.
+			var st unix.Stat_t
+			if unix.Fstatat(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW) == nil &&
+				st.Mode&unix.S_IFMT == unix.S_IFDIR && hasMetadata(&st, hdr.Uid, hdr.Gid, perm) {
+				x.dirTimes = append(x.dirTimes, dirTime{p: real, atime: atime(hdr), mtime: hdr.ModTime})
+				return nil
+			}
 		}
-		err = fdMetadata(fd, real, hdr, perm)
-		unix.Close(fd)
-		if err != nil {
-			return err
-		}
-		x.dirTimes = append(x.dirTimes, dirTime{p: real, atime: atime(hdr), mtime: hdr.ModTime})
+		return x.dirMetadata(dfd, base, real, hdr)
 	case tar.TypeSymlink:
 		if err := unix.Symlinkat(hdr.Linkname, dfd, base); err != nil {
 			return &os.PathError{Op: "symlink", Path: real, Err: err}
 		}
-		if err := x.atMetadata(dfd, base, real, hdr, perm, false); err != nil {
-			return err
-		}
+		return x.atMetadata(dfd, base, real, hdr, perm, false)
 	case tar.TypeLink:
-		if err := x.link(dfd, base, real, hdr); err != nil {
-			return err
-		}
+		return x.link(dfd, base, real, hdr)
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		mode := perm
 		switch hdr.Typeflag {
@@ -491,13 +549,24 @@ func (x *extractor) entry(hdr *tar.Header, tr io.Reader) error {
 		if err := unix.Mknodat(dfd, base, mode, dev); err != nil {
 			return &os.PathError{Op: "mknod", Path: real, Err: err}
 		}
-		if err := x.atMetadata(dfd, base, real, hdr, perm, true); err != nil {
-			return err
-		}
-	default:
-		return fmt.Errorf("unsupported tar entry type %q", hdr.Typeflag)
+		return x.atMetadata(dfd, base, real, hdr, perm, true)
 	}
-	x.markWritten(real)
+	return fmt.Errorf("unsupported tar entry type %q", hdr.Typeflag)
+}
+
+// dirMetadata applies a directory entry's owner, mode and xattrs; its
+// times wait for finishDirTimes.
+func (x *extractor) dirMetadata(dfd int, base, real string, hdr *tar.Header) error {
+	fd, err := unix.Openat(dfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: real, Err: err}
+	}
+	err = fdMetadata(fd, real, hdr.Uid, hdr.Gid, uint32(hdr.Mode)&0o7777, xattrsOf(hdr))
+	unix.Close(fd)
+	if err != nil {
+		return err
+	}
+	x.dirTimes = append(x.dirTimes, dirTime{p: real, atime: atime(hdr), mtime: hdr.ModTime})
 	return nil
 }
 
@@ -508,42 +577,57 @@ func atime(hdr *tar.Header) time.Time {
 	return hdr.AccessTime
 }
 
-func (x *extractor) writeFile(dfd int, base, real, host string, hdr *tar.Header, tr io.Reader, perm uint32) error {
-	fd, err := unix.Openat(dfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+// writeFile creates the file and leaves its content and metadata to the
+// content writer.
+func (x *extractor) writeFile(dfd int, base, real string, hdr *tar.Header, tr io.Reader, perm uint32) error {
+	fd, err := unix.Openat(dfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, createMode(perm, 0o600))
 	if err != nil {
 		return &os.PathError{Op: "create", Path: real, Err: err}
 	}
-	f := os.NewFile(uintptr(fd), host)
-	defer f.Close()
-	bufp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bufp)
+	f := &pendingFile{fd: fd, name: hdr.Name, real: real, uid: hdr.Uid, gid: hdr.Gid, perm: perm,
+		xattrs: xattrsOf(hdr), atime: atime(hdr), mtime: hdr.ModTime}
 	if x.o.noHash || x.idx == nil {
 		// The hashes are the index's: with none, nothing reads them.
-		_, err = io.CopyBuffer(f, tr, *bufp)
+		delete(x.hashes, real)
 	} else {
-		h := sha256.New()
-		_, err = io.CopyBuffer(io.MultiWriter(f, h), tr, *bufp)
-		x.hashes[real] = h.Sum(nil)
+		f.hash, f.sum = newContentHash()
+		x.hashes[real] = f.sum
 	}
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", real, err)
+	return x.w.stream(f, tr, hdr.Size)
+}
+
+// createMode is the mode to create an entry with: its own where that has
+// no setuid, setgid or sticky bit, which chown and writes would clear and
+// so come last, else fallback; a later stat tells whether the umask left
+// the mode as asked.
+func createMode(perm, fallback uint32) uint32 {
+	if perm&^0o777 != 0 {
+		return fallback
 	}
-	if err := fdMetadata(fd, real, hdr, perm); err != nil {
-		return err
-	}
-	return setTimes(dfd, base, real, atime(hdr), hdr.ModTime)
+	return perm
+}
+
+// hasMetadata says whether st already has the owner and mode asked, so
+// that chown and chmod can be left out: only for modes without setuid,
+// setgid or sticky bits (createMode's), as chown would clear them.
+func hasMetadata(st *unix.Stat_t, uid, gid int, perm uint32) bool {
+	return perm&^0o777 == 0 && int64(st.Uid) == int64(uid) && int64(st.Gid) == int64(gid) && st.Mode&0o7777 == perm
 }
 
 // fdMetadata applies owner, mode and xattrs through an open descriptor, in
 // that order: chown clears setuid bits and security.capability.
-func fdMetadata(fd int, real string, hdr *tar.Header, perm uint32) error {
-	if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
+func fdMetadata(fd int, real string, uid, gid int, perm uint32, xattrs map[string]string) error {
+	if err := unix.Fchown(fd, uid, gid); err != nil {
 		return &os.PathError{Op: "chown", Path: real, Err: err}
 	}
 	if err := unix.Fchmod(fd, perm); err != nil {
 		return &os.PathError{Op: "chmod", Path: real, Err: err}
 	}
-	for k, v := range xattrsOf(hdr) {
+	return setXattrs(fd, real, xattrs)
+}
+
+func setXattrs(fd int, real string, xattrs map[string]string) error {
+	for k, v := range xattrs {
 		if err := unix.Fsetxattr(fd, k, []byte(v), 0); err != nil && !ignorableXattrErr(err) {
 			return &os.PathError{Op: "setxattr " + k, Path: real, Err: err}
 		}
@@ -640,11 +724,13 @@ func (x *extractor) link(dfd int, base, real string, hdr *tar.Header) error {
 		return fmt.Errorf("hardlink %s to %s: %w", real, target, err)
 	}
 	treal := path.Join(trealDir, tbase)
+	delete(x.hashes, real)
 	if h, ok := x.hashes[treal]; ok {
+		// Shared, so that it is the target's once the writer is done.
 		x.hashes[real] = h
 	} else if x.idx != nil {
 		if e, ok := x.idx.Get(treal); ok && e.Hash != nil {
-			x.hashes[real] = e.Hash
+			x.hashes[real] = &contentHash{sum: e.Hash}
 		}
 	}
 	return nil
@@ -667,6 +753,7 @@ func (x *extractor) whiteout(p string) error {
 	if x.ignored(real) {
 		return nil
 	}
+	x.dropParent()
 	if err := removeAllAt(dfd, base, real, x.ignored); err != nil {
 		return err
 	}
@@ -708,6 +795,7 @@ func (x *extractor) clearOlder(dfd int, dir string) error {
 			continue
 		}
 		if !x.written[child] {
+			x.dropParent()
 			if err := removeAllAt(fd, n, child, x.ignored); err != nil {
 				return err
 			}
@@ -786,8 +874,8 @@ func (x *extractor) record() error {
 		if err != nil {
 			return fmt.Errorf("recording %s: %w", p, err)
 		}
-		if e.Mode.IsRegular() {
-			e.Hash = x.hashes[p]
+		if h := x.hashes[p]; h != nil && e.Mode.IsRegular() {
+			e.Hash = h.sum
 		}
 		e.MarkRacy(since)
 		x.idx.Set(p, e)
