@@ -106,12 +106,32 @@ func Layer(l v1.Layer) (io.ReadCloser, error) {
 		// does go-containerregistry's Uncompressed.
 		return &layerReader{r: br, blob: blob}, nil
 	}
-	zr, err := pgzip.NewReaderN(br, 1<<20, 2)
+	zr, err := pgzip.NewReaderN(br, readAheadBlock, readAheadBlocks(l))
 	if err != nil {
 		blob.Close()
 		return nil, fmt.Errorf("bad gzip header: %w", err)
 	}
 	return &layerReader{r: zr, zr: zr, blob: blob}, nil
+}
+
+// The decompressor works ahead by up to readAheadBlocks blocks of
+// readAheadBlock bytes. Unpacking takes the stream at an uneven pace: a
+// run of small files is slow to create, a large file is written as fast
+// as it comes. With 2 MiB ahead, in a Debian unpack of 1.3 to 1.5 s the
+// decompressor stood idle for 0.2 to 0.35 s and the unpacking waited for
+// it 0.65 to 0.7 s; with 16 MiB, 0.02 to 0.06 s and 0.15 to 0.27 s. A
+// small layer gets fewer blocks: pgzip allocates them all up front.
+const (
+	readAheadBlock     = 1 << 20
+	maxReadAheadBlocks = 16
+)
+
+func readAheadBlocks(l v1.Layer) int {
+	size, err := l.Size()
+	if err != nil {
+		return 2
+	}
+	return int(min(max(size/readAheadBlock+1, 2), maxReadAheadBlocks))
 }
 
 type layerReader struct {

@@ -109,3 +109,35 @@ func readAll(t *testing.T, open func() (io.ReadCloser, error)) []byte {
 	}
 	return b
 }
+
+// sizedLayer is a layer that only knows its compressed size, or fails to.
+type sizedLayer struct {
+	v1.Layer
+	size int64
+	err  error
+}
+
+func (l sizedLayer) Size() (int64, error) { return l.size, l.err }
+
+// The read-ahead grows with the layer, up to 16 blocks; a layer of
+// unknown size gets the least.
+func TestReadAheadBlocks(t *testing.T) {
+	tests := []struct {
+		name string
+		l    v1.Layer
+		want int
+	}{
+		{"empty", sizedLayer{}, 2},
+		{"half a block", sizedLayer{size: readAheadBlock / 2}, 2},
+		{"three blocks", sizedLayer{size: 3 * readAheadBlock}, 4},
+		{"Debian's 60 MB", sizedLayer{size: 60 << 20}, maxReadAheadBlocks},
+		{"unknown size", sizedLayer{err: io.ErrUnexpectedEOF}, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := readAheadBlocks(tc.l); got != tc.want {
+				t.Errorf("readAheadBlocks = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
