@@ -40,6 +40,22 @@ func bigRoot(t *testing.T) (string, []Change) {
 	return root, changes
 }
 
+// readAll reads l's compressed stream to its end on a goroutine of wg, as
+// an upload would.
+func readAll(wg *sync.WaitGroup, l v1.Layer, got *[]byte, readErr *error) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		rc, err := l.Compressed()
+		if err != nil {
+			*readErr = err
+			return
+		}
+		defer rc.Close()
+		*got, *readErr = io.ReadAll(rc)
+	}()
+}
+
 func TestUploadReadsTheLayerWhileItIsWritten(t *testing.T) {
 	root, changes := bigRoot(t)
 	for _, c := range []Compression{Gzip, Zstd, Uncompressed} {
@@ -57,17 +73,7 @@ func TestUploadReadsTheLayerWhileItIsWritten(t *testing.T) {
 				_, earlyErr = l.Digest()
 				mt, _ := l.MediaType()
 				earlyMedia = string(mt)
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					rc, err := l.Compressed()
-					if err != nil {
-						readErr = err
-						return
-					}
-					defer rc.Close()
-					streamed, readErr = io.ReadAll(rc)
-				}()
+				readAll(&wg, l, &streamed, &readErr)
 			}}
 			l, err := Write(root, changes, opts)
 			if err != nil {
@@ -102,22 +108,10 @@ func TestUploadOfAFailedWriteFails(t *testing.T) {
 	var (
 		wg      sync.WaitGroup
 		readErr error
-		got     int
+		got     []byte
 	)
 	_, err := Write(root, changes, Options{TempDir: t.TempDir(), Upload: func(l v1.Layer) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rc, err := l.Compressed()
-			if err != nil {
-				readErr = err
-				return
-			}
-			defer rc.Close()
-			var b []byte
-			b, readErr = io.ReadAll(rc)
-			got = len(b)
-		}()
+		readAll(&wg, l, &got, &readErr)
 	}})
 	if err == nil {
 		t.Fatal("Write of a missing path succeeded")
@@ -126,7 +120,7 @@ func TestUploadOfAFailedWriteFails(t *testing.T) {
 	// io.ReadAll turns io.EOF into nil: an upload that saw the end of
 	// the stream would commit a truncated blob.
 	if readErr == nil {
-		t.Fatalf("the upload read %d bytes and then the end of a layer whose Write failed (%v)", got, err)
+		t.Fatalf("the upload read %d bytes and then the end of a layer whose Write failed (%v)", len(got), err)
 	}
 }
 
