@@ -32,7 +32,7 @@ func coldBuild(b *testing.B, reg *harness.Registry, c buildContext) {
 	var idle int64
 	results := buildInTurns(b, reg, c, tools, func() { idle = dockerIdleRSS() })
 	for _, t := range tools {
-		r := row{section: "cold/" + c.name, tool: t.name, res: results[t.name], note: t.note}
+		r := row{section: "cold/" + c.name, tool: t.name, res: results[t.name], pulls: t.pulls, note: t.note}
 		if t.name == "docker" {
 			r.idle = idle
 		}
@@ -44,7 +44,8 @@ func coldBuild(b *testing.B, reg *harness.Registry, c buildContext) {
 // turns within each repetition, and returns each tool's fastest run. Everything
 // before the timer starts is set-up none of the tools is measured on: the
 // base image pushed, loaded where a tool keeps a local store, the pod
-// images built; then ready runs. The metrics go to b.
+// images built; then ready runs. Before each turn, startFromQuietDisk.
+// The metrics go to b.
 func buildInTurns(b *testing.B, reg *harness.Registry, c buildContext, tools []tool, ready func()) map[string]result {
 	base := c.base(b, reg)
 	dir := c.write(b)
@@ -60,6 +61,11 @@ func buildInTurns(b *testing.B, reg *harness.Registry, c buildContext, tools []t
 	for i := range reps(b) {
 		for _, t := range tools {
 			j := job{contextDir: dir, base: base, dest: fmt.Sprintf("%s/bench/%s-%s:%d", reg.Host, c.name, t.name, i)}
+			b.StopTimer()
+			if err := startFromQuietDisk(); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
 			r, err := builds[t.name](j)
 			if err != nil {
 				b.Fatalf("%s, build of %s: %v", t.name, c.name, err)

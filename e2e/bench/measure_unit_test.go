@@ -193,3 +193,43 @@ func TestPrintScalingSlopes(t *testing.T) {
 		t.Errorf("points are not in order of size:\n%s", out.String())
 	}
 }
+
+func TestReportTakesRatiosAgainstPeersAndPullingPeers(t *testing.T) {
+	reportMu.Lock()
+	saved := report
+	secs := func(s float64) result {
+		return result{total: measurement{wall: time.Duration(s * float64(time.Second))}}
+	}
+	report = []row{
+		{section: "cold/x", tool: "slipway-pod", res: secs(4), pulls: true},
+		{section: "cold/x", tool: "buildah", res: secs(5)},
+		{section: "cold/x", tool: "kaniko-pod", res: secs(8), pulls: true},
+		{section: "cold/x", tool: "buildah-pull", res: secs(10), pulls: true},
+	}
+	reportMu.Unlock()
+	defer func() {
+		reportMu.Lock()
+		report = saved
+		reportMu.Unlock()
+	}()
+	var out strings.Builder
+	printReport(&out)
+	tests := []struct{ tool, want string }{
+		// vs fastest, vs peer (buildah, 5 s), vs pulling (kaniko, 8 s)
+		{"slipway-pod", "1.00x 0.80x 0.50x"},
+		{"buildah", "1.25x 1.00x 0.62x"},
+		{"buildah-pull", "2.50x 2.00x 1.25x"},
+	}
+	for _, tt := range tests {
+		var got string
+		for _, l := range strings.Split(out.String(), "\n") {
+			// section, tool, wall, CPU, peak, tree, then the three ratios
+			if f := strings.Fields(l); len(f) > 8 && f[1] == tt.tool {
+				got = strings.Join(f[6:9], " ")
+			}
+		}
+		if got != tt.want {
+			t.Errorf("%s: ratios %q, want %q\n%s", tt.tool, got, tt.want, out.String())
+		}
+	}
+}
