@@ -61,11 +61,9 @@ func buildInTurns(b *testing.B, reg *harness.Registry, c buildContext, tools []t
 	for i := range reps(b) {
 		for _, t := range tools {
 			j := job{contextDir: dir, base: base, dest: fmt.Sprintf("%s/bench/%s-%s:%d", reg.Host, c.name, t.name, i)}
-			b.StopTimer()
 			if err := startFromQuietDisk(); err != nil {
 				b.Fatal(err)
 			}
-			b.StartTimer()
 			r, err := builds[t.name](j)
 			if err != nil {
 				b.Fatalf("%s, build of %s: %v", t.name, c.name, err)

@@ -171,18 +171,10 @@ func TestFastestKeepsTheQuickerRunAndTheHigherPeaks(t *testing.T) {
 }
 
 func TestPrintScalingSlopes(t *testing.T) {
-	reportMu.Lock()
-	saved := scaling
-	scaling = []scalePoint{
+	replaceReported(t, nil, []scalePoint{
 		{dimension: "files", unit: "1k files", perUnit: 1000, x: 10000, label: "10k files", tool: "t", res: result{total: measurement{wall: 11 * time.Second, maxRSS: 100 << 20}}},
 		{dimension: "files", unit: "1k files", perUnit: 1000, x: 1000, label: "1k files", tool: "t", res: result{total: measurement{wall: 2 * time.Second, maxRSS: 100 << 20}}},
-	}
-	reportMu.Unlock()
-	defer func() {
-		reportMu.Lock()
-		scaling = saved
-		reportMu.Unlock()
-	}()
+	})
 	var out strings.Builder
 	printScaling(&out)
 	// 9 more seconds over 9k more files: 1 s per 1k files; memory flat.
@@ -195,23 +187,15 @@ func TestPrintScalingSlopes(t *testing.T) {
 }
 
 func TestReportTakesRatiosAgainstPeersAndPullingPeers(t *testing.T) {
-	reportMu.Lock()
-	saved := report
 	secs := func(s float64) result {
 		return result{total: measurement{wall: time.Duration(s * float64(time.Second))}}
 	}
-	report = []row{
+	replaceReported(t, []row{
 		{section: "cold/x", tool: "slipway-pod", res: secs(4), pulls: true},
 		{section: "cold/x", tool: "buildah", res: secs(5)},
 		{section: "cold/x", tool: "kaniko-pod", res: secs(8), pulls: true},
 		{section: "cold/x", tool: "buildah-pull", res: secs(10), pulls: true},
-	}
-	reportMu.Unlock()
-	defer func() {
-		reportMu.Lock()
-		report = saved
-		reportMu.Unlock()
-	}()
+	}, nil)
 	var out strings.Builder
 	printReport(&out)
 	tests := []struct{ tool, want string }{
@@ -232,4 +216,18 @@ func TestReportTakesRatiosAgainstPeersAndPullingPeers(t *testing.T) {
 			t.Errorf("%s: ratios %q, want %q\n%s", tt.tool, got, tt.want, out.String())
 		}
 	}
+}
+
+// replaceReported has the report hold only rows and points until the test
+// ends.
+func replaceReported(t *testing.T, rows []row, points []scalePoint) {
+	reportMu.Lock()
+	savedRows, savedPoints := report, scaling
+	report, scaling = rows, points
+	reportMu.Unlock()
+	t.Cleanup(func() {
+		reportMu.Lock()
+		report, scaling = savedRows, savedPoints
+		reportMu.Unlock()
+	})
 }
