@@ -169,7 +169,7 @@ type Policy struct {
 	// clamps file times in new layers: --reproducible and SOURCE_DATE_EPOCH.
 	Epoch *time.Time
 	// Compression is layer.Gzip (the default) or layer.Zstd;
-	// CompressionLevel 0 is the algorithm's default.
+	// CompressionLevel 0 is the fastest level, kaniko's default.
 	Compression      layer.Compression
 	CompressionLevel int
 	// IgnorePaths are never snapshotted (kaniko's --ignore-path).

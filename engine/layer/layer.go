@@ -74,7 +74,8 @@ const (
 type Options struct {
 	// Compression is Gzip (the default) or Zstd.
 	Compression Compression
-	// Level is the compression level; zero means the algorithm's default.
+	// Level is the compression level; zero means the fastest, gzip's 1
+	// and zstd's 1, as kaniko's default (go-containerregistry's).
 	Level int
 	// Epoch, when set, clamps every modification time to it, as BuildKit
 	// does with SOURCE_DATE_EPOCH, so that two builds give the same bytes.
@@ -212,7 +213,10 @@ func compressor(w io.Writer, opts Options) (io.WriteCloser, types.MediaType, err
 	case "", Gzip:
 		level := opts.Level
 		if level == 0 {
-			level = gzip.DefaultCompression
+			// Kaniko's default. Level 6 would make a layer about a tenth
+			// smaller for two and a half times the CPU, and the build
+			// waits for the last layer's compression.
+			level = gzip.BestSpeed
 		}
 		// pgzip compresses 1 MiB blocks on every core, each primed with
 		// the tail of the one before. The output depends only on the
@@ -239,9 +243,11 @@ func compressor(w io.Writer, opts Options) (io.WriteCloser, types.MediaType, err
 			zstd.WithConcurrentBlocks(true),
 			zstd.WithWindowSize(zstdWindow),
 		}
-		if opts.Level != 0 {
-			zopts = append(zopts, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(opts.Level)))
+		level := opts.Level
+		if level == 0 {
+			level = 1 // as gzip: kaniko's, go-containerregistry's
 		}
+		zopts = append(zopts, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)))
 		zw, err := zstd.NewWriter(w, zopts...)
 		if err != nil {
 			return nil, "", fmt.Errorf("zstd: %w", err)

@@ -92,7 +92,7 @@ func flags() []cli.Flag {
 		&cli.BoolFlag{Name: "push-ignore-immutable-tag-errors", Usage: "take a push refused because the tag is immutable as a success"},
 		&cli.BoolFlag{Name: "skip-push-permission-check", Usage: "do not check push access (checked while the build starts; a refusal stops it)"},
 		&cli.StringFlag{Name: "compression", Value: "gzip", Usage: "layer compression: gzip or zstd"},
-		&cli.IntFlag{Name: "compression-level", Value: -1, Usage: "compression level; -1 is the default"},
+		&cli.IntFlag{Name: "compression-level", Value: -1, Usage: "compression level; -1 is the default, 1 (the fastest, as in kaniko)"},
 		&cli.StringFlag{Name: "image-format", Usage: "oci or docker: the manifest and layer media types (default: the base image's)"},
 		&cli.BoolFlag{Name: "reproducible", Usage: "strip timestamps so that identical inputs give identical digests"},
 
