@@ -446,7 +446,7 @@ func (b *builder) runStages(ctx context.Context) error {
 	if b.roots.shared() {
 		for i := range b.plan.Stages {
 			if i+1 < len(b.plan.Stages) {
-				b.prefetchLower(ctx, &b.plan.Stages[i+1], &b.plan.Stages[i])
+				b.prefetchLower(ctx, &b.plan.Stages[i+1], &b.plan.Stages[i], nil)
 			}
 			if err := b.runStage(ctx, &b.plan.Stages[i]); err != nil {
 				return err

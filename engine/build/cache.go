@@ -63,8 +63,9 @@ func (s *stage) lookup(ctx context.Context) {
 	}
 	s.b.opts.Log.Info(fmt.Sprintf("Checking the cache for %d steps", len(keys)), "stage", s.ps.Name)
 	// A rebuild whose RUNs all hit writes its later files on a sparse
-	// root: its base's tree is read while the cache is looked up.
-	s.b.prefetchLower(ctx, s.ps, nil)
+	// root: its base's tree is read while the cache is looked up, from the
+	// base the stage has pulled, not from a second pull.
+	s.b.prefetchLower(ctx, s.ps, nil, s.base)
 	entries := cache.Lookup(ctx, s.b.opts.Log, s.b.opts.LayerCache, keys)
 	s.entries = make(map[cache.Key]*cache.Entry, len(entries))
 	for i, e := range entries {

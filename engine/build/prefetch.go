@@ -37,8 +37,9 @@ type lowerPrefetch struct {
 // leave the RUNs unrun, one with a step that writes files after its last
 // RUN (maySkipRuns): then the tree is read only where every layer's table
 // of contents is at hand, since a RUN that does run unpacks the layers
-// anyway. The read stops with the build.
-func (b *builder) prefetchLower(ctx context.Context, ps, running *dockerfile.PlannedStage) {
+// anyway. base is ps's base image where the stage has pulled it already,
+// nil to have it pulled here. The read stops with the build.
+func (b *builder) prefetchLower(ctx context.Context, ps, running *dockerfile.PlannedStage, base v1.Image) {
 	if running != nil && b.unpacksBaseOf(running, ps) {
 		return
 	}
@@ -67,9 +68,13 @@ func (b *builder) prefetchLower(ctx context.Context, ps, running *dockerfile.Pla
 	b.addCleanup(func() { cancel(); <-p.done })
 	go func() {
 		defer close(p.done)
-		img, err := b.opts.Images.Pull(ctx, ps.Base, platform)
-		if err != nil {
-			return
+		img := base
+		if img == nil {
+			pulled, err := b.opts.Images.Pull(ctx, ps.Base, platform)
+			if err != nil {
+				return
+			}
+			img = pulled
 		}
 		if tablesOnly && !b.tablesAtHand(ctx, img) {
 			return

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
 
 	"github.com/slipway-build/slipway/engine/layertoc"
 )
@@ -59,10 +60,40 @@ COPY --from=build /a /a
 			if c.layerCache {
 				b.opts.LayerCache = &memStore{}
 			}
-			b.prefetchLower(context.Background(), &plan.Stages[c.next], &plan.Stages[0])
+			b.prefetchLower(context.Background(), &plan.Stages[c.next], &plan.Stages[0], nil)
 			b.cleanup()
 			if !slices.Equal(pulls.refs, c.want) {
 				t.Errorf("read ahead %v, want %v", pulls.refs, c.want)
+			}
+		})
+	}
+}
+
+// With a layer cache, a stage reads its base's tree ahead while its keys
+// are looked up. It has pulled that base already: the read starts from
+// that image, without asking the registry for the manifest again.
+func TestPrefetchReadsTheBaseTheStageHasPulled(t *testing.T) {
+	plan := planAll(t, `FROM img
+RUN true
+COPY a /a
+`)
+	for _, c := range []struct {
+		name   string
+		pulled v1.Image
+		want   []string
+	}{
+		{"pulled by the stage", empty.Image, nil},
+		{"not pulled yet", nil, []string{"img"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			pulls := &pullLog{}
+			b := &builder{plan: plan, tocs: layertoc.NewIndex(nil, slog.New(slog.NewTextHandler(io.Discard, nil)))}
+			b.opts.Images, b.opts.Platform = pulls, v1.Platform{OS: "linux", Architecture: "amd64"}
+			b.opts.LayerCache = &memStore{}
+			b.prefetchLower(context.Background(), &plan.Stages[0], nil, c.pulled)
+			b.cleanup()
+			if !slices.Equal(pulls.refs, c.want) {
+				t.Errorf("pulled %v, want %v", pulls.refs, c.want)
 			}
 		})
 	}
