@@ -40,8 +40,8 @@
 //     --layers=false, a fresh store per context). That favours them a
 //     little; it removes the registry's speed from their numbers.
 //     buildah-pull (a new store for every build) and buildkit-pull (the
-//     daemon emptied before every build, the base loaded again after it,
-//     off the clock) pull and unpack their base in the timed build, as
+//     daemon emptied before every build, which leaves the base pulled for
+//     the buildkit row's next turn) pull and unpack their base in the timed build, as
 //     Slipway and kaniko do: what a CI pod that starts empty gets, and
 //     how the issue that set the targets measured the peers. The table
 //     gives each tool's time over the fastest other tool's twice: "vs

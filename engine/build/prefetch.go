@@ -47,10 +47,6 @@ func (b *builder) prefetchLower(ctx context.Context, ps, running *dockerfile.Pla
 	if tablesOnly && !b.maySkipRuns(*ps) {
 		return
 	}
-	platform := b.opts.Platform
-	if ps.Platform != nil {
-		platform = fromOCIPlatform(*ps.Platform)
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	p := &lowerPrefetch{done: make(chan struct{})}
 	b.mu.Lock()
@@ -70,6 +66,10 @@ func (b *builder) prefetchLower(ctx context.Context, ps, running *dockerfile.Pla
 		defer close(p.done)
 		img := base
 		if img == nil {
+			platform := b.opts.Platform
+			if ps.Platform != nil {
+				platform = fromOCIPlatform(*ps.Platform)
+			}
 			pulled, err := b.opts.Images.Pull(ctx, ps.Base, platform)
 			if err != nil {
 				return

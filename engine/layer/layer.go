@@ -74,8 +74,7 @@ const (
 type Options struct {
 	// Compression is Gzip (the default) or Zstd.
 	Compression Compression
-	// Level is the compression level; zero means the fastest, gzip's 1
-	// and zstd's 1, as kaniko's default (go-containerregistry's).
+	// Level is the compression level; zero means defaultLevel.
 	Level int
 	// Epoch, when set, clamps every modification time to it, as BuildKit
 	// does with SOURCE_DATE_EPOCH, so that two builds give the same bytes.
@@ -208,16 +207,16 @@ const gzipBlock = 1 << 20
 // part of the format of zstd layers.
 const zstdWindow = 2 << 20
 
+// defaultLevel is the level of a layer written with none given, for gzip
+// and zstd alike: 1, the fastest, kaniko's (go-containerregistry's). Level
+// 6 would make a gzip layer about a tenth smaller for two and a half times
+// the CPU, and the build waits for its last layer's compression.
+const defaultLevel = 1
+
 func compressor(w io.Writer, opts Options) (io.WriteCloser, types.MediaType, error) {
+	level := cmp.Or(opts.Level, defaultLevel)
 	switch opts.Compression {
 	case "", Gzip:
-		level := opts.Level
-		if level == 0 {
-			// Kaniko's default. Level 6 would make a layer about a tenth
-			// smaller for two and a half times the CPU, and the build
-			// waits for the last layer's compression.
-			level = gzip.BestSpeed
-		}
 		// pgzip compresses 1 MiB blocks on every core, each primed with
 		// the tail of the one before. The output depends only on the
 		// block size, never on how many cores did the work, so a
@@ -242,12 +241,8 @@ func compressor(w io.Writer, opts Options) (io.WriteCloser, types.MediaType, err
 			zstd.WithEncoderConcurrency(max(2, runtime.GOMAXPROCS(0))),
 			zstd.WithConcurrentBlocks(true),
 			zstd.WithWindowSize(zstdWindow),
+			zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
 		}
-		level := opts.Level
-		if level == 0 {
-			level = 1 // as gzip: kaniko's, go-containerregistry's
-		}
-		zopts = append(zopts, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)))
 		zw, err := zstd.NewWriter(w, zopts...)
 		if err != nil {
 			return nil, "", fmt.Errorf("zstd: %w", err)

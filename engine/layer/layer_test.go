@@ -290,10 +290,11 @@ func TestTheDefaultLevelIsKanikos(t *testing.T) {
 		{Gzip, 6},
 		{Zstd, 3},
 	} {
-		if def, fastest := digest(tc.compression, 0), digest(tc.compression, 1); def != fastest {
+		def := digest(tc.compression, 0)
+		if fastest := digest(tc.compression, 1); def != fastest {
 			t.Errorf("%s: the default level wrote %s, level 1 %s", tc.compression, def, fastest)
 		}
-		if def, slower := digest(tc.compression, 0), digest(tc.compression, tc.slower); def == slower {
+		if slower := digest(tc.compression, tc.slower); def == slower {
 			t.Errorf("%s: the default level wrote what level %d writes", tc.compression, tc.slower)
 		}
 	}
